@@ -1,0 +1,78 @@
+"""The names conditions and templates see: ``cart``, ``visitor``, ``customer``,
+``session``, ``journey``, ``now``, ``segments`` (documented in docs/scenarios.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from engine.scenario.loader import Config
+from engine.store.models import Cart, Identity, Journey, Profile
+from engine.store.models import Session as VisitSession
+from engine.timing import zone_or_default
+
+
+def cart_view(cart: Cart) -> dict[str, Any]:
+    return {
+        "id": cart.id,
+        "value": float(cart.value),
+        "currency": cart.currency,
+        "item_count": cart.item_count,
+        "items": cart.items,
+        "url": cart.url,
+        "status": cart.status,
+        "created_at": cart.created_at,
+    }
+
+
+def build_context(session: Session, config: Config, profile: Profile, cart: Cart,
+                  now: datetime, journey: Journey | None = None) -> dict[str, Any]:
+    defaults = config.settings.defaults
+    zone = zone_or_default(profile.timezone, defaults.timezone)
+    sessions = session.scalar(select(func.count()).select_from(VisitSession)
+                              .where(VisitSession.profile_id == profile.id)) or 0
+    orders_30d = session.scalar(select(func.count()).select_from(Cart).where(
+        Cart.profile_id == profile.id, Cart.status == "ordered",
+        Cart.ordered_at >= now - timedelta(days=30))) or 0
+    orders_total = session.scalar(select(func.count()).select_from(Cart).where(
+        Cart.profile_id == profile.id, Cart.status == "ordered")) or 0
+    features = dict(profile.attributes or {})
+    known = session.scalar(select(Identity.value).where(
+        Identity.profile_id == profile.id, Identity.kind == "customer_id").limit(1)) is not None
+    context: dict[str, Any] = {
+        "cart": cart_view(cart),
+        "visitor": {
+            "sessions": sessions,
+            "last_seen_at": profile.last_seen_at,
+            "is_known": known,
+            **features,
+        },
+        "customer": {
+            "id": profile.id,
+            "first_name": profile.first_name,
+            "locale": profile.locale or defaults.locale,
+            "orders_30d": orders_30d,
+            "orders_total": orders_total,
+        },
+        "session": {"count": sessions},
+        "journey": {
+            "scenario": journey.scenario if journey else None,
+            "step": journey.step_index if journey else None,
+            "group": journey.group if journey else None,
+            "started_at": journey.started_at if journey else None,
+            "sent": (journey.state or {}).get("sent", 0) if journey else 0,
+        },
+        "now": now.astimezone(zone),
+    }
+    context["segments"] = {name for name, cond in config.segments.items() if _safe(cond, context)}
+    return context
+
+
+def _safe(condition: Any, context: dict[str, Any]) -> bool:
+    try:
+        return bool(condition.evaluate(context))
+    except Exception:
+        return False

@@ -1,0 +1,40 @@
+"""The decision log: every guard's answer is a row, so "why didn't she get it?" has an
+answer (``cartflow simulate`` prints these; ``cartflow why`` will read them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import structlog
+from sqlalchemy.orm import Session
+
+from engine.store.models import Decision, Journey
+
+log = structlog.get_logger("cartflow.decisions")
+
+
+def record(session: Session, at: datetime, decision: str, reason: str, *,
+           journey: Journey | None = None, profile_id: str | None = None,
+           cart_id: str | None = None, scenario: str | None = None, step_id: str | None = None,
+           channel: str | None = None, until: datetime | None = None,
+           delivery_id: str | None = None) -> Decision:
+    row = Decision(
+        at=at,
+        decision=decision,
+        reason=reason[:500],
+        journey_id=journey.id if journey else None,
+        profile_id=journey.profile_id if journey else profile_id,
+        cart_id=journey.cart_id if journey else cart_id,
+        scenario=journey.scenario if journey else scenario,
+        step_id=step_id,
+        channel=channel,
+        until=until,
+        delivery_id=delivery_id,
+    )
+    session.add(row)
+    log.info(
+        f"journey_{decision}" if decision in ("started", "exited", "completed") else f"step_{decision}",
+        journey_id=row.journey_id, cart_id=row.cart_id, scenario=row.scenario, step=step_id,
+        channel=channel, reason=reason, until=until.isoformat() if until else None,
+    )
+    return row

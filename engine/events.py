@@ -1,0 +1,195 @@
+"""The native event (DESIGN §7, a contract) and its validation.
+
+``POST /v1/events`` and ``cartflow simulate`` both take these objects. Unknown fields are
+kept (``extra="allow"``), never rejected, so a shop can send more than we understand today.
+Validation errors become a list of ``{"loc": "events.3.cart.items.0.price", "msg": ...}``
+so a client sees which field is wrong and why.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from engine.clock import as_utc
+
+#: Every event type cartflow understands.
+EVENT_TYPES = (
+    "session.started",
+    "page.viewed",
+    "product.viewed",
+    "cart.updated",
+    "checkout.started",
+    "order.completed",
+    "customer.identified",
+    "consent.updated",
+)
+EventType = Literal[
+    "session.started",
+    "page.viewed",
+    "product.viewed",
+    "cart.updated",
+    "checkout.started",
+    "order.completed",
+    "customer.identified",
+    "consent.updated",
+]
+#: Channels a shopper can consent to.
+CHANNELS = ("push", "sms", "email", "messenger")
+#: The most events one request may carry.
+MAX_BATCH = 1000
+
+Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
+ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
+
+
+class CartItem(_Open):
+    sku: ShortText
+    name: str = Field(default="", max_length=500)
+    price: Money
+    quantity: int = Field(default=1, ge=1, le=100_000)
+    url: str | None = None
+    image: str | None = None
+    category: str | None = None
+
+
+class Cart(_Open):
+    id: ShortText
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    url: str | None = None
+    items: list[CartItem] = Field(default_factory=list, max_length=500)
+
+    @property
+    def value(self) -> Decimal:
+        return sum((item.price * item.quantity for item in self.items), Decimal(0))
+
+
+class Contact(_Open):
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=32)
+    push_token: str | None = Field(default=None, max_length=4096)
+    locale: str | None = Field(default=None, max_length=35)
+    timezone: str | None = Field(default=None, max_length=64)
+    first_name: str | None = Field(default=None, max_length=200)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as 'Europe/Moscow'"
+            ) from None
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _plausible_email(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        local, at, domain = value.rpartition("@")
+        if not at or not local or "." not in domain:
+            raise ValueError("not an email address; expected name@domain.tld")
+        return value
+
+
+class Order(_Open):
+    id: ShortText
+    cart_id: str | None = None
+    total: Money | None = None
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    discount_code: str | None = None
+
+
+class Event(_Open):
+    """One native event. ``at`` must carry a time zone offset."""
+
+    id: ShortText
+    type: EventType
+    at: datetime | None = None
+    anonymous_id: str | None = Field(default=None, max_length=200)
+    customer_id: str | None = Field(default=None, max_length=200)
+    session_id: str | None = Field(default=None, max_length=200)
+    cart: Cart | None = None
+    contact: Contact | None = None
+    consent: dict[Literal["push", "sms", "email", "messenger"], bool] | None = None
+    order: Order | None = None
+
+    @field_validator("at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("timestamp needs a time zone offset, e.g. 2026-11-22T10:00:00Z")
+        return as_utc(value)
+
+    @model_validator(mode="after")
+    def _shape(self) -> Event:
+        if not (self.anonymous_id or self.customer_id):
+            raise ValueError("an event needs anonymous_id or customer_id (or both)")
+        if self.type == "cart.updated" and self.cart is None:
+            raise ValueError("cart.updated needs a 'cart' object with 'id' and 'items'")
+        if self.type == "order.completed" and self.order is None:
+            raise ValueError("order.completed needs an 'order' object with at least 'id'")
+        if self.type == "consent.updated" and not self.consent:
+            raise ValueError("consent.updated needs a 'consent' object, e.g. {\"sms\": false}")
+        return self
+
+
+class Batch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    events: list[Event] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class EventError(ValueError):
+    """Bad input: ``errors`` is a list of ``{"loc", "msg"}`` with dotted field paths."""
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{e['loc']}: {e['msg']}" for e in errors))
+
+
+def parse_events(body: Any) -> list[Event]:
+    """Validate one event or ``{"events": [...]}`` and return the events.
+
+    Raises :class:`EventError` with every problem found, each with its field path.
+    """
+    if isinstance(body, dict) and "events" in body and "type" not in body:
+        prefix = ""
+        model: type[BaseModel] = Batch
+    elif isinstance(body, dict):
+        prefix = ""
+        model = Event
+    else:
+        raise EventError(
+            [{"loc": "body", "msg": "expected a JSON object: one event or {\"events\": [...]}"}]
+        )
+    try:
+        parsed = model.model_validate(body)
+    except ValidationError as exc:
+        raise EventError([_error(prefix, err) for err in exc.errors()]) from None
+    if isinstance(parsed, Batch):
+        # The same id twice in one batch is idempotency at work, not an error.
+        return parsed.events
+    assert isinstance(parsed, Event)
+    return [parsed]
+
+
+def _error(prefix: str, err: Any) -> dict[str, str]:
+    loc = ".".join(str(part) for part in err["loc"] if part not in ("function-after",))
+    msg = str(err["msg"])
+    msg = msg.removeprefix("Value error, ")
+    return {"loc": (prefix + loc) or "body", "msg": msg}

@@ -1,0 +1,223 @@
+"""Send-time guards: one ordered list of small functions (STYLE §5).
+
+Each guard looks at a :class:`StepCheck` and answers ``None`` (go on), or a
+:class:`Verdict`: *defer until T*, *skip because R*, *exit because R*. The order is the
+policy::
+
+    exit → step condition → escalation → still browsing → channel (consent,
+    reachability, fallback) → window / quiet hours → frequency caps
+
+The channel is chosen before the window is checked because quiet hours depend on the
+channel (email has none); a closed window defers, it never falls back to another channel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from engine.scenario.loader import CompiledScenario, Config
+from engine.scenario.model import Step
+from engine.store.models import Cart, Consent, Contact, Delivery, Journey, Profile
+from engine.timing import zone_or_default
+
+#: Delivery states that count against frequency caps (all but failed before sending).
+COUNTED = ("pending", "sending", "accepted", "delivered", "unknown")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: Literal["defer", "skip", "exit"]
+    reason: str
+    until: datetime | None = None
+
+
+@dataclass
+class StepCheck:
+    session: Session
+    config: Config
+    scenario: CompiledScenario
+    step: Step
+    journey: Journey
+    cart: Cart
+    profile: Profile
+    now: datetime
+    context: dict[str, Any]
+    #: The step's original due time: deferrals never push it past ``max_staleness``.
+    due_at: datetime
+    channel: str | None = None
+    contact: Contact | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+Guard = Callable[[StepCheck], Verdict | None]
+
+
+def exit_conditions(check: StepCheck) -> Verdict | None:
+    if check.cart.status == "ordered":
+        return Verdict("exit", "order.completed")
+    if check.cart.status == "emptied" or not check.cart.items:
+        return Verdict("exit", "cart.emptied")
+    expires_at = check.journey.anchor_at + check.scenario.model.expires
+    if check.now >= expires_at:
+        return Verdict("exit", f"expired ({check.scenario.model.expires} after abandonment)")
+    return None
+
+
+def step_condition(check: StepCheck) -> Verdict | None:
+    condition = check.scenario.step_conditions.get(check.step.id)
+    if condition is None:
+        return None
+    try:
+        holds = condition.evaluate(check.context)
+    except Exception as exc:
+        return Verdict("skip", f"step condition failed to evaluate: {exc}")
+    return None if holds else Verdict("skip", f"step condition is false ({condition.source})")
+
+
+def escalation(check: StepCheck) -> Verdict | None:
+    rule = check.step.escalate
+    if rule is None:
+        return None
+    previous = check.session.scalar(
+        select(Delivery).where(Delivery.journey_id == check.journey.id)
+        .order_by(Delivery.created_at.desc()).limit(1))
+    if previous is None:
+        return None
+    engaged_at = (previous.rendered or {}).get(f"{rule.unless}_at") or _engaged(previous, rule.unless)
+    if engaged_at is not None:
+        return Verdict("skip", f"previous message was {rule.unless}; no need to escalate")
+    waited = check.now - previous.created_at
+    if waited < rule.within:
+        return Verdict("defer", f"waiting {rule.within} for the previous message to be {rule.unless}",
+                       until=previous.created_at + rule.within)
+    return None
+
+
+def _engaged(delivery: Delivery, level: str) -> str | None:
+    order = ["accepted", "delivered", "opened", "clicked"]
+    status = delivery.status
+    if status in order and order.index(status) >= order.index(level):
+        return delivery.updated_at.isoformat()
+    return None
+
+
+def still_browsing(check: StepCheck) -> Verdict | None:
+    grace = check.config.settings.defaults.browsing_grace
+    seen = check.profile.last_seen_at
+    if seen is not None and check.now - seen < grace and seen > check.journey.started_at:
+        return Verdict("defer", "visitor is browsing right now", until=seen + grace)
+    return None
+
+
+def channel_choice(check: StepCheck) -> Verdict | None:
+    """Pick the first channel with consent and a valid contact; record why others lost."""
+    sender_has = check.context.get("_provider_for")
+    for channel in check.step.channels:
+        consent = check.session.get(Consent, (check.profile.id, channel))
+        if consent is None or not consent.granted:
+            check.notes.append(f"{channel}: no consent")
+            continue
+        contact = check.session.scalar(
+            select(Contact).where(Contact.profile_id == check.profile.id, Contact.channel == channel,
+                                  Contact.valid.is_(True)).order_by(Contact.updated_at.desc()).limit(1))
+        if contact is None:
+            check.notes.append(f"{channel}: no valid contact")
+            continue
+        if callable(sender_has) and sender_has(channel) is None:
+            check.notes.append(f"{channel}: no provider configured")
+            continue
+        check.channel, check.contact = channel, contact
+        return None
+    return Verdict("skip", "no channel with consent and a contact (" + "; ".join(check.notes) + ")")
+
+
+def send_window(check: StepCheck) -> Verdict | None:
+    assert check.channel is not None
+    rules = check.config.send_rules(check.scenario.model, check.step, check.channel)
+    zone = zone_or_default(check.profile.timezone or _zone_from_phone(check),
+                           check.config.settings.defaults.timezone)
+    if rules.allows(check.now, zone):
+        return None
+    opening = rules.next_opening(check.now, zone)
+    if opening is None:
+        return Verdict("skip", "send window never opens in the next 8 days")
+    return Verdict("defer", f"outside send window / quiet hours in {zone.key}", until=opening)
+
+
+def _zone_from_phone(check: StepCheck) -> str | None:
+    """No zone on the profile: the phone number's region, if it has a single zone."""
+    phone = check.session.scalar(select(Contact.address).where(
+        Contact.profile_id == check.profile.id, Contact.channel == "sms").limit(1))
+    if not phone:
+        return None
+    import phonenumbers
+    from phonenumbers import timezone as phone_zones
+
+    try:
+        zones = phone_zones.time_zones_for_number(phonenumbers.parse(phone, None))
+    except phonenumbers.NumberParseException:
+        return None
+    return zones[0] if len(zones) == 1 and zones[0] != "Etc/Unknown" else None
+
+
+def frequency_caps(check: StepCheck) -> Verdict | None:
+    assert check.channel is not None
+    latest_until: datetime | None = None
+    hit: str | None = None
+    for cap in check.config.settings.caps:
+        if cap.channel not in ("any", check.channel):
+            continue
+        since = check.now - cap.per
+        query = select(Delivery.created_at).where(
+            Delivery.profile_id == check.profile.id, Delivery.created_at > since,
+            Delivery.status.in_(COUNTED))
+        if cap.channel != "any":
+            query = query.where(Delivery.channel == cap.channel)
+        times = sorted(check.session.scalars(query).all())
+        if len(times) >= cap.max:
+            # room opens when the oldest message that keeps us at the cap leaves the window
+            frees_at = times[len(times) - cap.max] + cap.per
+            if latest_until is None or frees_at > latest_until:
+                latest_until, hit = frees_at, f"cap {cap.max}/{cap.per} on {cap.channel}"
+    if hit is None or latest_until is None:
+        return None
+    if check.step.on_cap == "skip":
+        return Verdict("skip", f"frequency {hit} reached")
+    stale_at = check.due_at + check.scenario.model.max_staleness
+    if latest_until > stale_at:
+        return Verdict("skip", f"frequency {hit} reached; room opens after max_staleness "
+                               f"{check.scenario.model.max_staleness}")
+    return Verdict("defer", f"frequency {hit} reached", until=latest_until)
+
+
+#: The policy, in order.
+GUARDS: Sequence[Guard] = (
+    exit_conditions,
+    step_condition,
+    escalation,
+    still_browsing,
+    channel_choice,
+    send_window,
+    frequency_caps,
+)
+
+
+def run_guards(check: StepCheck, guards: Sequence[Guard] = GUARDS) -> Verdict | None:
+    for guard in guards:
+        verdict = guard(check)
+        if verdict is not None:
+            return verdict
+    return None
+
+
+def count_deliveries(session: Session, journey_id: str) -> int:
+    return session.scalar(select(func.count()).select_from(Delivery)
+                          .where(Delivery.journey_id == journey_id)) or 0
+
+

@@ -1,0 +1,359 @@
+"""Load ``scenarios.yaml`` + includes + templates into a :class:`Config`, or report
+every problem at once as ``file:line:column: message`` with a hint.
+
+Nothing is half-applied: :func:`load_config` either returns a complete, compiled
+configuration or raises :class:`ConfigError` listing all problems.
+"""
+
+from __future__ import annotations
+
+import difflib
+import glob
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from engine.conditions import Condition, ConditionError, compile_condition
+from engine.scenario.model import CHANNEL_NAMES, Scenario, Settings, Step
+from engine.timing import DailySpan, SendRules
+
+Path_ = tuple[str | int, ...]
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One finding: an ``error`` refuses the configuration, a ``warning`` does not."""
+
+    file: str
+    line: int
+    column: int
+    message: str
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        tag = "" if self.severity == "error" else "warning: "
+        return f"{self.file}:{self.line}:{self.column}: {tag}{self.message}"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; ``problems`` has every error (and warning) found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems)
+        errors = [p for p in self.problems if p.severity == "error"]
+        super().__init__(f"{len(errors)} problem(s) in the configuration:\n" + "\n".join(map(str, errors)))
+
+
+@dataclass
+class Source:
+    """A YAML file with the position of every key and value."""
+
+    path: str
+    positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    key_positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+
+    def where(self, loc: Path_, *, key: bool = False) -> tuple[int, int]:
+        """Best position for ``loc``: the exact node, else its nearest ancestor."""
+        table = self.key_positions if key else self.positions
+        probe = tuple(loc)
+        while probe:
+            if probe in table:
+                return table[probe]
+            if probe in self.positions:
+                return self.positions[probe]
+            probe = probe[:-1]
+        return (1, 1)
+
+
+@dataclass
+class CompiledScenario:
+    model: Scenario
+    source: Source
+    loc: Path_
+    when: Condition | None
+    exclude: Condition | None
+    step_conditions: dict[str, Condition]
+
+    @property
+    def id(self) -> str:
+        return self.model.scenario
+
+    def step(self, index: int) -> Step | None:
+        return self.model.steps[index] if 0 <= index < len(self.model.steps) else None
+
+
+@dataclass
+class Config:
+    """A loaded, compiled, valid configuration. ``version`` hashes every file it read."""
+
+    root: Path
+    settings: Settings
+    scenarios: list[CompiledScenario]
+    segments: dict[str, Condition]
+    templates: Any  # engine.render.TemplateSet
+    version: str
+    files: list[str]
+    warnings: list[Problem] = field(default_factory=list)
+
+    def scenario(self, scenario_id: str) -> CompiledScenario | None:
+        return next((s for s in self.scenarios if s.id == scenario_id), None)
+
+    def send_rules(self, scenario: Scenario, step: Step, channel: str) -> SendRules:
+        """Windows of the step, quiet hours of defaults ∪ scenario ∪ step (only stricter)."""
+        defaults = self.settings.defaults
+        quiet: list[DailySpan] = []
+        if channel in defaults.quiet_channels:
+            quiet += [DailySpan.parse(q, wrap=True) for q in defaults.quiet_hours]
+        for extra in (scenario.quiet_hours, step.quiet_hours):
+            quiet += [DailySpan.parse(q, wrap=True) for q in extra or ()]
+        windows = tuple(DailySpan.parse(w, wrap=False) for w in step.window or ())
+        return SendRules(windows=windows, quiet=tuple(quiet))
+
+
+def _read_yaml(path: Path, display: str, problems: list[Problem]) -> tuple[Any, Source] | None:
+    source = Source(display)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        problems.append(Problem(display, 1, 1, f"cannot read file: {exc.strerror}"))
+        return None
+    yaml = YAML(typ="rt")
+    try:
+        document = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problems.append(
+            Problem(display, line, col, f"YAML syntax: {exc.problem or exc.context}; "
+                    "check indentation and quoting")
+        )
+        return None
+    except Exception as exc:  # ruamel raises a few unmarked errors (duplicate keys, ...)
+        problems.append(Problem(display, 1, 1, f"YAML: {exc}".splitlines()[0]))
+        return None
+    _record_positions(document, (), source)
+    plain = _plain(document, (), source, problems)
+    return plain, source
+
+
+def _record_positions(node: Any, loc: Path_, source: Source) -> None:
+    if isinstance(node, CommentedMap):
+        for key in node:
+            k_line, k_col, v_line, v_col = node.lc.data[key]
+            source.key_positions[(*loc, str(key))] = (k_line + 1, k_col + 1)
+            source.positions[(*loc, str(key))] = (v_line + 1, v_col + 1)
+            _record_positions(node[key], (*loc, str(key)), source)
+    elif isinstance(node, CommentedSeq):
+        for index, item in enumerate(node):
+            line, col = node.lc.data[index]
+            source.positions[(*loc, index)] = (line + 1, col + 1)
+            _record_positions(item, (*loc, index), source)
+
+
+def _plain(node: Any, loc: Path_, source: Source, problems: list[Problem]) -> Any:
+    """ruamel nodes → plain Python, with ``${ENV}`` substituted in strings."""
+    if isinstance(node, CommentedMap):
+        return {str(k): _plain(v, (*loc, str(k)), source, problems) for k, v in node.items()}
+    if isinstance(node, CommentedSeq):
+        return [_plain(v, (*loc, i), source, problems) for i, v in enumerate(node)]
+    if isinstance(node, str):
+        def substitute(match: re.Match[str]) -> str:
+            value = os.environ.get(match.group(1), match.group(2))
+            if value is None:
+                line, col = source.where(loc)
+                problems.append(Problem(source.path, line, col,
+                    f"environment variable {match.group(1)} is not set; export it "
+                    f"or give a default: ${{{match.group(1)}:-value}}"))
+                return ""
+            return value
+        return _ENV.sub(substitute, str(node))
+    return node
+
+
+def _pydantic_problems(exc: ValidationError, model: type[BaseModel], source: Source,
+                       prefix: Path_ = ()) -> Iterator[Problem]:
+    for err in exc.errors():
+        loc = tuple(part for part in err["loc"] if not (isinstance(part, str) and "[" in part))
+        # tagged/literal unions add their own segments; keep the data path only
+        data_loc = tuple(p for p in loc if isinstance(p, int) or not str(p).startswith("function"))
+        full = (*prefix, *data_loc)
+        msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if err["type"] == "extra_forbidden":
+            key = str(data_loc[-1])
+            known = _fields_at(model, data_loc[:-1])
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" — did you mean '{close[0]}'?" if close else f" (known keys: {', '.join(known)})"
+            line, col = source.where(full, key=True)
+            yield Problem(source.path, line, col, f"unknown key '{key}'{hint}")
+            continue
+        if err["type"] == "literal_error":
+            expected = err.get("ctx", {}).get("expected", "")
+            options = re.findall(r"'([^']*)'", expected)
+            close = difflib.get_close_matches(str(err.get("input")), options, n=1)
+            name = data_loc[-1] if data_loc else "value"
+            hint = f" — did you mean '{close[0]}'?" if close else f" (expected {expected})"
+            field_name = "channel" if str(err.get("input")) and set(options) <= set(CHANNEL_NAMES) else name
+            line, col = source.where(full)
+            yield Problem(source.path, line, col, f"unknown {field_name} {err.get('input')!r}{hint}")
+            continue
+        if err["type"] == "missing":
+            line, col = source.where(full[:-1])
+            yield Problem(source.path, line, col, f"missing required key '{data_loc[-1]}'")
+            continue
+        line, col = source.where(full)
+        where = ".".join(str(p) for p in data_loc)
+        yield Problem(source.path, line, col, f"{where}: {msg}" if where else msg)
+
+
+def _fields_at(model: type[BaseModel], loc: Path_) -> list[str]:
+    """Field names of the model found at ``loc`` (walking nested models and lists)."""
+    import typing
+
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        info = current.model_fields.get(str(part))
+        if info is None:
+            return []
+        current = _inner_model(info.annotation, typing)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _inner_model(annotation: Any, typing: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _inner_model(arg, typing)
+        if found is not None:
+            return found
+    return None
+
+
+def load_config(path: str | os.PathLike[str] = "scenarios.yaml", *,
+                provider_types: Any = None) -> Config:
+    """Load and compile the configuration rooted at ``path`` or raise :class:`ConfigError`."""
+    from engine.render import TemplateSet  # render imports the model; keep import order simple
+    from engine.scenario.checks import check_config
+
+    main = Path(path)
+    root = main.parent if main.parent != Path("") else Path(".")
+    problems: list[Problem] = []
+    read = _read_yaml(main, str(path), problems)
+    if read is None:
+        raise ConfigError(problems)
+    document, main_source = read
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise ConfigError([Problem(str(path), 1, 1, "expected a mapping of settings at the top")])
+    inline = document.pop("scenarios", None) or []
+    try:
+        settings = Settings.model_validate(document)
+    except ValidationError as exc:
+        problems.extend(_pydantic_problems(exc, Settings, main_source))
+        settings = Settings.model_construct()
+        if isinstance(document.get("include"), list):
+            settings = Settings.model_construct(include=tuple(document["include"]))
+    files = [str(main)]
+    raw_scenarios: list[tuple[Any, Source, Path_]] = [
+        (item, main_source, ("scenarios", i)) for i, item in enumerate(inline)
+    ]
+    for pattern in settings.include or ():
+        matches = sorted(glob.glob(str(root / pattern), recursive=True))
+        if not matches and not any(ch in pattern for ch in "*?["):
+            line, col = main_source.where(("include",))
+            problems.append(Problem(str(path), line, col, f"included file {pattern!r} does not exist"))
+        for match in matches:
+            display = os.path.relpath(match) if not os.path.isabs(str(path)) else match
+            files.append(match)
+            loaded = _read_yaml(Path(match), display, problems)
+            if loaded is None:
+                continue
+            doc, source = loaded
+            items = doc if isinstance(doc, list) else [doc]
+            for i, item in enumerate(items):
+                raw_scenarios.append((item, source, (i,) if isinstance(doc, list) else ()))
+
+    scenarios: list[CompiledScenario] = []
+    for raw, source, loc in raw_scenarios:
+        if not isinstance(raw, dict):
+            line, col = source.where(loc)
+            problems.append(Problem(source.path, line, col, "a scenario must be a mapping with 'scenario:' and 'steps:'"))
+            continue
+        try:
+            model = Scenario.model_validate(raw)
+        except ValidationError as exc:
+            problems.extend(_pydantic_problems(exc, Scenario, source, loc))
+            continue
+        scenarios.append(_compile_scenario(model, source, loc, problems))
+
+    segments: dict[str, Condition] = {}
+    for name, expr in (settings.segments or {}).items():
+        try:
+            segments[name] = compile_condition(expr)
+        except ConditionError as exc:
+            line, col = main_source.where(("segments", name))
+            problems.append(Problem(str(path), line, col + (exc.column or 1) - 1, f"segment '{name}': {exc}"))
+
+    templates = TemplateSet(root / settings.templates, settings.defaults.locale)
+    check_config(settings, scenarios, segments, templates, main_source, problems, provider_types)
+
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise ConfigError(problems)
+    scenarios.sort(key=lambda s: (-s.model.priority, s.id))
+    digest = hashlib.sha256()
+    for name in [*files, *templates.files()]:
+        digest.update(name.encode())
+        digest.update(Path(name).read_bytes())
+    return Config(
+        root=root,
+        settings=settings,
+        scenarios=[s for s in scenarios if s.model.enabled],
+        segments=segments,
+        templates=templates,
+        version=digest.hexdigest()[:16],
+        files=files,
+        warnings=[p for p in problems if p.severity == "warning"],
+    )
+
+
+def _compile_scenario(model: Scenario, source: Source, loc: Path_, problems: list[Problem]) -> CompiledScenario:
+    def compile_at(expr: str | None, at: Path_) -> Condition | None:
+        if expr is None:
+            return None
+        try:
+            return compile_condition(expr)
+        except ConditionError as exc:
+            line, col = source.where((*loc, *at))
+            problems.append(Problem(source.path, line, col + (exc.column or 1) - 1, str(exc)))
+            return None
+
+    step_conditions: dict[str, Condition] = {}
+    for i, step in enumerate(model.steps):
+        compiled = compile_at(step.when, ("steps", i, "when"))
+        if compiled is not None:
+            step_conditions[step.id] = compiled
+    return CompiledScenario(
+        model=model,
+        source=source,
+        loc=loc,
+        when=compile_at(model.trigger.when, ("trigger", "when")),
+        exclude=compile_at(model.audience.exclude, ("audience", "exclude")),
+        step_conditions=step_conditions,
+    )

@@ -1,0 +1,129 @@
+"""The engine's front door: ingest events, apply them, fire timers.
+
+Transports (the HTTP app, Dramatiq actors, the APScheduler dispatcher, ``simulate``) call
+these methods and nothing deeper, so every mode runs the same code path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from engine.clock import Clock
+from engine.configs import ConfigHolder
+from engine.events import Event
+from engine.journeys import on_exit_signal, on_idle_timer, shortest_idle
+from engine.sending import Sender
+from engine.state import apply_event
+from engine.steps import Outcome, run_step
+from engine.store.database import Database
+from engine.store.models import RawEvent
+from engine.timers import CART_IDLE, JOURNEY_STEP, Claim, claim_due, is_current, release
+
+log = structlog.get_logger("cartflow.engine")
+
+
+class Engine:
+    def __init__(self, db: Database, clock: Clock, configs: ConfigHolder, sender: Sender) -> None:
+        self.db = db
+        self.clock = clock
+        self.configs = configs
+        self.sender = sender
+
+    # -- ingestion ---------------------------------------------------------------------
+    def ingest(self, events: Sequence[Event]) -> list[str]:
+        """Store events durably; returns the ids that were new (duplicates are ignored)."""
+        now = self.clock.now()
+        rows = []
+        seen: set[str] = set()
+        for event in events:
+            if event.id in seen:
+                continue
+            seen.add(event.id)
+            rows.append({"id": event.id, "type": event.type, "at": event.at or now, "received_at": now,
+                         "applied_at": None, "payload": event.model_dump(mode="json", exclude_none=True)})
+        if not rows:
+            return []
+        insert = postgresql.insert if self.db.is_postgres else sqlite.insert
+        with self.db.transaction() as session:
+            result = session.execute(
+                insert(RawEvent).values(rows).on_conflict_do_nothing(index_elements=["id"])
+                .returning(RawEvent.id)
+            )
+            new = [row[0] for row in result]
+        return new
+
+    def apply_events(self, ids: Sequence[str]) -> int:
+        """Apply stored events (oldest first); each once, whoever else tries. Returns count."""
+        with self.db.sessions() as session:
+            rows = session.execute(select(RawEvent.id, RawEvent.at).where(
+                RawEvent.id.in_(list(ids)), RawEvent.applied_at.is_(None))).all()
+        applied = 0
+        for event_id, _ in sorted(rows, key=lambda r: (r[1], r[0])):
+            for attempt in range(5):
+                try:
+                    applied += self._apply_one(event_id)
+                    break
+                except (IntegrityError, OperationalError):
+                    if attempt == 4:
+                        raise
+                    log.warning("event_apply_retry", event_id=event_id, attempt=attempt + 1)
+        return applied
+
+    def _apply_one(self, event_id: str) -> int:
+        config = self.configs.current
+        idle = shortest_idle(config)
+        with self.db.transaction() as session:
+            now = self.clock.now()
+            won = session.execute(update(RawEvent).where(RawEvent.id == event_id,
+                                                         RawEvent.applied_at.is_(None))
+                                  .values(applied_at=now)).rowcount
+            if not won:
+                return 0
+            raw = session.get(RawEvent, event_id)
+            assert raw is not None
+            event = Event.model_validate(raw.payload)
+            if event.at is None:
+                event = event.model_copy(update={"at": raw.at})
+            result = apply_event(session, event, now=now, idle=idle)
+            for cart_id, reason in result.exits:
+                on_exit_signal(session, self.configs.scenario_for, cart_id, reason, now, idle)
+        return 1
+
+    def unapplied_event_ids(self, older_than: timedelta, limit: int = 1000) -> list[str]:
+        """Events accepted but not applied after ``older_than`` (a lost message): re-drive."""
+        cutoff = self.clock.now() - older_than
+        with self.db.sessions() as session:
+            return list(session.scalars(select(RawEvent.id).where(
+                RawEvent.applied_at.is_(None), RawEvent.received_at <= cutoff)
+                .order_by(RawEvent.received_at).limit(limit)))
+
+    # -- timers --------------------------------------------------------------------------
+    def claim_due(self, limit: int = 500, lease: timedelta = timedelta(seconds=60)) -> list[Claim]:
+        return claim_due(self.db, self.clock.now(), limit=limit, lease=lease)
+
+    def fire(self, claim: Claim) -> Outcome:
+        """Run whatever a claimed timer is for. Safe to call twice for the same claim."""
+        if claim.kind == JOURNEY_STEP:
+            return run_step(self.db, self.configs, self.sender, claim, self.clock.now)
+        if claim.kind == CART_IDLE:
+            return self._idle(claim)
+        with self.db.transaction() as session:
+            release(session, claim, None)
+        return Outcome("stale", f"unknown timer kind {claim.kind}")
+
+    def _idle(self, claim: Claim) -> Outcome:
+        with self.db.transaction() as session:
+            if not is_current(session, claim):
+                return Outcome("stale", "timer was moved")
+            again = on_idle_timer(session, self.configs.current, claim.ref, self.clock.now())
+            release(session, claim, again)
+        return Outcome("deferred" if again else "checked", "idle check")
+
+    def now(self) -> datetime:
+        return self.clock.now()

@@ -1,0 +1,321 @@
+"""Running one journey step: guards, then the delivery row, then the provider.
+
+Three short transactions, so that a crash anywhere loses nothing and sends nothing twice:
+
+A. lock the journey; re-check every guard; reserve the token, render, and write the
+   delivery as ``pending`` under its unique idempotency key (journey + step). Exit
+   conditions are checked in this same transaction.
+B. ``pending → sending`` as a compare-and-set: of two workers that got here, one wins.
+C. record the provider's answer, advance the journey (also compare-and-set on the step
+   index), move the timer to the next step.
+
+If the worker dies between B and C the timer's lease runs out and the step runs again: it
+finds the delivery ``sending`` and marks it ``unknown`` (to be reconciled with the
+provider), never sending it again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from engine.context import build_context
+from engine.decisions import record
+from engine.guards import StepCheck, run_guards
+from engine.journeys import finish, schedule_step
+from engine.render import RenderError, SmsShape
+from engine.scenario.loader import CompiledScenario, Config
+from engine.sending import Message, Sender, SendResult
+from engine.state import new_id
+from engine.store.database import Database
+from engine.store.models import Cart, Contact, Delivery, DiscountToken, Journey, Profile
+from engine.timers import Claim, release
+from engine.tokens import reserve, view
+
+log = structlog.get_logger("cartflow.steps")
+
+#: How many times a step is retried after a retryable provider failure.
+MAX_ATTEMPTS = 3
+#: Wait before retrying when the provider did not say.
+DEFAULT_RETRY_AFTER = timedelta(minutes=5)
+#: A delivery left ``sending`` longer than this by a dead worker becomes ``unknown``.
+SENDING_GRACE = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to a step run (for simulate and tests)."""
+
+    decision: str  # sent | deferred | skipped | exited | retry | stale | unknown | failed
+    reason: str = ""
+    delivery_id: str | None = None
+
+
+def run_step(db: Database, configs: Any, sender: Sender, claim: Claim, now_fn: Any) -> Outcome:
+    """Run the step the journey ``claim.ref`` is waiting on."""
+    journey_id = claim.ref
+    with db.transaction() as session:
+        from engine.timers import is_current
+
+        if not is_current(session, claim):
+            return Outcome("stale", "timer was moved or claimed again")
+        journey = session.get(Journey, journey_id, with_for_update=True)
+        if journey is None or journey.status != "active":
+            release(session, claim, None)
+            return Outcome("stale", "journey is over")
+        now = now_fn()
+        scenario = configs.scenario_for(journey)
+        if scenario is None:
+            finish(session, journey, "exited", f"scenario {journey.scenario} no longer exists", now)
+            release(session, claim, None)
+            return Outcome("exited", "scenario removed")
+        config = configs.config_for(journey)
+        index = journey.step_index
+        step = scenario.step(index)
+        if step is None:
+            finish(session, journey, "completed", "all steps done", now)
+            release(session, claim, None)
+            return Outcome("exited", "no more steps")
+        key = f"{journey.id}:{step.id}"
+        delivery = session.scalar(select(Delivery).where(Delivery.idempotency_key == key))
+        if delivery is not None and delivery.status != "pending":
+            return _recover(session, scenario, journey, delivery, claim, now)
+        if delivery is not None:  # a retry, or a crash before sending: exits still win
+            cart = session.get(Cart, journey.cart_id)
+            if cart is None or cart.status in ("ordered", "emptied") or not cart.items:
+                reason = "order.completed" if cart is not None and cart.status == "ordered" else "cart.emptied"
+                delivery.status, delivery.error, delivery.updated_at = "cancelled", reason, now
+                finish(session, journey, "exited", reason, now)
+                release(session, claim, None)
+                return Outcome("exited", reason, delivery.id)
+        if delivery is None:
+            outcome = _decide(session, config, scenario, journey, claim, now, sender)
+            if isinstance(outcome, Outcome):
+                return outcome
+            delivery = outcome
+        message = _message(session, delivery)
+
+    # B: pending → sending, exactly one winner
+    with db.transaction() as session:
+        won = session.execute(update(Delivery).where(Delivery.id == delivery.id,
+                                                     Delivery.status == "pending")
+                              .values(status="sending", attempts=Delivery.attempts + 1,
+                                      updated_at=now_fn())).rowcount
+    if not won:
+        return Outcome("stale", "another worker is sending this step", delivery.id)
+
+    bound = log.bind(journey_id=journey_id, cart_id=delivery.cart_id, step=delivery.step_id,
+                     channel=delivery.channel, delivery_id=delivery.id)
+    try:
+        result = sender.send(message)
+    except Exception as exc:  # a provider bug: the request may have left
+        bound.exception("provider_crashed")
+        result = SendResult.unknown(delivery.provider, f"provider raised {type(exc).__name__}")
+
+    # C: outcome, advance, next timer
+    with db.transaction() as session:
+        return _settle(session, configs, scenario, journey_id, delivery.id, result, claim, now_fn(), bound)
+
+
+def _decide(session: Session, config: Config, scenario: CompiledScenario, journey: Journey,
+            claim: Claim, now: datetime, sender: Sender) -> Delivery | Outcome:
+    step = scenario.step(journey.step_index)
+    assert step is not None
+    cart = session.get(Cart, journey.cart_id, with_for_update=True)
+    profile = session.get(Profile, journey.profile_id)
+    assert cart is not None and profile is not None
+    context = build_context(session, config, profile, cart, now, journey)
+    context["_provider_for"] = sender.provider_for
+    due_at = datetime.fromisoformat((journey.state or {}).get("due_at") or claim.scheduled_for.isoformat())
+    check = StepCheck(session=session, config=config, scenario=scenario, step=step, journey=journey,
+                      cart=cart, profile=profile, now=now, context=context, due_at=due_at)
+    if journey.group == "holdout":
+        verdict_kind, reason = "skip", "holdout (control group): nothing is sent"
+        until = None
+    else:
+        verdict = run_guards(check)
+        verdict_kind = verdict.kind if verdict else "go"
+        reason = verdict.reason if verdict else ""
+        until = verdict.until if verdict else None
+    common = {"journey": journey, "step_id": step.id, "channel": check.channel}
+    if verdict_kind == "exit":
+        finish(session, journey, "exited", reason, now)
+        release(session, claim, None)
+        return Outcome("exited", reason)
+    if verdict_kind == "defer":
+        assert until is not None
+        record(session, now, "deferred", reason, until=until, **common)
+        release(session, claim, until)
+        return Outcome("deferred", reason)
+    if verdict_kind == "skip":
+        record(session, now, "skipped", reason, **common)
+        _advance(session, scenario, journey, journey.step_index, now)
+        release_after_advance(session, claim, journey)
+        return Outcome("skipped", reason)
+
+    # go: choose the variant, reserve the token, render, write the delivery
+    assert check.channel is not None and check.contact is not None
+    variant = _variant(step, journey)
+    token = None
+    if step.discount is not None:
+        token = reserve(session, step.discount, journey_id=journey.id, step_id=step.id,
+                        currency=cart.currency, now=now)
+    locale = profile.locale or config.settings.defaults.locale
+    render_context = {k: v for k, v in context.items() if not k.startswith("_")}
+    render_context.update(discount=view(token), step={"id": step.id, "channel": check.channel},
+                          links={"cart": cart.url})
+    ref = next((v.template for v in step.variants if v.id == variant), step.template) if variant else step.template
+    assert ref is not None
+    try:
+        parts = config.templates.render(ref, check.channel, locale, render_context,
+                                        config.settings.defaults.locale)
+    except RenderError as exc:
+        if token is not None:
+            token.status = "released"
+        record(session, now, "skipped", f"render failed: {exc}", **common)
+        _advance(session, scenario, journey, journey.step_index, now)
+        release_after_advance(session, claim, journey)
+        return Outcome("skipped", f"render failed: {exc}")
+    if check.channel == "sms":
+        shape = SmsShape.of(parts["text"])
+        parts.update(encoding=shape.encoding, segments=str(shape.parts))
+        if shape.parts > step.max_sms_parts:
+            if token is not None:
+                token.status = "released"
+            reason = f"SMS needs {shape.parts} parts ({shape.encoding}); step allows {step.max_sms_parts}"
+            record(session, now, "skipped", reason, **common)
+            _advance(session, scenario, journey, journey.step_index, now)
+            release_after_advance(session, claim, journey)
+            return Outcome("skipped", reason)
+    delivery = Delivery(
+        id=new_id(), idempotency_key=f"{journey.id}:{step.id}", journey_id=journey.id,
+        profile_id=journey.profile_id, cart_id=journey.cart_id, scenario=journey.scenario,
+        step_id=step.id, channel=check.channel, provider=sender.provider_for(check.channel) or "none",
+        variant=variant, contact_id=check.contact.id, status="pending",
+        token_code=token.code if token else None, rendered=parts, created_at=now, updated_at=now,
+    )
+    if token is not None:
+        token.delivery_id = delivery.id
+    session.add(delivery)
+    try:
+        session.flush()
+    except IntegrityError:  # pragma: no cover - the journey lock makes this unreachable on PG
+        raise
+    if check.notes:
+        record(session, now, "fallback", "; ".join(check.notes), **common)
+    return delivery
+
+
+def _variant(step: Any, journey: Journey) -> str | None:
+    if not step.variants:
+        return None
+    import hashlib
+
+    total = sum(v.weight for v in step.variants) or 1
+    bucket = int.from_bytes(hashlib.sha256(f"{journey.id}:{step.id}".encode()).digest()[:4], "big") % total
+    for variant in step.variants:
+        if bucket < variant.weight:
+            return str(variant.id)
+        bucket -= variant.weight
+    return str(step.variants[-1].id)
+
+
+def _message(session: Session, delivery: Delivery) -> Message:
+    contact = session.get(Contact, delivery.contact_id) if delivery.contact_id else None
+    profile = session.get(Profile, delivery.profile_id)
+    return Message(
+        delivery_id=delivery.id, idempotency_key=delivery.idempotency_key, channel=delivery.channel,
+        address=contact.address if contact else "", parts=dict(delivery.rendered or {}),
+        locale=(profile.locale if profile else None) or "en",
+        metadata={"cartflow_delivery_id": delivery.id, "journey_id": delivery.journey_id,
+                  "cart_id": delivery.cart_id, "scenario": delivery.scenario, "step": delivery.step_id,
+                  "token": delivery.token_code},
+    )
+
+
+def _advance(session: Session, scenario: CompiledScenario, journey: Journey, from_index: int,
+             now: datetime) -> None:
+    """Move to the next step once (compare-and-set on the step index)."""
+    if journey.step_index != from_index or journey.status != "active":
+        return
+    schedule_step(session, scenario, journey, from_index + 1, now, previous_at=now)
+
+
+def release_after_advance(session: Session, claim: Claim, journey: Journey) -> None:
+    """The claim is done: schedule_step already moved (or deleted) the timer row itself,
+    which cleared the claim token; nothing else to do."""
+    del session, claim, journey
+
+
+def _recover(session: Session, scenario: CompiledScenario, journey: Journey, delivery: Delivery,
+             claim: Claim, now: datetime) -> Outcome:
+    """The step ran before and got past writing its delivery."""
+    if delivery.status == "sending":
+        if now - delivery.updated_at < SENDING_GRACE:
+            release(session, claim, now + SENDING_GRACE)
+            return Outcome("deferred", "another worker may still be sending", delivery.id)
+        delivery.status = "unknown"
+        delivery.error = "worker stopped after the request may have left; reconcile, do not resend"
+        delivery.updated_at = now
+        record(session, now, "unknown", delivery.error, journey=journey, step_id=delivery.step_id,
+               channel=delivery.channel, delivery_id=delivery.id)
+    _advance(session, scenario, journey, journey.step_index, now)
+    if journey.status != "active":
+        release(session, claim, None)
+    return Outcome("unknown" if delivery.status == "unknown" else "stale", "step already ran", delivery.id)
+
+
+def _settle(session: Session, configs: Any, scenario: CompiledScenario, journey_id: str,
+            delivery_id: str, result: SendResult, claim: Claim, now: datetime, bound: Any) -> Outcome:
+    journey = session.get(Journey, journey_id, with_for_update=True)
+    delivery = session.get(Delivery, delivery_id, with_for_update=True)
+    assert journey is not None and delivery is not None
+    token = session.get(DiscountToken, delivery.token_code) if delivery.token_code else None
+    delivery.provider = result.provider
+    delivery.updated_at = now
+    common = {"journey": journey, "step_id": delivery.step_id, "channel": delivery.channel,
+              "delivery_id": delivery.id}
+    index = next((i for i, s in enumerate(scenario.model.steps) if s.id == delivery.step_id),
+                 journey.step_index)
+    if result.status == "retryable" and delivery.attempts < MAX_ATTEMPTS:
+        delivery.status = "pending"
+        delivery.error = result.reason
+        wait = timedelta(seconds=result.retry_after) if result.retry_after else DEFAULT_RETRY_AFTER
+        record(session, now, "retry", f"{result.provider}: {result.reason}; retry in {wait}", **common)
+        release(session, claim, now + wait)
+        return Outcome("retry", result.reason or "", delivery.id)
+    if result.status == "accepted":
+        delivery.status = "accepted"
+        delivery.provider_message_id = result.provider_message_id
+        delivery.error = None
+        journey.last_sent_at = now
+        journey.state = {**(journey.state or {}), "sent": (journey.state or {}).get("sent", 0) + 1}
+        if token is not None:
+            token.status = "issued"
+        record(session, now, "sent", f"via {result.provider}", **common)
+        decision = "sent"
+    elif result.status == "unknown":
+        delivery.status = "unknown"
+        delivery.error = result.reason
+        record(session, now, "unknown", f"{result.provider}: {result.reason}", **common)
+        decision = "unknown"
+    else:
+        delivery.status = "failed"
+        delivery.error = result.reason
+        if token is not None:
+            token.status = "released"
+        if result.invalid_contact and delivery.contact_id:
+            contact = session.get(Contact, delivery.contact_id)
+            if contact is not None:
+                contact.valid, contact.invalid_reason = False, (result.reason or "")[:200]
+        record(session, now, "failed", f"{result.provider}: {result.reason}", **common)
+        bound.warning("step_failed", provider=result.provider, reason=result.reason)
+        decision = "failed"
+    _advance(session, scenario, journey, index, now)
+    return Outcome(decision, result.reason or "", delivery.id)

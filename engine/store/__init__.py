@@ -1,0 +1,38 @@
+"""Durable state: SQLAlchemy models, the database handle, and the queries the engine needs.
+
+One code path for SQLite (embedded, the default) and PostgreSQL (production, psycopg 3).
+"""
+
+from engine.store.database import Database
+from engine.store.models import (
+    Base,
+    Cart,
+    Consent,
+    Contact,
+    Decision,
+    Delivery,
+    DiscountToken,
+    Identity,
+    Journey,
+    Profile,
+    RawEvent,
+    Session,
+    Timer,
+)
+
+__all__ = [
+    "Base",
+    "Cart",
+    "Consent",
+    "Contact",
+    "Database",
+    "Decision",
+    "Delivery",
+    "DiscountToken",
+    "Identity",
+    "Journey",
+    "Profile",
+    "RawEvent",
+    "Session",
+    "Timer",
+]

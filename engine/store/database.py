@@ -1,0 +1,89 @@
+"""The database handle: one code path for SQLite and PostgreSQL.
+
+SQLite (embedded mode) runs every transaction as ``BEGIN IMMEDIATE`` so that worker
+threads serialise on the write lock instead of failing to upgrade a read lock; WAL keeps
+readers going meanwhile. PostgreSQL uses psycopg 3 and row locks (``FOR UPDATE``,
+``SKIP LOCKED``) where the engine needs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+#: Where Alembic's scripts live (``migrations/`` at the repository root).
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def normalise_url(url: str) -> str:
+    """Accept the usual spellings: ``postgres://``, ``postgresql://`` → psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Database:
+    """A SQLAlchemy engine plus a session factory, and the schema migrations."""
+
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+        self.url = normalise_url(url)
+        kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        if self.url.startswith("sqlite"):
+            kwargs["connect_args"] = {"timeout": 60, "check_same_thread": False}
+        else:
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        self.engine: Engine = create_engine(self.url, **kwargs)
+        if self.is_sqlite:
+            _make_sqlite_serialisable(self.engine)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on error."""
+        with self.sessions() as session, session.begin():
+            yield session
+
+    def migrate(self, revision: str = "head") -> None:
+        """Bring the schema to ``revision`` with Alembic (idempotent)."""
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _make_sqlite_serialisable(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
