@@ -66,6 +66,9 @@ class Database:
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
         config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
         with self.engine.begin() as connection:
+            if self.is_postgres:
+                # many replicas may start at once: one migrates, the others wait
+                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7226013)")
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
 

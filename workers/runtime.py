@@ -1,0 +1,110 @@
+"""Wire one process: database, configuration, providers, engine, broker, actors.
+
+Embedded mode: SQLite, StubBroker with in-process worker threads, everything in one
+process. Production mode: PostgreSQL and Dramatiq on Redis; ``api``, ``worker`` and
+``scheduler`` are separate processes, each scalable to many replicas.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import structlog
+
+from engine.clock import Clock, SystemClock
+from engine.configs import ConfigHolder
+from engine.sending import Sender
+from engine.service import Engine
+from engine.store.database import Database
+from providers.registry import ChannelRouter, validators
+from workers.actors import QUEUE, Actors, declare, redis_broker, stub_broker
+from workers.dispatcher import Dispatcher
+from workers.settings import Settings
+
+log = structlog.get_logger("cartflow.runtime")
+
+
+class Runtime:
+    def __init__(self, settings: Settings, *, embedded: bool, clock: Clock | None = None,
+                 sender: Sender | None = None, provider_override: str | None = None,
+                 migrate: bool = True) -> None:
+        self.settings = settings
+        self.embedded = embedded
+        self.db = Database(settings.database_url)
+        if migrate:
+            self.db.migrate()
+        self.configs = ConfigHolder.from_path(settings.config_path, validators())
+        self.sender: Any = sender or ChannelRouter.from_settings(
+            self.configs.current.settings.providers, override=provider_override)
+        self.clock = clock or SystemClock()
+        self.engine = Engine(self.db, self.clock, self.configs, self.sender)
+        self.broker = stub_broker() if embedded else redis_broker(settings.redis_url)
+        self.actors: Actors = declare(self.broker, self.engine)
+        self.worker: Any = None
+        self.dispatcher: Dispatcher | None = None
+        self.api_server: Any = None
+        self._api_thread: threading.Thread | None = None
+
+    def start_worker(self, threads: int | None = None) -> None:
+        from dramatiq import Worker
+
+        self.worker = Worker(self.broker, queues={QUEUE}, worker_threads=threads or self.settings.worker_threads,
+                             worker_timeout=100)
+        self.worker.start()
+
+    def start_dispatcher(self, interval: float | None = None, lease: float | None = None,
+                         reload_interval: float | None = None) -> Dispatcher:
+        self.dispatcher = Dispatcher(
+            self.engine, self.actors, interval=interval or self.settings.dispatch_interval,
+            batch=self.settings.dispatch_batch,
+            lease=timedelta(seconds=lease or self.settings.timer_lease))
+        self.dispatcher.start(reload_interval=reload_interval)
+        return self.dispatcher
+
+    def app(self) -> Any:
+        from workers.api import create_app
+
+        return create_app(self.engine, self.actors.apply_events.send, self.settings.api_keys)
+
+    def start_api(self, host: str, port: int) -> int:
+        """Serve the API on a background thread; returns the port (0 picks a free one)."""
+        import socket
+
+        import uvicorn
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(self.app(), log_level="warning", access_log=False, lifespan="off")
+        self.api_server = uvicorn.Server(config)
+        self._api_thread = threading.Thread(target=self.api_server.run, kwargs={"sockets": [sock]},
+                                            daemon=True, name="cartflow-api")
+        self._api_thread.start()
+        while not self.api_server.started:
+            threading.Event().wait(0.02)
+        return int(port)
+
+    def join_queue(self, timeout: float = 30.0) -> None:
+        """Embedded mode: wait until the in-process queue is drained."""
+        if self.embedded:
+            self.broker.join(QUEUE, timeout=int(timeout * 1000))  # type: ignore[attr-defined]
+            if self.worker is not None:
+                self.worker.join()
+
+    def stop(self) -> None:
+        if self.api_server is not None:
+            self.api_server.should_exit = True
+            if self._api_thread is not None:
+                self._api_thread.join(timeout=5)
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
+        if self.worker is not None:
+            self.worker.stop(timeout=10_000)
+        self.broker.close()
+        close = getattr(self.sender, "close", None)
+        if callable(close):
+            close()
+        self.db.dispose()
