@@ -20,7 +20,7 @@ from engine.events import Event
 from engine.journeys import on_exit_signal, on_idle_timer, shortest_idle
 from engine.sending import Sender
 from engine.state import apply_event
-from engine.steps import Outcome, run_step
+from engine.steps import SENDING_GRACE, Outcome, run_step
 from engine.store.database import Database
 from engine.store.models import RawEvent
 from engine.timers import CART_IDLE, JOURNEY_STEP, Claim, claim_due, is_current, release
@@ -29,7 +29,11 @@ log = structlog.get_logger("cartflow.engine")
 
 
 class Engine:
-    def __init__(self, db: Database, clock: Clock, configs: ConfigHolder, sender: Sender) -> None:
+    def __init__(self, db: Database, clock: Clock, configs: ConfigHolder, sender: Sender, *,
+                 sending_grace: timedelta = SENDING_GRACE) -> None:
+        #: A delivery left ``sending`` this long by a vanished worker becomes ``unknown``;
+        #: keep it at least the timer lease (a live worker holds its claim that long).
+        self.sending_grace = sending_grace
         self.db = db
         self.clock = clock
         self.configs = configs
@@ -110,7 +114,8 @@ class Engine:
     def fire(self, claim: Claim) -> Outcome:
         """Run whatever a claimed timer is for. Safe to call twice for the same claim."""
         if claim.kind == JOURNEY_STEP:
-            return run_step(self.db, self.configs, self.sender, claim, self.clock.now)
+            return run_step(self.db, self.configs, self.sender, claim, self.clock.now,
+                            self.sending_grace)
         if claim.kind == CART_IDLE:
             return self._idle(claim)
         with self.db.transaction() as session:

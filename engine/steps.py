@@ -57,7 +57,8 @@ class Outcome:
     delivery_id: str | None = None
 
 
-def run_step(db: Database, configs: Any, sender: Sender, claim: Claim, now_fn: Any) -> Outcome:
+def run_step(db: Database, configs: Any, sender: Sender, claim: Claim, now_fn: Any,
+             sending_grace: timedelta = SENDING_GRACE) -> Outcome:
     """Run the step the journey ``claim.ref`` is waiting on."""
     journey_id = claim.ref
     with db.transaction() as session:
@@ -85,7 +86,7 @@ def run_step(db: Database, configs: Any, sender: Sender, claim: Claim, now_fn: A
         key = f"{journey.id}:{step.id}"
         delivery = session.scalar(select(Delivery).where(Delivery.idempotency_key == key))
         if delivery is not None and delivery.status != "pending":
-            return _recover(session, scenario, journey, delivery, claim, now)
+            return _recover(session, scenario, journey, delivery, claim, now, sending_grace)
         if delivery is not None:  # a retry, or a crash before sending: exits still win
             cart = session.get(Cart, journey.cart_id)
             if cart is None or cart.status in ("ordered", "emptied") or not cart.items:
@@ -254,11 +255,11 @@ def release_after_advance(session: Session, claim: Claim, journey: Journey) -> N
 
 
 def _recover(session: Session, scenario: CompiledScenario, journey: Journey, delivery: Delivery,
-             claim: Claim, now: datetime) -> Outcome:
+             claim: Claim, now: datetime, grace: timedelta) -> Outcome:
     """The step ran before and got past writing its delivery."""
     if delivery.status == "sending":
-        if now - delivery.updated_at < SENDING_GRACE:
-            release(session, claim, now + SENDING_GRACE)
+        if now - delivery.updated_at < grace:
+            release(session, claim, delivery.updated_at + grace)
             return Outcome("deferred", "another worker may still be sending", delivery.id)
         delivery.status = "unknown"
         delivery.error = "worker stopped after the request may have left; reconcile, do not resend"

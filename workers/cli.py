@@ -35,6 +35,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"cartflow {args.command}: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # never a traceback to a user; CARTFLOW_DEBUG=1 shows it
+        import os
+
+        if os.environ.get("CARTFLOW_DEBUG"):
+            raise
+        print(f"cartflow {args.command}: internal error: {type(exc).__name__}: {exc} "
+              "(set CARTFLOW_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 3
 
 
 class CliError(Exception):

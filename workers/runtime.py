@@ -39,7 +39,8 @@ class Runtime:
         self.sender: Any = sender or ChannelRouter.from_settings(
             self.configs.current.settings.providers, override=provider_override)
         self.clock = clock or SystemClock()
-        self.engine = Engine(self.db, self.clock, self.configs, self.sender)
+        self.engine = Engine(self.db, self.clock, self.configs, self.sender,
+                             sending_grace=timedelta(seconds=settings.timer_lease))
         self.broker = stub_broker() if embedded else redis_broker(settings.redis_url)
         self.actors: Actors = declare(self.broker, self.engine)
         self.worker: Any = None

@@ -1,0 +1,47 @@
+# One entry point per chore (STYLE §13). CI calls `make test` and nothing else.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test check bench servers install clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## demo: the embedded product with a built-in shop simulator (under a minute)
+demo: $(STAMP)
+	$(BIN)/cartflow demo
+
+## servers: make sure redis-server and the PostgreSQL server binaries exist
+servers:
+	@if ! command -v redis-server >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing redis-server and postgresql (Debian packages)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server postgresql >/dev/null; \
+	  else \
+	    echo "redis-server and postgresql are needed for the tests: sudo apt-get install redis-server postgresql" >&2; exit 1; \
+	  fi; \
+	fi
+	@command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null
+
+## test: the whole suite, real Redis and PostgreSQL included
+test: $(STAMP) servers
+	$(BIN)/python -m pytest -q
+
+## check: lint and types
+check: $(STAMP)
+	$(BIN)/ruff check engine providers workers tests bench
+	$(BIN)/mypy
+
+## bench: timer dispatch throughput on PostgreSQL (results go to BENCHMARKS.md)
+bench: $(STAMP) servers
+	$(BIN)/python bench/timers.py --write
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

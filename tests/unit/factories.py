@@ -1,0 +1,150 @@
+"""Native events (DESIGN §7) for one shopper, and read-backs of what the engine stored.
+
+Plain functions, not fixtures: tests call them with the moment they need.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from engine.clock import Clock
+from engine.events import Event
+from engine.scenario.loader import Config, load_config
+from engine.sending import Message, SendResult
+from engine.store import Cart, Database, Decision, Delivery, Journey, Timer
+from providers.recording import RecordingProvider
+from providers.registry import validators
+
+#: 10:00 in Moscow on a Sunday: inside every send window and outside quiet hours.
+T0 = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
+#: Europe/Moscow has had no DST since 2014.
+MOSCOW_OFFSET = timedelta(hours=3)
+
+_ids = itertools.count(1)
+
+
+# -- events -----------------------------------------------------------------------------
+ITEMS = [{"sku": "SKU-1", "name": "Кроссовки", "price": 4990, "quantity": 2}]
+CONTACT = {"email": "anna@example.com", "phone": "+79991234567", "push_token": "tok-1",
+           "locale": "ru", "timezone": "Europe/Moscow", "first_name": "Анна"}
+CONSENT = {"email": True, "sms": True, "push": True}
+
+
+def event(type_: str, at: datetime, *, event_id: str | None = None, **fields: Any) -> Event:
+    """A native event for shopper ``cust_1`` (override any field)."""
+    body: dict[str, Any] = {"id": event_id or f"evt_{next(_ids)}", "type": type_,
+                            "at": at.isoformat(), "anonymous_id": "anon_1",
+                            "customer_id": "cust_1"}
+    body.update(fields)
+    return Event.model_validate(body)
+
+
+def cart_updated(at: datetime, *, items: list[dict[str, Any]] | None = None,
+                 cart_id: str = "cart_1", with_contact: bool = True,
+                 consent: dict[str, bool] | None = None, **fields: Any) -> Event:
+    extra: dict[str, Any] = {}
+    if with_contact:
+        extra["contact"] = CONTACT
+        extra["consent"] = CONSENT if consent is None else consent
+    return event("cart.updated", at,
+                 cart={"id": cart_id, "currency": "RUB", "url": f"https://shop.example/{cart_id}",
+                       "items": ITEMS if items is None else items},
+                 **extra, **fields)
+
+
+def page_viewed(at: datetime, **fields: Any) -> Event:
+    return event("page.viewed", at, **fields)
+
+
+def order_completed(at: datetime, *, cart_id: str | None = "cart_1", **fields: Any) -> Event:
+    order: dict[str, Any] = {"id": f"order_{next(_ids)}", "total": 9980, "currency": "RUB"}
+    if cart_id is not None:
+        order["cart_id"] = cart_id
+    return event("order.completed", at, order=order, **fields)
+
+
+# -- reading back -----------------------------------------------------------------------
+def deliveries(db: Database) -> list[Delivery]:
+    with db.sessions() as session:
+        return list(session.scalars(select(Delivery).order_by(Delivery.created_at, Delivery.id)))
+
+
+def journeys(db: Database) -> list[Journey]:
+    with db.sessions() as session:
+        return list(session.scalars(select(Journey).order_by(Journey.started_at)))
+
+
+def decisions(db: Database, decision: str | None = None) -> list[Decision]:
+    with db.sessions() as session:
+        query = select(Decision).order_by(Decision.at, Decision.id)
+        if decision is not None:
+            query = query.where(Decision.decision == decision)
+        return list(session.scalars(query))
+
+
+def timers(db: Database) -> list[Timer]:
+    with db.sessions() as session:
+        return list(session.scalars(select(Timer).order_by(Timer.due_at)))
+
+
+def cart(db: Database, cart_id: str = "cart_1") -> Cart | None:
+    with db.sessions() as session:
+        return session.get(Cart, cart_id)
+
+
+def moscow(moment: datetime) -> datetime:
+    """``moment`` as Moscow wall-clock time (naive), for readable assertions."""
+    return (moment.astimezone(UTC) + MOSCOW_OFFSET).replace(tzinfo=None)
+
+
+# -- custom configurations ----------------------------------------------------------------
+#: Global settings like the shipped ones, with the shipped templates.
+SETTINGS_YAML = """\
+version: 1
+defaults:
+  timezone: Europe/Moscow
+  locale: ru
+  quiet_hours: "21:00-09:00"
+  browsing_grace: 10m
+caps:
+  - {{channel: any, max: 3, per: 7d}}
+  - {{channel: sms, max: 1, per: 24h}}
+providers:
+  push:  {{type: recording}}
+  sms:   {{type: recording}}
+  email: {{type: recording}}
+templates: {templates}
+include: [scenarios/*.yaml]
+"""
+
+
+def write_config(directory: Path, scenario_yaml: str, settings_yaml: str | None = None) -> Config:
+    """Write ``scenarios.yaml`` + ``scenarios/test.yaml`` under ``directory`` and load them
+    (templates come from the repository)."""
+    templates = Path(__file__).resolve().parents[2] / "templates"
+    (directory / "scenarios").mkdir(parents=True, exist_ok=True)
+    (directory / "scenarios.yaml").write_text(
+        settings_yaml or SETTINGS_YAML.format(templates=templates), encoding="utf-8")
+    (directory / "scenarios" / "test.yaml").write_text(scenario_yaml, encoding="utf-8")
+    return load_config(directory / "scenarios.yaml", provider_types=validators())
+
+
+# -- providers ------------------------------------------------------------------------------
+class ClockedRecorder(RecordingProvider):
+    """A recording provider that also notes when (on the engine's clock) every call came,
+    whatever the scripted result: ``calls`` is ``[(channel, at, status), ...]``."""
+
+    def __init__(self, clock: Clock, **options: Any) -> None:
+        super().__init__(**options)
+        self.clock = clock
+        self.calls: list[tuple[str, datetime, str]] = []
+
+    def send(self, message: Message) -> SendResult:
+        result = super().send(message)
+        self.calls.append((message.channel, self.clock.now(), result.status))
+        return result

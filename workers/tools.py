@@ -1,0 +1,187 @@
+"""Marketer and ops tools: ``preview``, ``simulate``, ``status``, ``report``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from engine.clock import SimulatedClock, as_utc
+from engine.configs import ConfigHolder
+from engine.events import Event, EventError, parse_events
+from engine.scenario.loader import Config
+from engine.service import Engine
+from engine.simulation import Simulation
+from engine.store.database import Database
+from engine.store.models import Cart, Decision, Delivery, Identity, RawEvent, Timer
+from engine.timing import parse_duration
+from providers.recording import RecordingProvider
+from providers.registry import ChannelRouter, validators
+from workers.cli import CliError
+
+#: Decisions ``simulate`` prints (DESIGN §9), plus send outcomes when a provider failed.
+SHOWN = ("sent", "deferred", "skipped", "exited", "failed", "unknown")
+
+
+def read_events(path: str) -> list[Event]:
+    events: list[Event] = []
+    problems: list[str] = []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            events.extend(parse_events(json.loads(line)))
+        except json.JSONDecodeError as exc:
+            problems.append(f"{path}:{number}:{exc.colno}: not valid JSON: {exc.msg}")
+        except EventError as exc:
+            problems.extend(f"{path}:{number}:1: {e['loc']}: {e['msg']}" for e in exc.errors)
+    if problems:
+        raise CliError("bad events:\n" + "\n".join(problems))
+    if not events:
+        raise CliError(f"{path} holds no events")
+    missing = [e.id for e in events if e.at is None]
+    if missing:
+        raise CliError(f"simulate needs 'at' on every event; missing on {', '.join(missing[:5])}")
+    return events
+
+
+def simulate(config: Config, events: list[Event], until: datetime | None = None,
+             workdir: Path | None = None) -> list[dict[str, Any]]:
+    """Run the real engine over ``events`` on a simulated clock; one dict per decision."""
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="cartflow-sim-"))
+    db = Database(f"sqlite:///{workdir / 'simulate.db'}")
+    db.migrate()
+    start = min(as_utc(e.at) for e in events if e.at is not None)
+    clock = SimulatedClock(start)
+    recorder = RecordingProvider()
+    sender = ChannelRouter({channel: recorder for channel in ("push", "sms", "email", "messenger")})
+    engine = Engine(db, clock, ConfigHolder(config), sender)
+    sim = Simulation(engine, clock)
+    sim.feed(events)
+    last = max(as_utc(e.at) for e in events if e.at is not None)
+    sim.run_until(until or last + timedelta(days=7))
+    rows = decisions(db)
+    db.dispose()
+    return rows
+
+
+def decisions(db: Database) -> list[dict[str, Any]]:
+    with db.sessions() as session:
+        customers = {}
+        for kind in ("anonymous_id", "customer_id"):  # customer_id wins
+            customers.update(dict(session.execute(
+                select(Identity.profile_id, Identity.value).where(Identity.kind == kind)).all()))
+        deliveries = {d.id: d for d in session.scalars(select(Delivery))}
+        out = []
+        for row in session.scalars(select(Decision).where(Decision.decision.in_(SHOWN))
+                                   .order_by(Decision.at, Decision.id)):
+            delivery = deliveries.get(row.delivery_id or "")
+            out.append({
+                "at": row.at.isoformat().replace("+00:00", "Z"),
+                "customer": customers.get(row.profile_id or ""),
+                "cart": row.cart_id,
+                "scenario": row.scenario,
+                "step": row.step_id,
+                "channel": row.channel,
+                "decision": row.decision,
+                "reason": row.reason,
+                "until": row.until.isoformat().replace("+00:00", "Z") if row.until else None,
+                "token": delivery.token_code if delivery else None,
+                "rendered": {k: v for k, v in (delivery.rendered or {}).items() if k != "html"}
+                if delivery else None,
+            })
+    return out
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from engine.scenario.loader import load_config
+
+    config = load_config(args.config, provider_types=validators())
+    events = read_events(args.events)
+    until = None
+    if args.until:
+        if args.until.startswith("+"):
+            try:
+                until = max(as_utc(e.at) for e in events if e.at) + parse_duration(args.until[1:])
+            except ValueError as exc:
+                raise CliError(f"--until: {exc}") from None
+        else:
+            try:
+                until = as_utc(datetime.fromisoformat(args.until.replace("Z", "+00:00")))
+            except ValueError:
+                raise CliError("--until takes an ISO time (2026-11-23T12:00:00Z) or +duration (+7d)") from None
+    rows = simulate(config, events, until)
+    if args.format == "jsonl":
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+    else:
+        print(f"{'at (UTC)':17} {'customer':10} {'cart':10} {'step':8} {'channel':7} {'decision':9} reason")
+        for row in rows:
+            print(f"{row['at'][:16]:17} {str(row['customer'])[:10]:10} {str(row['cart'])[:10]:10} "
+                  f"{str(row['step'] or '-')[:8]:8} {str(row['channel'] or '-'):7} {row['decision']:9} "
+                  f"{row['reason']}{' → ' + row['until'][:16] if row['until'] else ''}")
+    return 0
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    from workers.preview import preview
+
+    return preview(args)
+
+
+def _db() -> Database:
+    from workers.settings import Settings
+
+    return Database(Settings().database_url)
+
+
+def cmd_status(_: argparse.Namespace) -> int:
+    db = _db()
+    now = datetime.now().astimezone()
+    with db.sessions() as session:
+        due = session.scalar(select(func.count()).select_from(Timer).where(Timer.due_at <= now)) or 0
+        pending = session.scalar(select(func.count()).select_from(Timer)) or 0
+        oldest = session.scalar(select(func.min(Timer.scheduled_for)).where(Timer.due_at <= now))
+        unapplied = session.scalar(select(func.count()).select_from(RawEvent)
+                                   .where(RawEvent.applied_at.is_(None))) or 0
+        by_status = dict(session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all())
+    lag = (now - oldest).total_seconds() if oldest else 0.0
+    print(f"timers pending  {pending}\ntimers due      {due}\ntimer lag       {lag:.1f}s\n"
+          f"events waiting  {unapplied}\ndeliveries      "
+          + ", ".join(f"{k} {v}" for k, v in sorted(by_status.items())))
+    db.dispose()
+    return 0
+
+
+def cmd_report(_: argparse.Namespace) -> int:
+    db = _db()
+    with db.sessions() as session:
+        rows = session.execute(select(Delivery.scenario, Delivery.step_id, Delivery.channel,
+                                      func.count(), func.count(func.distinct(Cart.id)))
+                               .join(Cart, Cart.id == Delivery.cart_id, isouter=True)
+                               .where(Delivery.status.in_(("accepted", "delivered")))
+                               .group_by(Delivery.scenario, Delivery.step_id, Delivery.channel)).all()
+        recovered = dict(session.execute(
+            select(Delivery.scenario, func.count(func.distinct(Cart.id))).join(Cart, Cart.id == Delivery.cart_id)
+            .where(Cart.status == "ordered", Delivery.created_at < Cart.ordered_at)
+            .group_by(Delivery.scenario)).all())
+    print(f"{'scenario':20} {'step':10} {'channel':8} {'sent':>6}")
+    for scenario, step, channel, sent, _carts in rows:
+        print(f"{scenario:20} {step:10} {channel:8} {sent:>6}")
+    for scenario, count in recovered.items():
+        print(f"recovered carts in {scenario}: {count}")
+    db.dispose()
+    return 0
+
+
+__all__ = ["cmd_preview", "cmd_report", "cmd_simulate", "cmd_status", "simulate", "sys"]
