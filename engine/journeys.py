@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from engine.context import build_context
 from engine.decisions import record
 from engine.scenario.loader import CompiledScenario, Config
-from engine.store.models import Cart, Journey, Profile
+from engine.store.models import Cart, Identity, Journey, Profile
 from engine.timers import CART_IDLE, JOURNEY_STEP, cancel_timer, set_timer
 from engine.state import new_id
 
@@ -60,13 +60,17 @@ def try_start(session: Session, config: Config, cart: Cart, profile: Profile,
     if active is not None:
         return None  # a cart is in at most one journey at a time
     context = build_context(session, config, profile, cart, now)
+    refusals: list[tuple[str, str]] = []
     for scenario in eligible:
         reason = _refusal(session, scenario, profile, context, now)
         if reason is not None:
-            record(session, now, "skipped", f"{scenario.id}: {reason}", profile_id=profile.id,
-                   cart_id=cart.id, scenario=scenario.id)
+            refusals.append((scenario.id, reason))
             continue
         return start_journey(session, config, scenario, cart, profile, now)
+    # Nothing matched: say why, per scenario ("why didn't she get anything?").
+    for scenario_id, reason in refusals:
+        record(session, now, "skipped", f"not entered: {reason}", profile_id=profile.id,
+               cart_id=cart.id, scenario=scenario_id)
     return None
 
 
@@ -98,6 +102,14 @@ def _holds(condition: object, context: dict[str, object]) -> bool:
         return False
 
 
+def stable_key(session: Session, profile: Profile) -> str:
+    """The shop's own id for the shopper (customer id, else anonymous id): the same
+    person lands in the same group on every run and in every mode."""
+    rows = dict(session.execute(select(Identity.kind, Identity.value).where(
+        Identity.profile_id == profile.id).order_by(Identity.created_at, Identity.value)).all())
+    return str(rows.get("customer_id") or rows.get("anonymous_id") or profile.id)
+
+
 def in_holdout(profile_id: str, scenario: str, percent: float) -> bool:
     """Stable control-group assignment: the same shopper is always in or out."""
     if percent <= 0:
@@ -110,7 +122,7 @@ def in_holdout(profile_id: str, scenario: str, percent: float) -> bool:
 def start_journey(session: Session, config: Config, scenario: CompiledScenario, cart: Cart,
                   profile: Profile, now: datetime) -> Journey:
     model = scenario.model
-    holdout = in_holdout(profile.id, model.scenario, model.holdout)
+    holdout = in_holdout(stable_key(session, profile), model.scenario, model.holdout)
     anchor = cart.last_activity_at
     journey = Journey(id=new_id(), profile_id=profile.id, cart_id=cart.id, scenario=model.scenario,
                       scenario_version=config.version, status="active", step_index=0,

@@ -219,7 +219,9 @@ def _variant(step: Any, journey: Journey) -> str | None:
     import hashlib
 
     total = sum(v.weight for v in step.variants) or 1
-    bucket = int.from_bytes(hashlib.sha256(f"{journey.id}:{step.id}".encode()).digest()[:4], "big") % total
+    # keyed on the shop's cart id: the same cart gets the same variant in every mode
+    seed = f"{journey.cart_id}:{journey.scenario}:{step.id}".encode()
+    bucket = int.from_bytes(hashlib.sha256(seed).digest()[:4], "big") % total
     for variant in step.variants:
         if bucket < variant.weight:
             return str(variant.id)

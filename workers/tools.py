@@ -104,7 +104,12 @@ def decisions(db: Database) -> list[dict[str, Any]]:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    import logging
+
     from engine.scenario.loader import load_config
+    from workers.logs import configure
+
+    configure("console", logging.WARNING)
 
     config = load_config(args.config, provider_types=validators())
     events = read_events(args.events)
