@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
 
 from engine.scenario.loader import CompiledScenario, Config, ConfigError, load_config
-from engine.store.models import Journey
+from engine.store.database import Database
+from engine.store.models import ConfigVersion, Journey
 
 log = structlog.get_logger("cartflow.config")
 
@@ -26,6 +28,48 @@ class ConfigHolder:
         self._current = config
         self._versions: dict[str, Config] = {config.version: config}
         self._loader = loader
+        self._db: Database | None = None
+
+    def attach(self, db: Database) -> None:
+        """Persist every live version in ``db`` and read old ones back from it."""
+        self._db = db
+        self._save(self._current)
+
+    def _save(self, config: Config) -> None:
+        if self._db is None:
+            return
+        from sqlalchemy.exc import IntegrityError
+
+        from engine.scenario.snapshot import snapshot_files
+
+        with self._db.transaction() as session:
+            if session.get(ConfigVersion, config.version) is not None:
+                return
+        try:
+            with self._db.transaction() as session:
+                session.add(ConfigVersion(version=config.version, created_at=datetime.now(UTC),
+                                          files=snapshot_files(config)))
+        except IntegrityError:
+            pass  # another process saved the same version first
+
+    def _stored(self, version: str) -> Config | None:
+        if self._db is None:
+            return None
+        from engine.scenario.snapshot import load_snapshot
+
+        with self._db.sessions() as session:
+            row = session.get(ConfigVersion, version)
+            files = dict(row.files) if row is not None else None
+        if files is None:
+            return None
+        try:
+            config = load_snapshot(files)
+        except ConfigError:
+            log.error("config_snapshot_invalid", version=version)
+            return None
+        with self._lock:
+            self._versions[version] = config
+        return config
 
     @classmethod
     def from_path(cls, path: str | Path, provider_types: object = None) -> ConfigHolder:
@@ -39,7 +83,15 @@ class ConfigHolder:
         return self._current
 
     def config_for(self, journey: Journey) -> Config:
-        return self._versions.get(journey.scenario_version, self._current)
+        """The configuration the journey started with (memory, then the database)."""
+        found = self._versions.get(journey.scenario_version)
+        if found is None:
+            found = self._stored(journey.scenario_version)
+        if found is None:
+            log.warning("config_version_missing", version=journey.scenario_version,
+                        journey_id=journey.id, using=self._current.version)
+            return self._current
+        return found
 
     def scenario_for(self, journey: Journey) -> CompiledScenario | None:
         config = self.config_for(journey)
@@ -64,6 +116,7 @@ class ConfigHolder:
             return False
         if config.version == self._current.version:
             return False
+        self._save(config)
         with self._lock:
             self._versions[config.version] = config
             self._current = config

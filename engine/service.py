@@ -38,6 +38,7 @@ class Engine:
         self.clock = clock
         self.configs = configs
         self.sender = sender
+        configs.attach(db)
 
     # -- ingestion ---------------------------------------------------------------------
     def ingest(self, events: Sequence[Event]) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -36,8 +37,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cartflow {args.command}: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # never a traceback to a user; CARTFLOW_DEBUG=1 shows it
-        import os
-
         if os.environ.get("CARTFLOW_DEBUG"):
             raise
         print(f"cartflow {args.command}: internal error: {type(exc).__name__}: {exc} "
@@ -72,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", help="ISO time or +duration after the last event (default +7d)")
     p.add_argument("--format", choices=("jsonl", "table"), default="jsonl")
     p.set_defaults(func=lambda a: _lazy("workers.tools", "cmd_simulate")(a))
+
+    p = sub.add_parser("diff", help="what changed between two configurations, and which journeys it touches")
+    p.add_argument("old", help="scenarios.yaml path or git revision")
+    p.add_argument("new", help="scenarios.yaml path or git revision")
+    p.add_argument("--config", default="scenarios.yaml", help="config path inside a git revision")
+    p.add_argument("--database", default=os.environ.get("CARTFLOW_DATABASE_URL"))
+    p.add_argument("--apply", choices=("keep", "migrate"), default="keep")
+    p.set_defaults(func=lambda a: _lazy("workers.diff", "cmd_diff")(a))
 
     p = sub.add_parser("demo", help="run the embedded product with a built-in shop simulator")
     p.add_argument("--speed", type=float, default=2400.0, help="simulated seconds per real second")

@@ -319,7 +319,8 @@ def load_config(path: str | os.PathLike[str] = "scenarios.yaml", *,
     scenarios.sort(key=lambda s: (-s.model.priority, s.id))
     digest = hashlib.sha256()
     for name in [*files, *templates.files()]:
-        digest.update(name.encode())
+        # relative names: the same files give the same version wherever they live
+        digest.update(os.path.relpath(Path(name).resolve(), root.resolve()).encode())
         digest.update(Path(name).read_bytes())
     return Config(
         root=root,

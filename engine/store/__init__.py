@@ -7,6 +7,7 @@ from engine.store.database import Database
 from engine.store.models import (
     Base,
     Cart,
+    ConfigVersion,
     Consent,
     Contact,
     Decision,
@@ -23,6 +24,7 @@ from engine.store.models import (
 __all__ = [
     "Base",
     "Cart",
+    "ConfigVersion",
     "Consent",
     "Contact",
     "Database",

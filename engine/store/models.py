@@ -285,3 +285,14 @@ class DiscountToken(Base):
     expires_at: Mapped[datetime]
     redeemed_at: Mapped[datetime | None]
     order_id: Mapped[str | None] = mapped_column(String(200))
+
+
+class ConfigVersion(Base):
+    """Every configuration that went live, file by file, so a journey can finish on the
+    version it started with even after restarts and later changes."""
+
+    __tablename__ = "config_versions"
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime]
+    #: Relative path → file text (scenarios.yaml, includes, templates).
+    files: Mapped[dict[str, Any]] = mapped_column(JSONType)
