@@ -66,7 +66,9 @@ def compile_condition(source: str, *, allowed: Mapping[str, str] = NAMES) -> Con
             kind = "filter" if isinstance(node, nodes.Filter) else "test"
             close = difflib.get_close_matches(node.name, list(table), n=1)
             hint = f" — did you mean '{close[0]}'?" if close else ""
-            raise ConditionError(f"unknown {kind} '{node.name}'{hint}", column=_find(text, node.name))
+            raise ConditionError(
+                f"unknown {kind} '{node.name}'{hint}", column=_find(text, node.name)
+            )
     names = frozenset(meta.find_undeclared_variables(ast))
     for name in sorted(names):
         if name not in allowed:

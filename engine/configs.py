@@ -47,8 +47,13 @@ class ConfigHolder:
                 return
         try:
             with self._db.transaction() as session:
-                session.add(ConfigVersion(version=config.version, created_at=datetime.now(UTC),
-                                          files=snapshot_files(config)))
+                session.add(
+                    ConfigVersion(
+                        version=config.version,
+                        created_at=datetime.now(UTC),
+                        files=snapshot_files(config),
+                    )
+                )
         except IntegrityError:
             pass  # another process saved the same version first
 
@@ -88,8 +93,12 @@ class ConfigHolder:
         if found is None:
             found = self._stored(journey.scenario_version)
         if found is None:
-            log.warning("config_version_missing", version=journey.scenario_version,
-                        journey_id=journey.id, using=self._current.version)
+            log.warning(
+                "config_version_missing",
+                version=journey.scenario_version,
+                journey_id=journey.id,
+                using=self._current.version,
+            )
             return self._current
         return found
 
@@ -111,8 +120,11 @@ class ConfigHolder:
         try:
             config = self._loader()
         except ConfigError as exc:
-            log.error("config_refused", problems=[str(p) for p in exc.problems if p.severity == "error"],
-                      live_version=self._current.version)
+            log.error(
+                "config_refused",
+                problems=[str(p) for p in exc.problems if p.severity == "error"],
+                live_version=self._current.version,
+            )
             return False
         if config.version == self._current.version:
             return False
@@ -120,5 +132,7 @@ class ConfigHolder:
         with self._lock:
             self._versions[config.version] = config
             self._current = config
-        log.info("config_reloaded", version=config.version, scenarios=[s.id for s in config.scenarios])
+        log.info(
+            "config_reloaded", version=config.version, scenarios=[s.id for s in config.scenarios]
+        )
         return True

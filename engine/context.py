@@ -28,20 +28,53 @@ def cart_view(cart: Cart) -> dict[str, Any]:
     }
 
 
-def build_context(session: Session, config: Config, profile: Profile, cart: Cart,
-                  now: datetime, journey: Journey | None = None) -> dict[str, Any]:
+def build_context(
+    session: Session,
+    config: Config,
+    profile: Profile,
+    cart: Cart,
+    now: datetime,
+    journey: Journey | None = None,
+) -> dict[str, Any]:
     defaults = config.settings.defaults
     zone = zone_or_default(profile.timezone, defaults.timezone)
-    sessions = session.scalar(select(func.count()).select_from(VisitSession)
-                              .where(VisitSession.profile_id == profile.id)) or 0
-    orders_30d = session.scalar(select(func.count()).select_from(Cart).where(
-        Cart.profile_id == profile.id, Cart.status == "ordered",
-        Cart.ordered_at >= now - timedelta(days=30))) or 0
-    orders_total = session.scalar(select(func.count()).select_from(Cart).where(
-        Cart.profile_id == profile.id, Cart.status == "ordered")) or 0
+    sessions = (
+        session.scalar(
+            select(func.count())
+            .select_from(VisitSession)
+            .where(VisitSession.profile_id == profile.id)
+        )
+        or 0
+    )
+    orders_30d = (
+        session.scalar(
+            select(func.count())
+            .select_from(Cart)
+            .where(
+                Cart.profile_id == profile.id,
+                Cart.status == "ordered",
+                Cart.ordered_at >= now - timedelta(days=30),
+            )
+        )
+        or 0
+    )
+    orders_total = (
+        session.scalar(
+            select(func.count())
+            .select_from(Cart)
+            .where(Cart.profile_id == profile.id, Cart.status == "ordered")
+        )
+        or 0
+    )
     features = dict(profile.attributes or {})
-    known = session.scalar(select(Identity.value).where(
-        Identity.profile_id == profile.id, Identity.kind == "customer_id").limit(1)) is not None
+    known = (
+        session.scalar(
+            select(Identity.value)
+            .where(Identity.profile_id == profile.id, Identity.kind == "customer_id")
+            .limit(1)
+        )
+        is not None
+    )
     context: dict[str, Any] = {
         "cart": cart_view(cart),
         "visitor": {

@@ -13,11 +13,21 @@ from engine.store.models import Decision, Journey
 log = structlog.get_logger("cartflow.decisions")
 
 
-def record(session: Session, at: datetime, decision: str, reason: str, *,
-           journey: Journey | None = None, profile_id: str | None = None,
-           cart_id: str | None = None, scenario: str | None = None, step_id: str | None = None,
-           channel: str | None = None, until: datetime | None = None,
-           delivery_id: str | None = None) -> Decision:
+def record(
+    session: Session,
+    at: datetime,
+    decision: str,
+    reason: str,
+    *,
+    journey: Journey | None = None,
+    profile_id: str | None = None,
+    cart_id: str | None = None,
+    scenario: str | None = None,
+    step_id: str | None = None,
+    channel: str | None = None,
+    until: datetime | None = None,
+    delivery_id: str | None = None,
+) -> Decision:
     row = Decision(
         at=at,
         decision=decision,
@@ -33,8 +43,15 @@ def record(session: Session, at: datetime, decision: str, reason: str, *,
     )
     session.add(row)
     log.info(
-        f"journey_{decision}" if decision in ("started", "exited", "completed") else f"step_{decision}",
-        journey_id=row.journey_id, cart_id=row.cart_id, scenario=row.scenario, step=step_id,
-        channel=channel, reason=reason, until=until.isoformat() if until else None,
+        f"journey_{decision}"
+        if decision in ("started", "exited", "completed")
+        else f"step_{decision}",
+        journey_id=row.journey_id,
+        cart_id=row.cart_id,
+        scenario=row.scenario,
+        step=step_id,
+        channel=channel,
+        reason=reason,
+        until=until.isoformat() if until else None,
     )
     return row

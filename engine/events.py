@@ -175,7 +175,7 @@ def parse_events(body: Any) -> list[Event]:
         model = Event
     else:
         raise EventError(
-            [{"loc": "body", "msg": "expected a JSON object: one event or {\"events\": [...]}"}]
+            [{"loc": "body", "msg": 'expected a JSON object: one event or {"events": [...]}'}]
         )
     try:
         parsed = model.model_validate(body)

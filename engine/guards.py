@@ -85,17 +85,25 @@ def escalation(check: StepCheck) -> Verdict | None:
     if rule is None:
         return None
     previous = check.session.scalar(
-        select(Delivery).where(Delivery.journey_id == check.journey.id)
-        .order_by(Delivery.created_at.desc()).limit(1))
+        select(Delivery)
+        .where(Delivery.journey_id == check.journey.id)
+        .order_by(Delivery.created_at.desc())
+        .limit(1)
+    )
     if previous is None:
         return None
-    engaged_at = (previous.rendered or {}).get(f"{rule.unless}_at") or _engaged(previous, rule.unless)
+    engaged_at = (previous.rendered or {}).get(f"{rule.unless}_at") or _engaged(
+        previous, rule.unless
+    )
     if engaged_at is not None:
         return Verdict("skip", f"previous message was {rule.unless}; no need to escalate")
     waited = check.now - previous.created_at
     if waited < rule.within:
-        return Verdict("defer", f"waiting {rule.within} for the previous message to be {rule.unless}",
-                       until=previous.created_at + rule.within)
+        return Verdict(
+            "defer",
+            f"waiting {rule.within} for the previous message to be {rule.unless}",
+            until=previous.created_at + rule.within,
+        )
     return None
 
 
@@ -124,8 +132,15 @@ def channel_choice(check: StepCheck) -> Verdict | None:
             check.notes.append(f"{channel}: no consent")
             continue
         contact = check.session.scalar(
-            select(Contact).where(Contact.profile_id == check.profile.id, Contact.channel == channel,
-                                  Contact.valid.is_(True)).order_by(Contact.updated_at.desc()).limit(1))
+            select(Contact)
+            .where(
+                Contact.profile_id == check.profile.id,
+                Contact.channel == channel,
+                Contact.valid.is_(True),
+            )
+            .order_by(Contact.updated_at.desc())
+            .limit(1)
+        )
         if contact is None:
             check.notes.append(f"{channel}: no valid contact")
             continue
@@ -140,8 +155,9 @@ def channel_choice(check: StepCheck) -> Verdict | None:
 def send_window(check: StepCheck) -> Verdict | None:
     assert check.channel is not None
     rules = check.config.send_rules(check.scenario.model, check.step, check.channel)
-    zone = zone_or_default(check.profile.timezone or _zone_from_phone(check),
-                           check.config.settings.defaults.timezone)
+    zone = zone_or_default(
+        check.profile.timezone or _zone_from_phone(check), check.config.settings.defaults.timezone
+    )
     if rules.allows(check.now, zone):
         return None
     opening = rules.next_opening(check.now, zone)
@@ -152,8 +168,11 @@ def send_window(check: StepCheck) -> Verdict | None:
 
 def _zone_from_phone(check: StepCheck) -> str | None:
     """No zone on the profile: the phone number's region, if it has a single zone."""
-    phone = check.session.scalar(select(Contact.address).where(
-        Contact.profile_id == check.profile.id, Contact.channel == "sms").limit(1))
+    phone = check.session.scalar(
+        select(Contact.address)
+        .where(Contact.profile_id == check.profile.id, Contact.channel == "sms")
+        .limit(1)
+    )
     if not phone:
         return None
     import phonenumbers
@@ -175,8 +194,10 @@ def frequency_caps(check: StepCheck) -> Verdict | None:
             continue
         since = check.now - cap.per
         query = select(Delivery.created_at).where(
-            Delivery.profile_id == check.profile.id, Delivery.created_at > since,
-            Delivery.status.in_(COUNTED))
+            Delivery.profile_id == check.profile.id,
+            Delivery.created_at > since,
+            Delivery.status.in_(COUNTED),
+        )
         if cap.channel != "any":
             query = query.where(Delivery.channel == cap.channel)
         times = sorted(check.session.scalars(query).all())
@@ -191,8 +212,11 @@ def frequency_caps(check: StepCheck) -> Verdict | None:
         return Verdict("skip", f"frequency {hit} reached")
     stale_at = check.due_at + check.scenario.model.max_staleness
     if latest_until > stale_at:
-        return Verdict("skip", f"frequency {hit} reached; room opens after max_staleness "
-                               f"{check.scenario.model.max_staleness}")
+        return Verdict(
+            "skip",
+            f"frequency {hit} reached; room opens after max_staleness "
+            f"{check.scenario.model.max_staleness}",
+        )
     return Verdict("defer", f"frequency {hit} reached", until=latest_until)
 
 
@@ -217,7 +241,9 @@ def run_guards(check: StepCheck, guards: Sequence[Guard] = GUARDS) -> Verdict | 
 
 
 def count_deliveries(session: Session, journey_id: str) -> int:
-    return session.scalar(select(func.count()).select_from(Delivery)
-                          .where(Delivery.journey_id == journey_id)) or 0
-
-
+    return (
+        session.scalar(
+            select(func.count()).select_from(Delivery).where(Delivery.journey_id == journey_id)
+        )
+        or 0
+    )

@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 from engine.context import build_context
 from engine.decisions import record
 from engine.scenario.loader import CompiledScenario, Config
+from engine.state import new_id
 from engine.store.models import Cart, Identity, Journey, Profile
 from engine.timers import CART_IDLE, JOURNEY_STEP, cancel_timer, set_timer
-from engine.state import new_id
 
 #: Exit reasons that end a journey whatever the scenario says: nothing after purchase,
 #: nothing about an empty cart, nothing to someone who withdrew every consent.
@@ -41,7 +41,9 @@ def on_idle_timer(session: Session, config: Config, cart_id: str, now: datetime)
     quiet_since = max(cart.last_activity_at, profile.last_seen_at or cart.last_activity_at)
     idle_for = now - quiet_since
     eligible = [s for s in config.scenarios if s.model.trigger.idle <= idle_for]
-    waiting = sorted(s.model.trigger.idle for s in config.scenarios if s.model.trigger.idle > idle_for)
+    waiting = sorted(
+        s.model.trigger.idle for s in config.scenarios if s.model.trigger.idle > idle_for
+    )
     if not eligible:
         shortest = shortest_idle(config)
         return quiet_since + (waiting[0] if waiting else shortest)
@@ -53,10 +55,17 @@ def on_idle_timer(session: Session, config: Config, cart_id: str, now: datetime)
     return quiet_since + waiting[0] if waiting else None
 
 
-def try_start(session: Session, config: Config, cart: Cart, profile: Profile,
-              eligible: list[CompiledScenario], now: datetime) -> Journey | None:
-    active = session.scalar(select(Journey.id).where(Journey.cart_id == cart.id,
-                                                     Journey.status == "active"))
+def try_start(
+    session: Session,
+    config: Config,
+    cart: Cart,
+    profile: Profile,
+    eligible: list[CompiledScenario],
+    now: datetime,
+) -> Journey | None:
+    active = session.scalar(
+        select(Journey.id).where(Journey.cart_id == cart.id, Journey.status == "active")
+    )
     if active is not None:
         return None  # a cart is in at most one journey at a time
     context = build_context(session, config, profile, cart, now)
@@ -69,13 +78,25 @@ def try_start(session: Session, config: Config, cart: Cart, profile: Profile,
         return start_journey(session, config, scenario, cart, profile, now)
     # Nothing matched: say why, per scenario ("why didn't she get anything?").
     for scenario_id, reason in refusals:
-        record(session, now, "skipped", f"not entered: {reason}", profile_id=profile.id,
-               cart_id=cart.id, scenario=scenario_id)
+        record(
+            session,
+            now,
+            "skipped",
+            f"not entered: {reason}",
+            profile_id=profile.id,
+            cart_id=cart.id,
+            scenario=scenario_id,
+        )
     return None
 
 
-def _refusal(session: Session, scenario: CompiledScenario, profile: Profile,
-             context: dict[str, object], now: datetime) -> str | None:
+def _refusal(
+    session: Session,
+    scenario: CompiledScenario,
+    profile: Profile,
+    context: dict[str, object],
+    now: datetime,
+) -> str | None:
     model = scenario.model
     if scenario.when is not None and not _holds(scenario.when, context):
         return f"trigger condition is false ({model.trigger.when})"
@@ -85,11 +106,17 @@ def _refusal(session: Session, scenario: CompiledScenario, profile: Profile,
         return f"not in audience segments {list(model.audience.segments)}"
     if scenario.exclude is not None and _holds(scenario.exclude, context):
         return f"excluded ({model.audience.exclude})"
-    recent = session.scalar(select(Journey.started_at).where(
-        Journey.profile_id == profile.id, Journey.scenario == model.scenario,
-        Journey.started_at > now - model.reentry,
-        (Journey.exit_reason.is_(None)) | (Journey.exit_reason != "cart.updated"),
-    ).order_by(Journey.started_at.desc()).limit(1))
+    recent = session.scalar(
+        select(Journey.started_at)
+        .where(
+            Journey.profile_id == profile.id,
+            Journey.scenario == model.scenario,
+            Journey.started_at > now - model.reentry,
+            (Journey.exit_reason.is_(None)) | (Journey.exit_reason != "cart.updated"),
+        )
+        .order_by(Journey.started_at.desc())
+        .limit(1)
+    )
     if recent is not None:
         return f"re-entry cooldown {model.reentry} since {recent.isoformat()}"
     return None
@@ -105,8 +132,13 @@ def _holds(condition: object, context: dict[str, object]) -> bool:
 def stable_key(session: Session, profile: Profile) -> str:
     """The shop's own id for the shopper (customer id, else anonymous id): the same
     person lands in the same group on every run and in every mode."""
-    rows = dict(session.execute(select(Identity.kind, Identity.value).where(
-        Identity.profile_id == profile.id).order_by(Identity.created_at, Identity.value)).all())
+    rows = dict(
+        session.execute(
+            select(Identity.kind, Identity.value)
+            .where(Identity.profile_id == profile.id)
+            .order_by(Identity.created_at, Identity.value)
+        ).all()
+    )
     return str(rows.get("customer_id") or rows.get("anonymous_id") or profile.id)
 
 
@@ -119,25 +151,51 @@ def in_holdout(profile_id: str, scenario: str, percent: float) -> bool:
     return bucket < percent * 100
 
 
-def start_journey(session: Session, config: Config, scenario: CompiledScenario, cart: Cart,
-                  profile: Profile, now: datetime) -> Journey:
+def start_journey(
+    session: Session,
+    config: Config,
+    scenario: CompiledScenario,
+    cart: Cart,
+    profile: Profile,
+    now: datetime,
+) -> Journey:
     model = scenario.model
     holdout = in_holdout(stable_key(session, profile), model.scenario, model.holdout)
     anchor = cart.last_activity_at
-    journey = Journey(id=new_id(), profile_id=profile.id, cart_id=cart.id, scenario=model.scenario,
-                      scenario_version=config.version, status="active", step_index=0,
-                      anchor_at=anchor, started_at=now, group="holdout" if holdout else "treatment",
-                      state={"sent": 0})
+    journey = Journey(
+        id=new_id(),
+        profile_id=profile.id,
+        cart_id=cart.id,
+        scenario=model.scenario,
+        scenario_version=config.version,
+        status="active",
+        step_index=0,
+        anchor_at=anchor,
+        started_at=now,
+        group="holdout" if holdout else "treatment",
+        state={"sent": 0},
+    )
     session.add(journey)
     session.flush()
-    record(session, now, "started", f"cart abandoned; {'holdout (control group)' if holdout else 'treatment'}",
-           journey=journey)
+    record(
+        session,
+        now,
+        "started",
+        f"cart abandoned; {'holdout (control group)' if holdout else 'treatment'}",
+        journey=journey,
+    )
     schedule_step(session, scenario, journey, 0, now, previous_at=anchor)
     return journey
 
 
-def schedule_step(session: Session, scenario: CompiledScenario, journey: Journey, index: int,
-                  now: datetime, previous_at: datetime) -> datetime | None:
+def schedule_step(
+    session: Session,
+    scenario: CompiledScenario,
+    journey: Journey,
+    index: int,
+    now: datetime,
+    previous_at: datetime,
+) -> datetime | None:
     """Point the journey at step ``index`` and set its timer; ends the journey when there
     is no such step or it falls after the journey's expiry."""
     step = scenario.step(index)
@@ -151,7 +209,13 @@ def schedule_step(session: Session, scenario: CompiledScenario, journey: Journey
         due = journey.anchor_at + (step.after or timedelta(0))
     expires_at = journey.anchor_at + scenario.model.expires
     if due > expires_at:
-        finish(session, journey, "exited", f"expired before step {step.id} (expires {scenario.model.expires})", now)
+        finish(
+            session,
+            journey,
+            "exited",
+            f"expired before step {step.id} (expires {scenario.model.expires})",
+            now,
+        )
         return None
     due = max(due, now)
     state = dict(journey.state or {})
@@ -171,11 +235,15 @@ def finish(session: Session, journey: Journey, status: str, reason: str, now: da
     record(session, now, "exited" if status == "exited" else "completed", reason, journey=journey)
 
 
-def on_exit_signal(session: Session, config_for: object, cart_id: str, reason: str, now: datetime,
-                   idle: timedelta) -> None:
+def on_exit_signal(
+    session: Session, config_for: object, cart_id: str, reason: str, now: datetime, idle: timedelta
+) -> None:
     """A state change that may end the cart's journey (order, emptied, unsubscribed, updated)."""
-    journey = session.scalar(select(Journey).where(Journey.cart_id == cart_id,
-                                                   Journey.status == "active").with_for_update())
+    journey = session.scalar(
+        select(Journey)
+        .where(Journey.cart_id == cart_id, Journey.status == "active")
+        .with_for_update()
+    )
     cart = session.get(Cart, cart_id)
     if journey is None:
         if reason == "cart.updated" and cart is not None and cart.status == "abandoned":

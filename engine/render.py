@@ -42,7 +42,15 @@ REQUIRED_BLOCKS: Mapping[str, tuple[str, ...]] = {
 OPTIONAL_BLOCKS: Mapping[str, tuple[str, ...]] = {"push": ("url",), "email": ("html",)}
 #: Names a template may use (the render context).
 CONTEXT_NAMES = (
-    "cart", "customer", "visitor", "journey", "step", "discount", "locale", "now", "links",
+    "cart",
+    "customer",
+    "visitor",
+    "journey",
+    "step",
+    "discount",
+    "locale",
+    "now",
+    "links",
 )
 
 # GSM 03.38 basic set plus the extension table (extension chars cost two septets).
@@ -97,10 +105,16 @@ class TemplateSet:
             return []
         return sorted(str(p) for p in self.directory.rglob("*.j2"))
 
-    def name_for(self, ref: str, locale: str | None, default_locale: str | None = None) -> str | None:
+    def name_for(
+        self, ref: str, locale: str | None, default_locale: str | None = None
+    ) -> str | None:
         """The file that serves ``ref`` in ``locale``: exact, then language, then default."""
         tried: list[str] = []
-        for candidate in (locale, (locale or "").split("-")[0].split("_")[0], default_locale or self.default_locale):
+        for candidate in (
+            locale,
+            (locale or "").split("-")[0].split("_")[0],
+            default_locale or self.default_locale,
+        ):
             if candidate and candidate not in tried:
                 tried.append(candidate)
                 name = f"{ref}.{candidate}.j2"
@@ -113,8 +127,14 @@ class TemplateSet:
         source = self.env.loader.get_source(self.env, name)[0]  # type: ignore[union-attr]
         return {node.name for node in self.env.parse(source).find_all(nodes.Block)}
 
-    def render(self, ref: str, channel: str, locale: str, context: Mapping[str, Any],
-               default_locale: str | None = None) -> dict[str, str]:
+    def render(
+        self,
+        ref: str,
+        channel: str,
+        locale: str,
+        context: Mapping[str, Any],
+        default_locale: str | None = None,
+    ) -> dict[str, str]:
         """Render every block of the channel; raises :class:`RenderError` with the reason."""
         name = self.name_for(ref, locale, default_locale)
         if name is None:
@@ -159,19 +179,29 @@ def _money(ctx: Context, amount: Any, currency: str | None = None) -> str:
     value = Decimal(str(amount))
     pattern_digits = 0 if value == value.to_integral_value() else 2
     return format_currency(
-        value, code, locale=_locale(ctx), currency_digits=False,
+        value,
+        code,
+        locale=_locale(ctx),
+        currency_digits=False,
         format=None if pattern_digits else _integer_currency_pattern(_locale(ctx)),
     )
 
 
 def _integer_currency_pattern(locale: Locale) -> str:
-    pattern = locale.currency_formats["standard"].pattern
+    pattern = str(locale.currency_formats["standard"].pattern)
     return pattern.split(";")[0].replace(".00", "").replace(",00", "")
 
 
 @pass_context
-def _plural(ctx: Context, count: Any, one: str = "", few: str = "", many: str = "",
-            other: str = "", with_number: bool = True) -> str:
+def _plural(
+    ctx: Context,
+    count: Any,
+    one: str = "",
+    few: str = "",
+    many: str = "",
+    other: str = "",
+    with_number: bool = True,
+) -> str:
     locale = _locale(ctx)
     form = locale.plural_form(abs(int(count)))
     word = {"one": one, "few": few, "many": many}.get(form) or other or many or few or one

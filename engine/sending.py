@@ -58,10 +58,21 @@ class SendResult:
         return cls("retryable", provider, reason=reason, retry_after=retry_after)
 
     @classmethod
-    def permanent(cls, provider: str, reason: str, *, invalid_contact: bool = False,
-                  consent_withdrawn: bool = False) -> SendResult:
-        return cls("permanent", provider, reason=reason, invalid_contact=invalid_contact,
-                   consent_withdrawn=consent_withdrawn)
+    def permanent(
+        cls,
+        provider: str,
+        reason: str,
+        *,
+        invalid_contact: bool = False,
+        consent_withdrawn: bool = False,
+    ) -> SendResult:
+        return cls(
+            "permanent",
+            provider,
+            reason=reason,
+            invalid_contact=invalid_contact,
+            consent_withdrawn=consent_withdrawn,
+        )
 
     @classmethod
     def unknown(cls, provider: str, reason: str) -> SendResult:

@@ -29,8 +29,15 @@ log = structlog.get_logger("cartflow.engine")
 
 
 class Engine:
-    def __init__(self, db: Database, clock: Clock, configs: ConfigHolder, sender: Sender, *,
-                 sending_grace: timedelta = SENDING_GRACE) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        configs: ConfigHolder,
+        sender: Sender,
+        *,
+        sending_grace: timedelta = SENDING_GRACE,
+    ) -> None:
         #: A delivery left ``sending`` this long by a vanished worker becomes ``unknown``;
         #: keep it at least the timer lease (a live worker holds its claim that long).
         self.sending_grace = sending_grace
@@ -50,14 +57,24 @@ class Engine:
             if event.id in seen:
                 continue
             seen.add(event.id)
-            rows.append({"id": event.id, "type": event.type, "at": event.at or now, "received_at": now,
-                         "applied_at": None, "payload": event.model_dump(mode="json", exclude_none=True)})
+            rows.append(
+                {
+                    "id": event.id,
+                    "type": event.type,
+                    "at": event.at or now,
+                    "received_at": now,
+                    "applied_at": None,
+                    "payload": event.model_dump(mode="json", exclude_none=True),
+                }
+            )
         if not rows:
             return []
         insert = postgresql.insert if self.db.is_postgres else sqlite.insert
         with self.db.transaction() as session:
             result = session.execute(
-                insert(RawEvent).values(rows).on_conflict_do_nothing(index_elements=["id"])
+                insert(RawEvent)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["id"])
                 .returning(RawEvent.id)
             )
             new = [row[0] for row in result]
@@ -66,8 +83,11 @@ class Engine:
     def apply_events(self, ids: Sequence[str]) -> int:
         """Apply stored events (oldest first); each once, whoever else tries. Returns count."""
         with self.db.sessions() as session:
-            rows = session.execute(select(RawEvent.id, RawEvent.at).where(
-                RawEvent.id.in_(list(ids)), RawEvent.applied_at.is_(None))).all()
+            rows = session.execute(
+                select(RawEvent.id, RawEvent.at).where(
+                    RawEvent.id.in_(list(ids)), RawEvent.applied_at.is_(None)
+                )
+            ).all()
         applied = 0
         for event_id, _ in sorted(rows, key=lambda r: (r[1], r[0])):
             for attempt in range(5):
@@ -85,9 +105,11 @@ class Engine:
         idle = shortest_idle(config)
         with self.db.transaction() as session:
             now = self.clock.now()
-            won = session.execute(update(RawEvent).where(RawEvent.id == event_id,
-                                                         RawEvent.applied_at.is_(None))
-                                  .values(applied_at=now)).rowcount
+            won = session.execute(
+                update(RawEvent)
+                .where(RawEvent.id == event_id, RawEvent.applied_at.is_(None))
+                .values(applied_at=now)
+            ).rowcount  # type: ignore[attr-defined]
             if not won:
                 return 0
             raw = session.get(RawEvent, event_id)
@@ -104,9 +126,14 @@ class Engine:
         """Events accepted but not applied after ``older_than`` (a lost message): re-drive."""
         cutoff = self.clock.now() - older_than
         with self.db.sessions() as session:
-            return list(session.scalars(select(RawEvent.id).where(
-                RawEvent.applied_at.is_(None), RawEvent.received_at <= cutoff)
-                .order_by(RawEvent.received_at).limit(limit)))
+            return list(
+                session.scalars(
+                    select(RawEvent.id)
+                    .where(RawEvent.applied_at.is_(None), RawEvent.received_at <= cutoff)
+                    .order_by(RawEvent.received_at)
+                    .limit(limit)
+                )
+            )
 
     # -- timers --------------------------------------------------------------------------
     def claim_due(self, limit: int = 500, lease: timedelta = timedelta(seconds=60)) -> list[Claim]:
@@ -115,8 +142,9 @@ class Engine:
     def fire(self, claim: Claim) -> Outcome:
         """Run whatever a claimed timer is for. Safe to call twice for the same claim."""
         if claim.kind == JOURNEY_STEP:
-            return run_step(self.db, self.configs, self.sender, claim, self.clock.now,
-                            self.sending_grace)
+            return run_step(
+                self.db, self.configs, self.sender, claim, self.clock.now, self.sending_grace
+            )
         if claim.kind == CART_IDLE:
             return self._idle(claim)
         with self.db.transaction() as session:

@@ -24,7 +24,7 @@ class Simulation:
 
     def feed(self, events: Iterable[Event]) -> None:
         """Apply events in time order, firing every timer that falls due in between."""
-        for event in sorted(events, key=lambda e: (e.at or self.clock.now())):
+        for event in sorted(events, key=lambda e: e.at or self.clock.now()):
             at = event.at or self.clock.now()
             self.run_until(at)
             if at > self.clock.now():

@@ -24,8 +24,9 @@ from engine.store.models import Session as VisitSession
 from engine.timers import CART_IDLE, cancel_timer, set_timer
 
 #: Event types that mean "the shopper is here right now".
-ACTIVITY = frozenset({"session.started", "page.viewed", "product.viewed", "cart.updated",
-                      "checkout.started"})
+ACTIVITY = frozenset(
+    {"session.started", "page.viewed", "product.viewed", "cart.updated", "checkout.started"}
+)
 
 
 @dataclass
@@ -69,18 +70,27 @@ def resolve_profile(session: Session, event: Event, now: datetime) -> Profile:
         if value and kind not in found:
             session.add(Identity(kind=kind, value=value, profile_id=profile.id, created_at=now))
     if anonymous is not None and anonymous.id != profile.id and event.anonymous_id:
-        session.execute(update(Identity).where(Identity.profile_id == anonymous.id)
-                        .values(profile_id=profile.id))
+        session.execute(
+            update(Identity)
+            .where(Identity.profile_id == anonymous.id)
+            .values(profile_id=profile.id)
+        )
     return profile
 
 
 def _merge(session: Session, *, source: Profile, target: Profile, now: datetime) -> None:
     for model in (Cart, VisitSession, Journey):
-        session.execute(update(model).where(model.profile_id == source.id).values(profile_id=target.id))
+        session.execute(
+            update(model).where(model.profile_id == source.id).values(profile_id=target.id)
+        )
     for contact in session.scalars(select(Contact).where(Contact.profile_id == source.id)):
-        exists = session.scalar(select(Contact.id).where(
-            Contact.profile_id == target.id, Contact.channel == contact.channel,
-            Contact.address == contact.address))
+        exists = session.scalar(
+            select(Contact.id).where(
+                Contact.profile_id == target.id,
+                Contact.channel == contact.channel,
+                Contact.address == contact.address,
+            )
+        )
         if exists is None:
             contact.profile_id = target.id
         else:
@@ -88,15 +98,28 @@ def _merge(session: Session, *, source: Profile, target: Profile, now: datetime)
     for consent in session.scalars(select(Consent).where(Consent.profile_id == source.id)):
         mine = session.get(Consent, (target.id, consent.channel))
         if mine is None:
-            session.add(Consent(profile_id=target.id, channel=consent.channel, granted=consent.granted,
-                                source=consent.source, updated_at=consent.updated_at))
+            session.add(
+                Consent(
+                    profile_id=target.id,
+                    channel=consent.channel,
+                    granted=consent.granted,
+                    source=consent.source,
+                    updated_at=consent.updated_at,
+                )
+            )
         elif consent.updated_at > mine.updated_at:
-            mine.granted, mine.source, mine.updated_at = consent.granted, consent.source, consent.updated_at
+            mine.granted, mine.source, mine.updated_at = (
+                consent.granted,
+                consent.source,
+                consent.updated_at,
+            )
         session.delete(consent)
     for attr in ("timezone", "locale", "first_name"):
         if getattr(target, attr) is None:
             setattr(target, attr, getattr(source, attr))
-    if source.last_seen_at and (target.last_seen_at is None or source.last_seen_at > target.last_seen_at):
+    if source.last_seen_at and (
+        target.last_seen_at is None or source.last_seen_at > target.last_seen_at
+    ):
         target.last_seen_at = source.last_seen_at
     source.merged_into = target.id
     source.updated_at = now
@@ -118,7 +141,8 @@ def apply_event(session: Session, event: Event, *, now: datetime, idle: timedelt
         for channel, granted in event.consent.items():
             _set_consent(session, profile.id, channel, granted, f"event:{event.id}", now)
         if event.type == "consent.updated" and not any(
-            c.granted for c in session.scalars(select(Consent).where(Consent.profile_id == profile.id))
+            c.granted
+            for c in session.scalars(select(Consent).where(Consent.profile_id == profile.id))
         ):
             for cart in _open_carts(session, profile.id):
                 applied.exits.append((cart.id, "unsubscribed"))
@@ -147,18 +171,33 @@ def _apply_contact(session: Session, profile: Profile, event: Event, now: dateti
         value = getattr(contact, attr)
         if value:
             setattr(profile, attr, value)
-    for channel, address in (("email", contact.email), ("sms", contact.phone),
-                             ("push", contact.push_token)):
+    for channel, address in (
+        ("email", contact.email),
+        ("sms", contact.phone),
+        ("push", contact.push_token),
+    ):
         if not address:
             continue
         address = address.strip().lower() if channel == "email" else address.strip()
         if channel == "sms":
             address = _normalise_phone(address)
-        row = session.scalar(select(Contact).where(
-            Contact.profile_id == profile.id, Contact.channel == channel, Contact.address == address))
+        row = session.scalar(
+            select(Contact).where(
+                Contact.profile_id == profile.id,
+                Contact.channel == channel,
+                Contact.address == address,
+            )
+        )
         if row is None:
-            session.add(Contact(profile_id=profile.id, channel=channel, address=address,
-                                valid=True, updated_at=now))
+            session.add(
+                Contact(
+                    profile_id=profile.id,
+                    channel=channel,
+                    address=address,
+                    valid=True,
+                    updated_at=now,
+                )
+            )
         else:
             row.updated_at = now
 
@@ -175,12 +214,20 @@ def _normalise_phone(raw: str) -> str:
     return raw
 
 
-def _set_consent(session: Session, profile_id: str, channel: str, granted: bool, source: str,
-                 now: datetime) -> None:
+def _set_consent(
+    session: Session, profile_id: str, channel: str, granted: bool, source: str, now: datetime
+) -> None:
     row = session.get(Consent, (profile_id, channel))
     if row is None:
-        session.add(Consent(profile_id=profile_id, channel=channel, granted=granted, source=source,
-                            updated_at=now))
+        session.add(
+            Consent(
+                profile_id=profile_id,
+                channel=channel,
+                granted=granted,
+                source=source,
+                updated_at=now,
+            )
+        )
     else:
         row.granted, row.source, row.updated_at = granted, source, now
 
@@ -188,14 +235,21 @@ def _set_consent(session: Session, profile_id: str, channel: str, granted: bool,
 def _touch_session(session: Session, profile_id: str, session_id: str, at: datetime) -> None:
     row = session.get(VisitSession, session_id)
     if row is None:
-        session.add(VisitSession(id=session_id, profile_id=profile_id, started_at=at, last_seen_at=at))
+        session.add(
+            VisitSession(id=session_id, profile_id=profile_id, started_at=at, last_seen_at=at)
+        )
     elif at > row.last_seen_at:
         row.last_seen_at = at
 
 
 def _open_carts(session: Session, profile_id: str) -> list[Cart]:
-    return list(session.scalars(select(Cart).where(
-        Cart.profile_id == profile_id, Cart.status.in_(("active", "abandoned")))))
+    return list(
+        session.scalars(
+            select(Cart).where(
+                Cart.profile_id == profile_id, Cart.status.in_(("active", "abandoned"))
+            )
+        )
+    )
 
 
 def _carts_of(session: Session, profile_id: str, cart_id: str | None) -> list[Cart]:
@@ -205,16 +259,33 @@ def _carts_of(session: Session, profile_id: str, cart_id: str | None) -> list[Ca
     return _open_carts(session, profile_id)
 
 
-def _apply_cart(session: Session, profile: Profile, event: Event, at: datetime, now: datetime,
-                idle: timedelta, applied: Applied) -> None:
+def _apply_cart(
+    session: Session,
+    profile: Profile,
+    event: Event,
+    at: datetime,
+    now: datetime,
+    idle: timedelta,
+    applied: Applied,
+) -> None:
     snapshot = event.cart
     assert snapshot is not None
     cart = session.get(Cart, snapshot.id, with_for_update=True)
     items = [item.model_dump(mode="json", exclude_none=True) for item in snapshot.items]
     if cart is None:
-        cart = Cart(id=snapshot.id, profile_id=profile.id, status="active",
-                    currency=snapshot.currency, url=snapshot.url, items=[], value=Decimal(0),
-                    item_count=0, created_at=at, snapshot_at=at, last_activity_at=at)
+        cart = Cart(
+            id=snapshot.id,
+            profile_id=profile.id,
+            status="active",
+            currency=snapshot.currency,
+            url=snapshot.url,
+            items=[],
+            value=Decimal(0),
+            item_count=0,
+            created_at=at,
+            snapshot_at=at,
+            last_activity_at=at,
+        )
         session.add(cart)
     elif cart.status == "ordered":
         return  # sticky: a paid cart is never resurrected
@@ -241,16 +312,27 @@ def _apply_cart(session: Session, profile: Profile, event: Event, at: datetime, 
         set_timer(session, CART_IDLE, cart.id, cart.last_activity_at + idle)
 
 
-def _apply_order(session: Session, profile: Profile, event: Event, at: datetime, now: datetime,
-                 applied: Applied) -> None:
+def _apply_order(
+    session: Session, profile: Profile, event: Event, at: datetime, now: datetime, applied: Applied
+) -> None:
     order = event.order
     assert order is not None
     carts = _carts_of(session, profile.id, order.cart_id)
     if order.cart_id and not carts:
         # The order overtook its cart: record the cart as paid so nothing resurrects it.
-        cart = Cart(id=order.cart_id, profile_id=profile.id, status="ordered",
-                    currency=order.currency or "USD", url=None, items=[], value=order.total or Decimal(0),
-                    item_count=0, created_at=at, snapshot_at=at, last_activity_at=at)
+        cart = Cart(
+            id=order.cart_id,
+            profile_id=profile.id,
+            status="ordered",
+            currency=order.currency or "USD",
+            url=None,
+            items=[],
+            value=order.total or Decimal(0),
+            item_count=0,
+            created_at=at,
+            snapshot_at=at,
+            last_activity_at=at,
+        )
         session.add(cart)
         carts = [cart]
     for cart in carts:

@@ -57,8 +57,14 @@ class Outcome:
     delivery_id: str | None = None
 
 
-def run_step(db: Database, configs: Any, sender: Sender, claim: Claim, now_fn: Any,
-             sending_grace: timedelta = SENDING_GRACE) -> Outcome:
+def run_step(
+    db: Database,
+    configs: Any,
+    sender: Sender,
+    claim: Claim,
+    now_fn: Any,
+    sending_grace: timedelta = SENDING_GRACE,
+) -> Outcome:
     """Run the step the journey ``claim.ref`` is waiting on."""
     journey_id = claim.ref
     with db.transaction() as session:
@@ -90,7 +96,11 @@ def run_step(db: Database, configs: Any, sender: Sender, claim: Claim, now_fn: A
         if delivery is not None:  # a retry, or a crash before sending: exits still win
             cart = session.get(Cart, journey.cart_id)
             if cart is None or cart.status in ("ordered", "emptied") or not cart.items:
-                reason = "order.completed" if cart is not None and cart.status == "ordered" else "cart.emptied"
+                reason = (
+                    "order.completed"
+                    if cart is not None and cart.status == "ordered"
+                    else "cart.emptied"
+                )
                 delivery.status, delivery.error, delivery.updated_at = "cancelled", reason, now
                 finish(session, journey, "exited", reason, now)
                 release(session, claim, None)
@@ -104,15 +114,21 @@ def run_step(db: Database, configs: Any, sender: Sender, claim: Claim, now_fn: A
 
     # B: pending → sending, exactly one winner
     with db.transaction() as session:
-        won = session.execute(update(Delivery).where(Delivery.id == delivery.id,
-                                                     Delivery.status == "pending")
-                              .values(status="sending", attempts=Delivery.attempts + 1,
-                                      updated_at=now_fn())).rowcount
+        won = session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery.id, Delivery.status == "pending")
+            .values(status="sending", attempts=Delivery.attempts + 1, updated_at=now_fn())
+        ).rowcount  # type: ignore[attr-defined]
     if not won:
         return Outcome("stale", "another worker is sending this step", delivery.id)
 
-    bound = log.bind(journey_id=journey_id, cart_id=delivery.cart_id, step=delivery.step_id,
-                     channel=delivery.channel, delivery_id=delivery.id)
+    bound = log.bind(
+        journey_id=journey_id,
+        cart_id=delivery.cart_id,
+        step=delivery.step_id,
+        channel=delivery.channel,
+        delivery_id=delivery.id,
+    )
     try:
         result = sender.send(message)
     except Exception as exc:  # a provider bug: the request may have left
@@ -121,11 +137,20 @@ def run_step(db: Database, configs: Any, sender: Sender, claim: Claim, now_fn: A
 
     # C: outcome, advance, next timer
     with db.transaction() as session:
-        return _settle(session, configs, scenario, journey_id, delivery.id, result, claim, now_fn(), bound)
+        return _settle(
+            session, configs, scenario, journey_id, delivery.id, result, claim, now_fn(), bound
+        )
 
 
-def _decide(session: Session, config: Config, scenario: CompiledScenario, journey: Journey,
-            claim: Claim, now: datetime, sender: Sender) -> Delivery | Outcome:
+def _decide(
+    session: Session,
+    config: Config,
+    scenario: CompiledScenario,
+    journey: Journey,
+    claim: Claim,
+    now: datetime,
+    sender: Sender,
+) -> Delivery | Outcome:
     step = scenario.step(journey.step_index)
     assert step is not None
     cart = session.get(Cart, journey.cart_id, with_for_update=True)
@@ -133,9 +158,21 @@ def _decide(session: Session, config: Config, scenario: CompiledScenario, journe
     assert cart is not None and profile is not None
     context = build_context(session, config, profile, cart, now, journey)
     context["_provider_for"] = sender.provider_for
-    due_at = datetime.fromisoformat((journey.state or {}).get("due_at") or claim.scheduled_for.isoformat())
-    check = StepCheck(session=session, config=config, scenario=scenario, step=step, journey=journey,
-                      cart=cart, profile=profile, now=now, context=context, due_at=due_at)
+    due_at = datetime.fromisoformat(
+        (journey.state or {}).get("due_at") or claim.scheduled_for.isoformat()
+    )
+    check = StepCheck(
+        session=session,
+        config=config,
+        scenario=scenario,
+        step=step,
+        journey=journey,
+        cart=cart,
+        profile=profile,
+        now=now,
+        context=context,
+        due_at=due_at,
+    )
     if journey.group == "holdout":
         verdict_kind, reason = "skip", "holdout (control group): nothing is sent"
         until = None
@@ -144,7 +181,7 @@ def _decide(session: Session, config: Config, scenario: CompiledScenario, journe
         verdict_kind = verdict.kind if verdict else "go"
         reason = verdict.reason if verdict else ""
         until = verdict.until if verdict else None
-    common = {"journey": journey, "step_id": step.id, "channel": check.channel}
+    common: dict[str, Any] = {"journey": journey, "step_id": step.id, "channel": check.channel}
     if verdict_kind == "exit":
         finish(session, journey, "exited", reason, now)
         release(session, claim, None)
@@ -165,17 +202,27 @@ def _decide(session: Session, config: Config, scenario: CompiledScenario, journe
     variant = _variant(step, journey)
     token = None
     if step.discount is not None:
-        token = reserve(session, step.discount, journey_id=journey.id, step_id=step.id,
-                        currency=cart.currency, now=now)
+        token = reserve(
+            session,
+            step.discount,
+            journey_id=journey.id,
+            step_id=step.id,
+            currency=cart.currency,
+            now=now,
+        )
     locale = profile.locale or config.settings.defaults.locale
     render_context = {k: v for k, v in context.items() if not k.startswith("_")}
-    render_context.update(discount=view(token), step={"id": step.id, "channel": check.channel},
-                          links={"cart": cart.url})
-    ref = next((v.template for v in step.variants if v.id == variant), step.template) if variant else step.template
-    assert ref is not None
+    render_context.update(
+        discount=view(token),
+        step={"id": step.id, "channel": check.channel},
+        links={"cart": cart.url},
+    )
+    ref = step.template_for(check.channel, variant)
+    assert ref is not None  # the loader makes sure every channel of the step has one
     try:
-        parts = config.templates.render(ref, check.channel, locale, render_context,
-                                        config.settings.defaults.locale)
+        parts = config.templates.render(
+            ref, check.channel, locale, render_context, config.settings.defaults.locale
+        )
     except RenderError as exc:
         if token is not None:
             token.status = "released"
@@ -189,17 +236,31 @@ def _decide(session: Session, config: Config, scenario: CompiledScenario, journe
         if shape.parts > step.max_sms_parts:
             if token is not None:
                 token.status = "released"
-            reason = f"SMS needs {shape.parts} parts ({shape.encoding}); step allows {step.max_sms_parts}"
+            reason = (
+                f"SMS needs {shape.parts} parts ({shape.encoding}); "
+                f"step allows {step.max_sms_parts}"
+            )
             record(session, now, "skipped", reason, **common)
             _advance(session, scenario, journey, journey.step_index, now)
             release_after_advance(session, claim, journey)
             return Outcome("skipped", reason)
     delivery = Delivery(
-        id=new_id(), idempotency_key=f"{journey.id}:{step.id}", journey_id=journey.id,
-        profile_id=journey.profile_id, cart_id=journey.cart_id, scenario=journey.scenario,
-        step_id=step.id, channel=check.channel, provider=sender.provider_for(check.channel) or "none",
-        variant=variant, contact_id=check.contact.id, status="pending",
-        token_code=token.code if token else None, rendered=parts, created_at=now, updated_at=now,
+        id=new_id(),
+        idempotency_key=f"{journey.id}:{step.id}",
+        journey_id=journey.id,
+        profile_id=journey.profile_id,
+        cart_id=journey.cart_id,
+        scenario=journey.scenario,
+        step_id=step.id,
+        channel=check.channel,
+        provider=sender.provider_for(check.channel) or "none",
+        variant=variant,
+        contact_id=check.contact.id,
+        status="pending",
+        token_code=token.code if token else None,
+        rendered=parts,
+        created_at=now,
+        updated_at=now,
     )
     if token is not None:
         token.delivery_id = delivery.id
@@ -233,17 +294,26 @@ def _message(session: Session, delivery: Delivery) -> Message:
     contact = session.get(Contact, delivery.contact_id) if delivery.contact_id else None
     profile = session.get(Profile, delivery.profile_id)
     return Message(
-        delivery_id=delivery.id, idempotency_key=delivery.idempotency_key, channel=delivery.channel,
-        address=contact.address if contact else "", parts=dict(delivery.rendered or {}),
+        delivery_id=delivery.id,
+        idempotency_key=delivery.idempotency_key,
+        channel=delivery.channel,
+        address=contact.address if contact else "",
+        parts=dict(delivery.rendered or {}),
         locale=(profile.locale if profile else None) or "en",
-        metadata={"cartflow_delivery_id": delivery.id, "journey_id": delivery.journey_id,
-                  "cart_id": delivery.cart_id, "scenario": delivery.scenario, "step": delivery.step_id,
-                  "token": delivery.token_code},
+        metadata={
+            "cartflow_delivery_id": delivery.id,
+            "journey_id": delivery.journey_id,
+            "cart_id": delivery.cart_id,
+            "scenario": delivery.scenario,
+            "step": delivery.step_id,
+            "token": delivery.token_code,
+        },
     )
 
 
-def _advance(session: Session, scenario: CompiledScenario, journey: Journey, from_index: int,
-             now: datetime) -> None:
+def _advance(
+    session: Session, scenario: CompiledScenario, journey: Journey, from_index: int, now: datetime
+) -> None:
     """Move to the next step once (compare-and-set on the step index)."""
     if journey.step_index != from_index or journey.status != "active":
         return
@@ -256,8 +326,15 @@ def release_after_advance(session: Session, claim: Claim, journey: Journey) -> N
     del session, claim, journey
 
 
-def _recover(session: Session, scenario: CompiledScenario, journey: Journey, delivery: Delivery,
-             claim: Claim, now: datetime, grace: timedelta) -> Outcome:
+def _recover(
+    session: Session,
+    scenario: CompiledScenario,
+    journey: Journey,
+    delivery: Delivery,
+    claim: Claim,
+    now: datetime,
+    grace: timedelta,
+) -> Outcome:
     """The step ran before and got past writing its delivery."""
     if delivery.status == "sending":
         if now - delivery.updated_at < grace:
@@ -266,31 +343,58 @@ def _recover(session: Session, scenario: CompiledScenario, journey: Journey, del
         delivery.status = "unknown"
         delivery.error = "worker stopped after the request may have left; reconcile, do not resend"
         delivery.updated_at = now
-        record(session, now, "unknown", delivery.error, journey=journey, step_id=delivery.step_id,
-               channel=delivery.channel, delivery_id=delivery.id)
+        record(
+            session,
+            now,
+            "unknown",
+            delivery.error,
+            journey=journey,
+            step_id=delivery.step_id,
+            channel=delivery.channel,
+            delivery_id=delivery.id,
+        )
     _advance(session, scenario, journey, journey.step_index, now)
     if journey.status != "active":
         release(session, claim, None)
-    return Outcome("unknown" if delivery.status == "unknown" else "stale", "step already ran", delivery.id)
+    return Outcome(
+        "unknown" if delivery.status == "unknown" else "stale", "step already ran", delivery.id
+    )
 
 
-def _settle(session: Session, configs: Any, scenario: CompiledScenario, journey_id: str,
-            delivery_id: str, result: SendResult, claim: Claim, now: datetime, bound: Any) -> Outcome:
+def _settle(
+    session: Session,
+    configs: Any,
+    scenario: CompiledScenario,
+    journey_id: str,
+    delivery_id: str,
+    result: SendResult,
+    claim: Claim,
+    now: datetime,
+    bound: Any,
+) -> Outcome:
     journey = session.get(Journey, journey_id, with_for_update=True)
     delivery = session.get(Delivery, delivery_id, with_for_update=True)
     assert journey is not None and delivery is not None
     token = session.get(DiscountToken, delivery.token_code) if delivery.token_code else None
     delivery.provider = result.provider
     delivery.updated_at = now
-    common = {"journey": journey, "step_id": delivery.step_id, "channel": delivery.channel,
-              "delivery_id": delivery.id}
-    index = next((i for i, s in enumerate(scenario.model.steps) if s.id == delivery.step_id),
-                 journey.step_index)
+    common: dict[str, Any] = {
+        "journey": journey,
+        "step_id": delivery.step_id,
+        "channel": delivery.channel,
+        "delivery_id": delivery.id,
+    }
+    index = next(
+        (i for i, s in enumerate(scenario.model.steps) if s.id == delivery.step_id),
+        journey.step_index,
+    )
     if result.status == "retryable" and delivery.attempts < MAX_ATTEMPTS:
         delivery.status = "pending"
         delivery.error = result.reason
         wait = timedelta(seconds=result.retry_after) if result.retry_after else DEFAULT_RETRY_AFTER
-        record(session, now, "retry", f"{result.provider}: {result.reason}; retry in {wait}", **common)
+        record(
+            session, now, "retry", f"{result.provider}: {result.reason}; retry in {wait}", **common
+        )
         release(session, claim, now + wait)
         return Outcome("retry", result.reason or "", delivery.id)
     if result.status == "accepted":

@@ -43,15 +43,24 @@ class Claim:
 
 def set_timer(session: Session, kind: str, ref: str, due_at: datetime) -> None:
     """Create or move the one timer for ``(kind, ref)`` — moved, never multiplied."""
-    values = {"kind": kind, "ref": ref, "due_at": due_at, "scheduled_for": due_at,
-              "claim_token": None, "claimed_until": None, "attempts": 0}
+    values = {
+        "kind": kind,
+        "ref": ref,
+        "due_at": due_at,
+        "scheduled_for": due_at,
+        "claim_token": None,
+        "claimed_until": None,
+        "attempts": 0,
+    }
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(Timer).values(**values)
     statement = statement.on_conflict_do_update(
         index_elements=["kind", "ref"],
-        set_={k: statement.excluded[k] for k in ("due_at", "scheduled_for", "claim_token",
-                                                  "claimed_until", "attempts")},
+        set_={
+            k: statement.excluded[k]
+            for k in ("due_at", "scheduled_for", "claim_token", "claimed_until", "attempts")
+        },
     )
     session.execute(statement)
 
@@ -76,12 +85,22 @@ def release(session: Session, claim: Claim, due_at: datetime | None) -> None:
     if due_at is None:
         session.execute(delete(Timer).where(*where))
     else:
-        session.execute(update(Timer).where(*where).values(
-            due_at=due_at, scheduled_for=due_at, claim_token=None, claimed_until=None, attempts=0))
+        session.execute(
+            update(Timer)
+            .where(*where)
+            .values(
+                due_at=due_at,
+                scheduled_for=due_at,
+                claim_token=None,
+                claimed_until=None,
+                attempts=0,
+            )
+        )
 
 
-def claim_due(db: Database, now: datetime, limit: int = 500,
-              lease: timedelta = DEFAULT_LEASE) -> list[Claim]:
+def claim_due(
+    db: Database, now: datetime, limit: int = 500, lease: timedelta = DEFAULT_LEASE
+) -> list[Claim]:
     """Claim up to ``limit`` due timers for ``lease``; returns what this caller now holds."""
     token = secrets.token_hex(8)
     until = now + lease
@@ -98,23 +117,38 @@ def claim_due(db: Database, now: datetime, limit: int = 500,
             rows = session.execute(
                 update(Timer)
                 .where(Timer.id.in_(select(due.c.id)))
-                .values(due_at=until, claimed_until=until, claim_token=token,
-                        attempts=Timer.attempts + 1)
+                .values(
+                    due_at=until,
+                    claimed_until=until,
+                    claim_token=token,
+                    attempts=Timer.attempts + 1,
+                )
                 .returning(Timer.id, Timer.kind, Timer.ref, Timer.scheduled_for)
             ).all()
         else:
-            ids = session.execute(
-                select(Timer.id).where(Timer.due_at <= now).order_by(Timer.due_at).limit(limit)
-            ).scalars().all()
+            ids = (
+                session.execute(
+                    select(Timer.id).where(Timer.due_at <= now).order_by(Timer.due_at).limit(limit)
+                )
+                .scalars()
+                .all()
+            )
             if not ids:
                 return []
             session.execute(
-                update(Timer).where(Timer.id.in_(ids))
-                .values(due_at=until, claimed_until=until, claim_token=token,
-                        attempts=Timer.attempts + 1)
+                update(Timer)
+                .where(Timer.id.in_(ids))
+                .values(
+                    due_at=until,
+                    claimed_until=until,
+                    claim_token=token,
+                    attempts=Timer.attempts + 1,
+                )
             )
             rows = session.execute(
-                select(Timer.id, Timer.kind, Timer.ref, Timer.scheduled_for).where(Timer.id.in_(ids))
+                select(Timer.id, Timer.kind, Timer.ref, Timer.scheduled_for).where(
+                    Timer.id.in_(ids)
+                )
             ).all()
     return [Claim(row[0], row[1], row[2], token, row[3]) for row in rows]
 

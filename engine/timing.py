@@ -78,7 +78,7 @@ def _parse_days(text: str) -> frozenset[int]:
             if first not in DAY_NAMES or last not in DAY_NAMES:
                 raise ValueError(f"unknown day range {part!r}; use mon..sun, e.g. mon-fri")
             a, b = DAY_NAMES.index(first), DAY_NAMES.index(last)
-            span = range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)]
+            span = range(a, b + 1) if a <= b else [*range(a, 7), *range(b + 1)]
             days.update(span)
         else:
             if part[:3] not in DAY_NAMES:
@@ -149,7 +149,9 @@ class SendRules:
             return False
         return not any(q.contains(local) for q in self.quiet)
 
-    def next_opening(self, moment: datetime, zone: ZoneInfo, horizon_days: int = 8) -> datetime | None:
+    def next_opening(
+        self, moment: datetime, zone: ZoneInfo, horizon_days: int = 8
+    ) -> datetime | None:
         """The first moment at or after ``moment`` when a send is allowed, or None if
         none within ``horizon_days`` (a window the step can never hit)."""
         if self.allows(moment, zone):

@@ -22,14 +22,25 @@ def new_code(prefix: str) -> str:
     return prefix + "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
 
 
-def reserve(session: Session, discount: Discount, *, journey_id: str, step_id: str,
-            currency: str, now: datetime) -> DiscountToken:
+def reserve(
+    session: Session,
+    discount: Discount,
+    *,
+    journey_id: str,
+    step_id: str,
+    currency: str,
+    now: datetime,
+) -> DiscountToken:
     token = DiscountToken(
-        code=new_code(discount.prefix), journey_id=journey_id, step_id=step_id,
+        code=new_code(discount.prefix),
+        journey_id=journey_id,
+        step_id=step_id,
         kind="percent" if discount.percent is not None else "amount",
         value=Decimal(discount.percent if discount.percent is not None else discount.amount or 0),
         currency=None if discount.percent is not None else currency,
-        status="reserved", created_at=now, expires_at=now + discount.ttl,
+        status="reserved",
+        created_at=now,
+        expires_at=now + discount.ttl,
     )
     session.add(token)
     return token

@@ -39,8 +39,11 @@ class Provider:
         for key in options:
             if key not in cls.settings:
                 close = difflib.get_close_matches(key, list(cls.settings), n=1)
-                hint = f" — did you mean '{close[0]}'?" if close else (
-                    f" (known: {', '.join(cls.settings) or 'none'})")
+                hint = (
+                    f" — did you mean '{close[0]}'?"
+                    if close
+                    else (f" (known: {', '.join(cls.settings) or 'none'})")
+                )
                 problems.append(f"unknown setting '{key}' for provider '{cls.name}'{hint}")
         for key, required in cls.settings.items():
             if required and not options.get(key):

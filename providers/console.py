@@ -34,13 +34,16 @@ class ConsoleProvider(Provider):
     def send(self, message: Message) -> SendResult:
         parts = message.parts
         meta = message.metadata
-        head = f"[{message.channel.upper():5}] cart {meta.get('cart_id')} · {meta.get('scenario')}/{meta.get('step')}"
+        where = f"{meta.get('scenario')}/{meta.get('step')}"
+        head = f"[{message.channel.upper():5}] cart {meta.get('cart_id')} · {where}"
         if message.channel == "push":
-            body = f"{parts.get('title', '')} — {parts.get('body', '')}  {parts.get('url', '')}".rstrip()
+            title, text = parts.get("title", ""), parts.get("body", "")
+            body = f"{title} — {text}  {parts.get('url', '')}".rstrip()
         elif message.channel == "email":
             body = f"Subject: {parts.get('subject', '')}\n        {parts.get('text', '')[:300]}"
         else:
-            body = f"{parts.get('text', '')}  ({parts.get('encoding', '')}, {parts.get('segments', '1')} part(s))"
+            shape = f"({parts.get('encoding', '')}, {parts.get('segments', '1')} part(s))"
+            body = f"{parts.get('text', '')}  {shape}"
         with _lock:
             print(f"{head} → {mask(message.address)}\n        {body}", file=self.stream, flush=True)
         return SendResult.accepted(self.name, f"console-{message.delivery_id}")

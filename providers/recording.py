@@ -32,7 +32,16 @@ class RecordingProvider(Provider):
             path = self.options.get("path")
             if path and (result is None or result.status == "accepted"):
                 with open(path, "a", encoding="utf-8") as handle:
-                    handle.write(json.dumps({"delivery_id": message.delivery_id, "channel": message.channel,
-                                             "parts": message.parts, "metadata": message.metadata},
-                                            ensure_ascii=False) + "\n")
+                    handle.write(
+                        json.dumps(
+                            {
+                                "delivery_id": message.delivery_id,
+                                "channel": message.channel,
+                                "parts": message.parts,
+                                "metadata": message.metadata,
+                            },
+                            ensure_ascii=False,
+                        )
+                        + "\n"
+                    )
         return result or SendResult.accepted(self.name, f"rec-{message.delivery_id}")

@@ -29,7 +29,9 @@ class ChannelRouter:
         self.by_channel = dict(by_channel)
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any], override: str | None = None) -> ChannelRouter:
+    def from_settings(
+        cls, settings: Mapping[Any, Any], override: str | None = None
+    ) -> ChannelRouter:
         """``override`` replaces every provider type (``console`` for the demo)."""
         built: dict[str, Provider] = {}
         shared: dict[str, Provider] = {}

@@ -27,12 +27,20 @@ class WebhookProvider(Provider):
         super().__init__(**options)
         self.url = str(options["url"])
         headers = {"Authorization": f"Bearer {options['token']}"} if options.get("token") else {}
-        self.client = client or httpx.Client(timeout=float(options.get("timeout") or 10), headers=headers)
+        self.client = client or httpx.Client(
+            timeout=float(options.get("timeout") or 10), headers=headers
+        )
 
     def send(self, message: Message) -> SendResult:
-        body = {"id": message.delivery_id, "idempotency_key": message.idempotency_key,
-                "channel": message.channel, "to": message.address, "locale": message.locale,
-                "parts": message.parts, "metadata": message.metadata}
+        body = {
+            "id": message.delivery_id,
+            "idempotency_key": message.idempotency_key,
+            "channel": message.channel,
+            "to": message.address,
+            "locale": message.locale,
+            "parts": message.parts,
+            "metadata": message.metadata,
+        }
         try:
             response = self.client.post(self.url, json=body)
         except httpx.ConnectError as exc:

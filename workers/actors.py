@@ -16,7 +16,14 @@ from typing import Any
 
 import dramatiq
 import structlog
-from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, ShutdownNotifications, TimeLimit
+from dramatiq.middleware import (
+    AgeLimit,
+    Callbacks,
+    Pipelines,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
 
 from engine.service import Engine
 from engine.timers import Claim
@@ -28,14 +35,20 @@ QUEUE = "cartflow"
 
 
 def middleware() -> list[Any]:
-    return [AgeLimit(), TimeLimit(time_limit=120_000), ShutdownNotifications(), Callbacks(),
-            Pipelines(), Retries(max_retries=5, min_backoff=1000, max_backoff=60_000)]
+    return [
+        AgeLimit(),
+        TimeLimit(time_limit=120_000),
+        ShutdownNotifications(),
+        Callbacks(),
+        Pipelines(),
+        Retries(max_retries=5, min_backoff=1000, max_backoff=60_000),
+    ]
 
 
 def redis_broker(url: str) -> dramatiq.Broker:
     from dramatiq.brokers.redis import RedisBroker
 
-    return RedisBroker(url=url, middleware=middleware())
+    return RedisBroker(url=url, middleware=middleware())  # type: ignore[no-untyped-call]
 
 
 def stub_broker() -> dramatiq.Broker:
@@ -52,8 +65,9 @@ class Actors:
 
     def enqueue_claims(self, claims: list[Claim]) -> None:
         for claim in claims:
-            self.fire_timer.send(claim.timer_id, claim.kind, claim.ref, claim.token,
-                                 claim.scheduled_for.isoformat())
+            self.fire_timer.send(
+                claim.timer_id, claim.kind, claim.ref, claim.token, claim.scheduled_for.isoformat()
+            )
 
 
 def declare(broker: dramatiq.Broker, engine: Engine) -> Actors:
@@ -70,8 +84,10 @@ def declare(broker: dramatiq.Broker, engine: Engine) -> Actors:
 
     return Actors(
         broker=broker,
-        apply_events=dramatiq.actor(apply_events, broker=broker, actor_name="apply_events",
-                                    queue_name=QUEUE, max_retries=5),
-        fire_timer=dramatiq.actor(fire_timer, broker=broker, actor_name="fire_timer",
-                                  queue_name=QUEUE, max_retries=0),
+        apply_events=dramatiq.actor(
+            broker=broker, actor_name="apply_events", queue_name=QUEUE, max_retries=5
+        )(apply_events),
+        fire_timer=dramatiq.actor(
+            broker=broker, actor_name="fire_timer", queue_name=QUEUE, max_retries=0
+        )(fire_timer),
     )

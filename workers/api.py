@@ -28,16 +28,21 @@ log = structlog.get_logger("cartflow.api")
 MAX_BODY = 5 * 1024 * 1024
 
 
-def _problem(status: int, message: str, errors: list[dict[str, str]] | None = None,
-             headers: dict[str, str] | None = None) -> JSONResponse:
+def _problem(
+    status: int,
+    message: str,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     body: dict[str, Any] = {"error": message}
     if errors is not None:
         body["errors"] = errors
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def create_app(engine: Engine, enqueue_apply: Callable[[list[str]], None],
-               api_keys: Sequence[str]) -> FastAPI:
+def create_app(
+    engine: Engine, enqueue_apply: Callable[[list[str]], None], api_keys: Sequence[str]
+) -> FastAPI:
     app = FastAPI(title="cartflow", version="0.1.0", docs_url="/docs", redoc_url=None)
     keys = [k.encode() for k in api_keys]
 
@@ -54,7 +59,9 @@ def create_app(engine: Engine, enqueue_apply: Callable[[list[str]], None],
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        errors = [
+            {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()
+        ]
         return _problem(422, "invalid request", errors)
 
     @app.get("/healthz")
@@ -64,20 +71,34 @@ def create_app(engine: Engine, enqueue_apply: Callable[[list[str]], None],
     @app.post("/v1/events", status_code=202)
     async def post_events(request: Request) -> JSONResponse:
         if not authorised(request):
-            return _problem(401, "missing or wrong API key; send 'Authorization: Bearer <key>'",
-                            headers={"WWW-Authenticate": "Bearer"})
+            return _problem(
+                401,
+                "missing or wrong API key; send 'Authorization: Bearer <key>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > MAX_BODY:
-            return _problem(413, f"body larger than {MAX_BODY} bytes; send at most 1000 events per request")
+            return _problem(
+                413, f"body larger than {MAX_BODY} bytes; send at most 1000 events per request"
+            )
         raw = await request.body()
         if len(raw) > MAX_BODY:
-            return _problem(413, f"body larger than {MAX_BODY} bytes; send at most 1000 events per request")
+            return _problem(
+                413, f"body larger than {MAX_BODY} bytes; send at most 1000 events per request"
+            )
         try:
             body = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-            return _problem(400, f"body is not valid JSON{where}",
-                            [{"loc": "body", "msg": str(exc).split(":")[0]}])
+            where = (
+                f" at line {exc.lineno} column {exc.colno}"
+                if isinstance(exc, json.JSONDecodeError)
+                else ""
+            )
+            return _problem(
+                400,
+                f"body is not valid JSON{where}",
+                [{"loc": "body", "msg": str(exc).split(":")[0]}],
+            )
         try:
             events = parse_events(body)
         except EventError as exc:
@@ -92,6 +113,8 @@ def create_app(engine: Engine, enqueue_apply: Callable[[list[str]], None],
                 enqueue_apply(new)
             except Exception:  # durable already; the dispatcher re-drives unapplied events
                 log.exception("enqueue_failed", count=len(new))
-        return JSONResponse({"accepted": len(new), "duplicates": len(events) - len(new)}, status_code=202)
+        return JSONResponse(
+            {"accepted": len(new), "duplicates": len(events) - len(new)}, status_code=202
+        )
 
     return app

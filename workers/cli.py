@@ -39,8 +39,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # never a traceback to a user; CARTFLOW_DEBUG=1 shows it
         if os.environ.get("CARTFLOW_DEBUG"):
             raise
-        print(f"cartflow {args.command}: internal error: {type(exc).__name__}: {exc} "
-              "(set CARTFLOW_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(
+            f"cartflow {args.command}: internal error: {type(exc).__name__}: {exc} "
+            "(set CARTFLOW_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
         return 3
 
 
@@ -49,7 +52,9 @@ class CliError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cartflow", description="Abandoned-cart reminders that never annoy.")
+    parser = argparse.ArgumentParser(
+        prog="cartflow", description="Abandoned-cart reminders that never annoy."
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("validate", help="check scenarios.yaml, includes and templates")
@@ -62,17 +67,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--locale")
     p.add_argument("--cart", help="JSON file with a cart (native event 'cart' object)")
     p.add_argument("--config", default="scenarios.yaml")
-    p.add_argument("--html-out", help="where to write the email HTML (default: preview-<step>.html)")
+    p.add_argument(
+        "--html-out", help="where to write the email HTML (default: preview-<step>.html)"
+    )
     p.set_defaults(func=lambda a: _lazy("workers.tools", "cmd_preview")(a))
 
-    p = sub.add_parser("simulate", help="run the engine over a JSONL event file on a simulated clock")
+    p = sub.add_parser(
+        "simulate", help="run the engine over a JSONL event file on a simulated clock"
+    )
     p.add_argument("--events", required=True)
     p.add_argument("--config", default="scenarios.yaml")
     p.add_argument("--until", help="ISO time or +duration after the last event (default +7d)")
     p.add_argument("--format", choices=("jsonl", "table"), default="jsonl")
     p.set_defaults(func=lambda a: _lazy("workers.tools", "cmd_simulate")(a))
 
-    p = sub.add_parser("diff", help="what changed between two configurations, and which journeys it touches")
+    p = sub.add_parser(
+        "diff", help="what changed between two configurations, and which journeys it touches"
+    )
     p.add_argument("old", help="scenarios.yaml path or git revision")
     p.add_argument("new", help="scenarios.yaml path or git revision")
     p.add_argument("--config", default="scenarios.yaml", help="config path inside a git revision")
@@ -94,9 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(func=cmd_run)
 
-    for name, helptext, func in (("api", "serve POST /v1/events (production)", cmd_api),
-                                 ("worker", "run Dramatiq workers (production)", cmd_worker),
-                                 ("scheduler", "run the timer dispatcher (production)", cmd_scheduler)):
+    for name, helptext, func in (
+        ("api", "serve POST /v1/events (production)", cmd_api),
+        ("worker", "run Dramatiq workers (production)", cmd_worker),
+        ("scheduler", "run the timer dispatcher (production)", cmd_scheduler),
+    ):
         p = sub.add_parser(name, help=helptext)
         p.set_defaults(func=func)
         if name == "worker":
@@ -134,8 +147,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 1
     for warning in config.warnings:
         print(warning, file=sys.stderr)
-    print(f"ok: {len(config.scenarios)} scenario(s), {len(config.files)} file(s), "
-          f"{len(config.warnings)} warning(s), version {config.version}")
+    print(
+        f"ok: {len(config.scenarios)} scenario(s), {len(config.files)} file(s), "
+        f"{len(config.warnings)} warning(s), version {config.version}"
+    )
     return 0
 
 
@@ -149,8 +164,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     if args.speed <= 0:
         raise CliError("--speed must be positive")
-    summary = run_demo(config_path=args.config, speed=args.speed, duration=duration,
-                       shoppers=args.shoppers, seed=args.seed, out=sys.stdout)
+    summary = run_demo(
+        config_path=args.config,
+        speed=args.speed,
+        duration=duration,
+        shoppers=args.shoppers,
+        seed=args.seed,
+        out=sys.stdout,
+    )
     return 0 if summary["sent_after_purchase"] == 0 else 1
 
 
@@ -178,7 +199,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     runtime.start_worker(threads=min(settings.worker_threads, 4))
     runtime.start_dispatcher(reload_interval=settings.reload_interval)
     port = runtime.start_api(args.host, args.port)
-    print(f"cartflow running on http://{args.host}:{port} (SQLite, embedded); Ctrl-C stops", file=sys.stderr)
+    print(
+        f"cartflow running on http://{args.host}:{port} (SQLite, embedded); Ctrl-C stops",
+        file=sys.stderr,
+    )
     _wait_for_signal()
     runtime.stop()
     return 0
@@ -192,8 +216,13 @@ def cmd_api(_: argparse.Namespace) -> int:
     settings = _settings()
     _logging(settings.log_format)
     runtime = Runtime(settings, embedded=False)
-    uvicorn.run(runtime.app(), host=settings.api_host, port=settings.api_port, log_level="warning",
-                access_log=False)
+    uvicorn.run(
+        runtime.app(),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="warning",
+        access_log=False,
+    )
     return 0
 
 
@@ -204,7 +233,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     _logging(settings.log_format)
     runtime = Runtime(settings, embedded=False)
     runtime.start_worker(threads=args.threads)
-    reload = threading.Thread(target=_reload_loop, args=(runtime, settings.reload_interval), daemon=True)
+    reload = threading.Thread(
+        target=_reload_loop, args=(runtime, settings.reload_interval), daemon=True
+    )
     reload.start()
     _wait_for_signal()
     runtime.stop()

@@ -14,14 +14,12 @@ import subprocess
 import tarfile
 import tempfile
 from collections import Counter
-from pathlib import Path
-
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import select
 
 from engine.clock import SystemClock
-
 from engine.configs import ConfigHolder
 from engine.scenario.diff import diff_configs, journey_path_changes
 from engine.scenario.loader import Config, load_config
@@ -38,17 +36,22 @@ def resolve(spec: str, config_name: str) -> Config:
     if path.is_dir() and (path / config_name).is_file():
         return load_config(path / config_name, provider_types=validators())
     try:
-        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
-                             check=True).stdout.strip()
-        archive = subprocess.run(["git", "archive", "--format=tar", spec], capture_output=True,
-                                 check=True, cwd=top).stdout
+        top = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", spec], capture_output=True, check=True, cwd=top
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         raise CliError(f"{spec!r} is neither a file nor a git revision") from None
     directory = Path(tempfile.mkdtemp(prefix="cartflow-diff-"))
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(directory, filter="data")
-    relative = Path(config_name).resolve().relative_to(Path(top).resolve()) if Path(config_name).is_absolute() \
+    relative = (
+        Path(config_name).resolve().relative_to(Path(top).resolve())
+        if Path(config_name).is_absolute()
         else Path.cwd().resolve().relative_to(Path(top).resolve()) / config_name
+    )
     target = directory / relative
     if not target.is_file():
         raise CliError(f"revision {spec} has no {relative}")
@@ -96,8 +99,14 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if not affected:
         print("  none would take a different path")
     if args.apply == "migrate":
-        moved = migrate(db, holder, old, new, [j.id for j in journeys if j.scenario_version == old.version],
-                        SystemClock().now())
+        moved = migrate(
+            db,
+            holder,
+            old,
+            new,
+            [j.id for j in journeys if j.scenario_version == old.version],
+            SystemClock().now(),
+        )
         print(f"migrated {moved} journey(s) to {new.version}")
     else:
         print("running journeys keep their version (use --apply migrate to move them)")
@@ -105,24 +114,31 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
-def migrate(db: Database, holder: ConfigHolder, old: Config, new: Config, ids: list[str],
-            now: datetime) -> int:
+def migrate(
+    db: Database, holder: ConfigHolder, old: Config, new: Config, ids: list[str], now: datetime
+) -> int:
     """Move journeys to ``new``: same step id if it still exists, re-planned timer."""
     from engine.journeys import finish, schedule_step
 
     holder.attach(db)
     moved = 0
     with db.transaction() as session:
-        for journey in session.scalars(select(Journey).where(Journey.id.in_(ids)).with_for_update()):
+        for journey in session.scalars(
+            select(Journey).where(Journey.id.in_(ids)).with_for_update()
+        ):
             before = old.scenario(journey.scenario)
             after = new.scenario(journey.scenario)
             if after is None:
                 finish(session, journey, "exited", f"scenario removed in config {new.version}", now)
                 continue
             current = before.step(journey.step_index) if before else None
-            index = next((i for i, s in enumerate(after.model.steps) if current and s.id == current.id),
-                         min(journey.step_index, len(after.model.steps)))
+            index = next(
+                (i for i, s in enumerate(after.model.steps) if current and s.id == current.id),
+                min(journey.step_index, len(after.model.steps)),
+            )
             journey.scenario_version = new.version
-            schedule_step(session, after, journey, index, now, previous_at=journey.last_sent_at or now)
+            schedule_step(
+                session, after, journey, index, now, previous_at=journey.last_sent_at or now
+            )
             moved += 1
     return moved

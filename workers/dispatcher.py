@@ -24,8 +24,16 @@ REDRIVE_AFTER = timedelta(seconds=30)
 
 
 class Dispatcher:
-    def __init__(self, engine: Engine, actors: Actors, *, interval: float = 1.0, batch: int = 500,
-                 lease: timedelta = timedelta(seconds=60), redrive_after: timedelta = REDRIVE_AFTER) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        actors: Actors,
+        *,
+        interval: float = 1.0,
+        batch: int = 500,
+        lease: timedelta = timedelta(seconds=60),
+        redrive_after: timedelta = REDRIVE_AFTER,
+    ) -> None:
         self.engine = engine
         self.actors = actors
         self.interval = interval
@@ -61,11 +69,23 @@ class Dispatcher:
             self._lock.release()
 
     def start(self, reload_interval: float | None = None) -> None:
-        self.scheduler.add_job(self.tick, "interval", seconds=self.interval, id="dispatch",
-                               max_instances=1, coalesce=True)
+        self.scheduler.add_job(
+            self.tick,
+            "interval",
+            seconds=self.interval,
+            id="dispatch",
+            max_instances=1,
+            coalesce=True,
+        )
         if reload_interval:
-            self.scheduler.add_job(self.engine.configs.reload, "interval", seconds=reload_interval,
-                                   id="reload", max_instances=1, coalesce=True)
+            self.scheduler.add_job(
+                self.engine.configs.reload,
+                "interval",
+                seconds=reload_interval,
+                id="reload",
+                max_instances=1,
+                coalesce=True,
+            )
         self.scheduler.start()
 
     def stop(self) -> None:

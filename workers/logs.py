@@ -28,7 +28,9 @@ def scrub(value: Any) -> Any:
     return value
 
 
-def scrub_contacts(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def scrub_contacts(
+    _: Any, __: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     for key, value in list(event_dict.items()):
         if key not in ("timestamp", "level", "logger"):
             event_dict[key] = scrub(value)
@@ -36,8 +38,11 @@ def scrub_contacts(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mut
 
 
 def configure(fmt: str = "json", level: int = logging.INFO, stream: Any = None) -> None:
-    renderer: Any = (structlog.processors.JSONRenderer(ensure_ascii=False) if fmt == "json"
-                     else structlog.dev.ConsoleRenderer(colors=False))
+    renderer: Any = (
+        structlog.processors.JSONRenderer(ensure_ascii=False)
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -16,12 +16,26 @@ from workers.cli import CliError
 
 #: Used when no --cart is given.
 SAMPLE_CART: dict[str, Any] = {
-    "id": "cart_sample", "currency": "RUB", "url": "https://shop.example/cart/sample",
+    "id": "cart_sample",
+    "currency": "RUB",
+    "url": "https://shop.example/cart/sample",
     "items": [
-        {"sku": "SKU-1", "name": "Кроссовки", "price": 4990, "quantity": 1,
-         "url": "https://shop.example/p/1", "image": "https://shop.example/i/1.jpg"},
-        {"sku": "SKU-2", "name": "Носки", "price": 390, "quantity": 2,
-         "url": "https://shop.example/p/2", "image": "https://shop.example/i/2.jpg"},
+        {
+            "sku": "SKU-1",
+            "name": "Кроссовки",
+            "price": 4990,
+            "quantity": 1,
+            "url": "https://shop.example/p/1",
+            "image": "https://shop.example/i/1.jpg",
+        },
+        {
+            "sku": "SKU-2",
+            "name": "Носки",
+            "price": 390,
+            "quantity": 2,
+            "url": "https://shop.example/p/2",
+            "image": "https://shop.example/i/2.jpg",
+        },
     ],
 }
 
@@ -30,11 +44,15 @@ def preview(args: argparse.Namespace) -> int:
     config = load_config(args.config, provider_types=validators())
     scenario = config.scenario(args.scenario)
     if scenario is None:
-        raise CliError(f"no scenario {args.scenario!r}; known: {', '.join(s.id for s in config.scenarios)}")
+        raise CliError(
+            f"no scenario {args.scenario!r}; known: {', '.join(s.id for s in config.scenarios)}"
+        )
     step = next((s for s in scenario.model.steps if s.id == args.step), None)
     if step is None:
-        raise CliError(f"scenario {scenario.id} has no step {args.step!r}; steps: "
-                       + ", ".join(s.id for s in scenario.model.steps))
+        raise CliError(
+            f"scenario {scenario.id} has no step {args.step!r}; steps: "
+            + ", ".join(s.id for s in scenario.model.steps)
+        )
     raw = SAMPLE_CART
     if args.cart:
         try:
@@ -47,39 +65,71 @@ def preview(args: argparse.Namespace) -> int:
     locale = args.locale or config.settings.defaults.locale
     now = datetime.now(UTC)
     context: dict[str, Any] = {
-        "cart": {"id": cart.id, "value": float(cart.value), "currency": cart.currency,
-                 "item_count": sum(i.quantity for i in cart.items), "url": cart.url,
-                 "items": [i.model_dump(mode="json", exclude_none=True) for i in cart.items]},
-        "customer": {"id": "preview", "first_name": {"ru": "Анна", "uk": "Оксана"}.get(locale, "Emma"),
-                     "locale": locale, "orders_30d": 0, "orders_total": 0},
-        "visitor": {"sessions": 2, "is_known": True}, "session": {"count": 2},
+        "cart": {
+            "id": cart.id,
+            "value": float(cart.value),
+            "currency": cart.currency,
+            "item_count": sum(i.quantity for i in cart.items),
+            "url": cart.url,
+            "items": [i.model_dump(mode="json", exclude_none=True) for i in cart.items],
+        },
+        "customer": {
+            "id": "preview",
+            "first_name": {"ru": "Анна", "uk": "Оксана"}.get(locale, "Emma"),
+            "locale": locale,
+            "orders_30d": 0,
+            "orders_total": 0,
+        },
+        "visitor": {"sessions": 2, "is_known": True},
+        "session": {"count": 2},
         "journey": {"scenario": scenario.id, "step": 0, "group": "treatment", "sent": 0},
-        "now": now, "segments": set(),
-        "step": {"id": step.id, "channel": step.channel}, "links": {"cart": cart.url},
+        "now": now,
+        "segments": set(),
+        "step": {"id": step.id, "channel": step.channel},
+        "links": {"cart": cart.url},
         "discount": None,
     }
     if step.discount is not None:
         d = step.discount
-        context["discount"] = {"code": f"{d.prefix}PREVIEW1", "percent": float(d.percent) if d.percent else None,
-                               "amount": float(d.amount) if d.amount else None, "currency": cart.currency,
-                               "expires_at": now + d.ttl}
+        context["discount"] = {
+            "code": f"{d.prefix}PREVIEW1",
+            "percent": float(d.percent) if d.percent else None,
+            "amount": float(d.amount) if d.amount else None,
+            "currency": cart.currency,
+            "expires_at": now + d.ttl,
+        }
     status = 0
-    for ref in step.templates():
+    refs = (
+        [(v.id, step.template_for(step.channel, v.id)) for v in step.variants]
+        if step.variants
+        else [(None, step.template_for(step.channel))]
+    )
+    for variant, ref in refs:
+        assert ref is not None
+        if variant:
+            print(f"variant {variant}")
         try:
-            parts = config.templates.render(ref, step.channel, locale, context, config.settings.defaults.locale)
+            parts = config.templates.render(
+                ref, step.channel, locale, context, config.settings.defaults.locale
+            )
         except RenderError as exc:
             raise CliError(str(exc)) from None
         print(f"{scenario.id}/{step.id} · {step.channel} · {locale} · {parts['template']}")
         if step.channel == "push":
-            print(f"title: {parts['title']}\nbody:  {parts['body']}\nlink:  {parts.get('url') or cart.url}")
+            print(f"title: {parts['title']}\nbody:  {parts['body']}")
+            print(f"link:  {parts.get('url') or cart.url}")
         elif step.channel in ("sms", "messenger"):
             shape = SmsShape.of(parts["text"])
             print(parts["text"])
-            print(f"-- {shape.encoding}, {shape.length} characters, {shape.parts} part(s) "
-                  f"of up to {shape.per_part}")
+            print(
+                f"-- {shape.encoding}, {shape.length} characters, {shape.parts} part(s) "
+                f"of up to {shape.per_part}"
+            )
             if shape.parts > step.max_sms_parts:
-                print(f"warning: needs {shape.parts} parts; the step allows {step.max_sms_parts} "
-                      "(max_sms_parts) — it would be skipped at send time")
+                print(
+                    f"warning: needs {shape.parts} parts; the step allows {step.max_sms_parts} "
+                    "(max_sms_parts) — it would be skipped at send time"
+                )
                 status = 1
         else:
             print(f"subject: {parts['subject']}\n\n{parts['text']}")

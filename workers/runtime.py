@@ -27,9 +27,16 @@ log = structlog.get_logger("cartflow.runtime")
 
 
 class Runtime:
-    def __init__(self, settings: Settings, *, embedded: bool, clock: Clock | None = None,
-                 sender: Sender | None = None, provider_override: str | None = None,
-                 migrate: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        embedded: bool,
+        clock: Clock | None = None,
+        sender: Sender | None = None,
+        provider_override: str | None = None,
+        migrate: bool = True,
+    ) -> None:
         self.settings = settings
         self.embedded = embedded
         self.db = Database(settings.database_url)
@@ -37,10 +44,16 @@ class Runtime:
             self.db.migrate()
         self.configs = ConfigHolder.from_path(settings.config_path, validators())
         self.sender: Any = sender or ChannelRouter.from_settings(
-            self.configs.current.settings.providers, override=provider_override)
+            self.configs.current.settings.providers, override=provider_override
+        )
         self.clock = clock or SystemClock()
-        self.engine = Engine(self.db, self.clock, self.configs, self.sender,
-                             sending_grace=timedelta(seconds=settings.timer_lease))
+        self.engine = Engine(
+            self.db,
+            self.clock,
+            self.configs,
+            self.sender,
+            sending_grace=timedelta(seconds=settings.timer_lease),
+        )
         self.broker = stub_broker() if embedded else redis_broker(settings.redis_url)
         self.actors: Actors = declare(self.broker, self.engine)
         self.worker: Any = None
@@ -51,16 +64,27 @@ class Runtime:
     def start_worker(self, threads: int | None = None) -> None:
         from dramatiq import Worker
 
-        self.worker = Worker(self.broker, queues={QUEUE}, worker_threads=threads or self.settings.worker_threads,
-                             worker_timeout=100)
+        self.worker = Worker(
+            self.broker,
+            queues={QUEUE},
+            worker_threads=threads or self.settings.worker_threads,
+            worker_timeout=100,
+        )
         self.worker.start()
 
-    def start_dispatcher(self, interval: float | None = None, lease: float | None = None,
-                         reload_interval: float | None = None) -> Dispatcher:
+    def start_dispatcher(
+        self,
+        interval: float | None = None,
+        lease: float | None = None,
+        reload_interval: float | None = None,
+    ) -> Dispatcher:
         self.dispatcher = Dispatcher(
-            self.engine, self.actors, interval=interval or self.settings.dispatch_interval,
+            self.engine,
+            self.actors,
+            interval=interval or self.settings.dispatch_interval,
             batch=self.settings.dispatch_batch,
-            lease=timedelta(seconds=lease or self.settings.timer_lease))
+            lease=timedelta(seconds=lease or self.settings.timer_lease),
+        )
         self.dispatcher.start(reload_interval=reload_interval)
         return self.dispatcher
 
@@ -81,8 +105,9 @@ class Runtime:
         port = sock.getsockname()[1]
         config = uvicorn.Config(self.app(), log_level="warning", access_log=False, lifespan="off")
         self.api_server = uvicorn.Server(config)
-        self._api_thread = threading.Thread(target=self.api_server.run, kwargs={"sockets": [sock]},
-                                            daemon=True, name="cartflow-api")
+        self._api_thread = threading.Thread(
+            target=self.api_server.run, kwargs={"sockets": [sock]}, daemon=True, name="cartflow-api"
+        )
         self._api_thread.start()
         while not self.api_server.started:
             threading.Event().wait(0.02)
@@ -91,7 +116,7 @@ class Runtime:
     def join_queue(self, timeout: float = 30.0) -> None:
         """Embedded mode: wait until the in-process queue is drained."""
         if self.embedded:
-            self.broker.join(QUEUE, timeout=int(timeout * 1000))  # type: ignore[attr-defined]
+            self.broker.join(QUEUE, timeout=int(timeout * 1000))
             if self.worker is not None:
                 self.worker.join()
 

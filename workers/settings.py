@@ -1,20 +1,19 @@
 """Process settings, from the environment only (secrets never live in files).
 
-=============================  ===============================================  ==========
-variable                       meaning                                          default
-=============================  ===============================================  ==========
-CARTFLOW_DATABASE_URL          SQLAlchemy URL (``postgresql://…`` or sqlite)     sqlite:///cartflow.db
-CARTFLOW_REDIS_URL             Redis for Dramatiq (production mode)             redis://127.0.0.1:6379/0
-CARTFLOW_CONFIG                path of scenarios.yaml                           scenarios.yaml
-CARTFLOW_API_KEYS              comma-separated keys for ``Authorization: Bearer``  (none: API refuses all)
-CARTFLOW_LOG_FORMAT            ``json`` or ``console``                          json (console for run/demo)
-CARTFLOW_WORKER_THREADS        Dramatiq worker threads per process              8
-CARTFLOW_DISPATCH_INTERVAL     seconds between dispatcher ticks                 1.0
-CARTFLOW_DISPATCH_BATCH        timers claimed per query                         500
-CARTFLOW_TIMER_LEASE           seconds a claimed timer is held                  60
-CARTFLOW_API_HOST / _PORT      where ``cartflow api`` listens                   0.0.0.0 / 8000
-CARTFLOW_RELOAD_INTERVAL       seconds between configuration reload checks      5
-=============================  ===============================================  ==========
+* ``CARTFLOW_DATABASE_URL`` — SQLAlchemy URL, ``postgresql://…`` or SQLite
+  (default ``sqlite:///cartflow.db``)
+* ``CARTFLOW_REDIS_URL`` — Redis for Dramatiq (default ``redis://127.0.0.1:6379/0``)
+* ``CARTFLOW_CONFIG`` — path of scenarios.yaml (default ``scenarios.yaml``)
+* ``CARTFLOW_API_KEYS`` — comma-separated keys for ``Authorization: Bearer``
+  (default none: the API refuses everyone)
+* ``CARTFLOW_LOG_FORMAT`` — ``json`` (default) or ``console``
+* ``CARTFLOW_WORKER_THREADS`` — Dramatiq worker threads per process (default 8)
+* ``CARTFLOW_DISPATCH_INTERVAL`` — seconds between dispatcher ticks (default 1.0)
+* ``CARTFLOW_DISPATCH_BATCH`` — timers claimed per query (default 500)
+* ``CARTFLOW_TIMER_LEASE`` — seconds a claimed timer is held (default 60)
+* ``CARTFLOW_API_HOST`` / ``CARTFLOW_API_PORT`` — where ``cartflow api`` listens
+  (default 0.0.0.0:8000)
+* ``CARTFLOW_RELOAD_INTERVAL`` — seconds between configuration reload checks (default 5)
 """
 
 from __future__ import annotations
@@ -29,19 +28,30 @@ def _env(name: str, default: str) -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str = field(default_factory=lambda: _env("CARTFLOW_DATABASE_URL", "sqlite:///cartflow.db"))
-    redis_url: str = field(default_factory=lambda: _env("CARTFLOW_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    database_url: str = field(
+        default_factory=lambda: _env("CARTFLOW_DATABASE_URL", "sqlite:///cartflow.db")
+    )
+    redis_url: str = field(
+        default_factory=lambda: _env("CARTFLOW_REDIS_URL", "redis://127.0.0.1:6379/0")
+    )
     config_path: str = field(default_factory=lambda: _env("CARTFLOW_CONFIG", "scenarios.yaml"))
-    api_keys: tuple[str, ...] = field(default_factory=lambda: tuple(
-        k.strip() for k in _env("CARTFLOW_API_KEYS", "").split(",") if k.strip()))
+    api_keys: tuple[str, ...] = field(
+        default_factory=lambda: tuple(
+            k.strip() for k in _env("CARTFLOW_API_KEYS", "").split(",") if k.strip()
+        )
+    )
     log_format: str = field(default_factory=lambda: _env("CARTFLOW_LOG_FORMAT", "json"))
     worker_threads: int = field(default_factory=lambda: int(_env("CARTFLOW_WORKER_THREADS", "8")))
-    dispatch_interval: float = field(default_factory=lambda: float(_env("CARTFLOW_DISPATCH_INTERVAL", "1.0")))
+    dispatch_interval: float = field(
+        default_factory=lambda: float(_env("CARTFLOW_DISPATCH_INTERVAL", "1.0"))
+    )
     dispatch_batch: int = field(default_factory=lambda: int(_env("CARTFLOW_DISPATCH_BATCH", "500")))
     timer_lease: float = field(default_factory=lambda: float(_env("CARTFLOW_TIMER_LEASE", "60")))
     api_host: str = field(default_factory=lambda: _env("CARTFLOW_API_HOST", "0.0.0.0"))
     api_port: int = field(default_factory=lambda: int(_env("CARTFLOW_API_PORT", "8000")))
-    reload_interval: float = field(default_factory=lambda: float(_env("CARTFLOW_RELOAD_INTERVAL", "5")))
+    reload_interval: float = field(
+        default_factory=lambda: float(_env("CARTFLOW_RELOAD_INTERVAL", "5"))
+    )
 
     def __repr__(self) -> str:  # the URLs may hold passwords
         return "Settings(database_url=***, redis_url=***, api_keys=***)"

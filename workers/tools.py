@@ -55,8 +55,9 @@ def read_events(path: str) -> list[Event]:
     return events
 
 
-def simulate(config: Config, events: list[Event], until: datetime | None = None,
-             workdir: Path | None = None) -> list[dict[str, Any]]:
+def simulate(
+    config: Config, events: list[Event], until: datetime | None = None, workdir: Path | None = None
+) -> list[dict[str, Any]]:
     """Run the real engine over ``events`` on a simulated clock; one dict per decision."""
     workdir = workdir or Path(tempfile.mkdtemp(prefix="cartflow-sim-"))
     db = Database(f"sqlite:///{workdir / 'simulate.db'}")
@@ -79,27 +80,36 @@ def decisions(db: Database) -> list[dict[str, Any]]:
     with db.sessions() as session:
         customers = {}
         for kind in ("anonymous_id", "customer_id"):  # customer_id wins
-            customers.update(dict(session.execute(
-                select(Identity.profile_id, Identity.value).where(Identity.kind == kind)).all()))
+            customers.update(
+                dict(
+                    session.execute(
+                        select(Identity.profile_id, Identity.value).where(Identity.kind == kind)
+                    ).all()
+                )
+            )
         deliveries = {d.id: d for d in session.scalars(select(Delivery))}
         out = []
-        for row in session.scalars(select(Decision).where(Decision.decision.in_(SHOWN))
-                                   .order_by(Decision.at, Decision.id)):
+        for row in session.scalars(
+            select(Decision).where(Decision.decision.in_(SHOWN)).order_by(Decision.at, Decision.id)
+        ):
             delivery = deliveries.get(row.delivery_id or "")
-            out.append({
-                "at": row.at.isoformat().replace("+00:00", "Z"),
-                "customer": customers.get(row.profile_id or ""),
-                "cart": row.cart_id,
-                "scenario": row.scenario,
-                "step": row.step_id,
-                "channel": row.channel,
-                "decision": row.decision,
-                "reason": row.reason,
-                "until": row.until.isoformat().replace("+00:00", "Z") if row.until else None,
-                "token": delivery.token_code if delivery else None,
-                "rendered": {k: v for k, v in (delivery.rendered or {}).items() if k != "html"}
-                if delivery else None,
-            })
+            out.append(
+                {
+                    "at": row.at.isoformat().replace("+00:00", "Z"),
+                    "customer": customers.get(row.profile_id or ""),
+                    "cart": row.cart_id,
+                    "scenario": row.scenario,
+                    "step": row.step_id,
+                    "channel": row.channel,
+                    "decision": row.decision,
+                    "reason": row.reason,
+                    "until": row.until.isoformat().replace("+00:00", "Z") if row.until else None,
+                    "token": delivery.token_code if delivery else None,
+                    "rendered": {k: v for k, v in (delivery.rendered or {}).items() if k != "html"}
+                    if delivery
+                    else None,
+                }
+            )
     return out
 
 
@@ -124,17 +134,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             try:
                 until = as_utc(datetime.fromisoformat(args.until.replace("Z", "+00:00")))
             except ValueError:
-                raise CliError("--until takes an ISO time (2026-11-23T12:00:00Z) or +duration (+7d)") from None
+                raise CliError(
+                    "--until takes an ISO time (2026-11-23T12:00:00Z) or +duration (+7d)"
+                ) from None
     rows = simulate(config, events, until)
     if args.format == "jsonl":
         for row in rows:
             print(json.dumps(row, ensure_ascii=False))
     else:
-        print(f"{'at (UTC)':17} {'customer':10} {'cart':10} {'step':8} {'channel':7} {'decision':9} reason")
+        print(
+            f"{'at (UTC)':17} {'customer':10} {'cart':10} {'step':8} {'channel':7} "
+            f"{'decision':9} reason"
+        )
         for row in rows:
-            print(f"{row['at'][:16]:17} {str(row['customer'])[:10]:10} {str(row['cart'])[:10]:10} "
-                  f"{str(row['step'] or '-')[:8]:8} {str(row['channel'] or '-'):7} {row['decision']:9} "
-                  f"{row['reason']}{' → ' + row['until'][:16] if row['until'] else ''}")
+            print(
+                f"{row['at'][:16]:17} {str(row['customer'])[:10]:10} {str(row['cart'])[:10]:10} "
+                f"{str(row['step'] or '-')[:8]:8} {row['channel'] or '-'!s:7} {row['decision']:9} "
+                f"{row['reason']}{' → ' + row['until'][:16] if row['until'] else ''}"
+            )
     return 0
 
 
@@ -154,16 +171,26 @@ def cmd_status(_: argparse.Namespace) -> int:
     db = _db()
     now = datetime.now().astimezone()
     with db.sessions() as session:
-        due = session.scalar(select(func.count()).select_from(Timer).where(Timer.due_at <= now)) or 0
+        due = (
+            session.scalar(select(func.count()).select_from(Timer).where(Timer.due_at <= now)) or 0
+        )
         pending = session.scalar(select(func.count()).select_from(Timer)) or 0
         oldest = session.scalar(select(func.min(Timer.scheduled_for)).where(Timer.due_at <= now))
-        unapplied = session.scalar(select(func.count()).select_from(RawEvent)
-                                   .where(RawEvent.applied_at.is_(None))) or 0
-        by_status = dict(session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all())
+        unapplied = (
+            session.scalar(
+                select(func.count()).select_from(RawEvent).where(RawEvent.applied_at.is_(None))
+            )
+            or 0
+        )
+        by_status = dict(
+            session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all()
+        )
     lag = (now - oldest).total_seconds() if oldest else 0.0
-    print(f"timers pending  {pending}\ntimers due      {due}\ntimer lag       {lag:.1f}s\n"
-          f"events waiting  {unapplied}\ndeliveries      "
-          + ", ".join(f"{k} {v}" for k, v in sorted(by_status.items())))
+    print(
+        f"timers pending  {pending}\ntimers due      {due}\ntimer lag       {lag:.1f}s\n"
+        f"events waiting  {unapplied}\ndeliveries      "
+        + ", ".join(f"{k} {v}" for k, v in sorted(by_status.items()))
+    )
     db.dispose()
     return 0
 
@@ -171,15 +198,26 @@ def cmd_status(_: argparse.Namespace) -> int:
 def cmd_report(_: argparse.Namespace) -> int:
     db = _db()
     with db.sessions() as session:
-        rows = session.execute(select(Delivery.scenario, Delivery.step_id, Delivery.channel,
-                                      func.count(), func.count(func.distinct(Cart.id)))
-                               .join(Cart, Cart.id == Delivery.cart_id, isouter=True)
-                               .where(Delivery.status.in_(("accepted", "delivered")))
-                               .group_by(Delivery.scenario, Delivery.step_id, Delivery.channel)).all()
-        recovered = dict(session.execute(
-            select(Delivery.scenario, func.count(func.distinct(Cart.id))).join(Cart, Cart.id == Delivery.cart_id)
-            .where(Cart.status == "ordered", Delivery.created_at < Cart.ordered_at)
-            .group_by(Delivery.scenario)).all())
+        rows = session.execute(
+            select(
+                Delivery.scenario,
+                Delivery.step_id,
+                Delivery.channel,
+                func.count(),
+                func.count(func.distinct(Cart.id)),
+            )
+            .join(Cart, Cart.id == Delivery.cart_id, isouter=True)
+            .where(Delivery.status.in_(("accepted", "delivered")))
+            .group_by(Delivery.scenario, Delivery.step_id, Delivery.channel)
+        ).all()
+        recovered = dict(
+            session.execute(
+                select(Delivery.scenario, func.count(func.distinct(Cart.id)))
+                .join(Cart, Cart.id == Delivery.cart_id)
+                .where(Cart.status == "ordered", Delivery.created_at < Cart.ordered_at)
+                .group_by(Delivery.scenario)
+            ).all()
+        )
     print(f"{'scenario':20} {'step':10} {'channel':8} {'sent':>6}")
     for scenario, step, channel, sent, _carts in rows:
         print(f"{scenario:20} {step:10} {channel:8} {sent:>6}")

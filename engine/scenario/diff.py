@@ -128,6 +128,9 @@ def journey_path_changes(old: Config, new: Config, scenario_id: str, step_index:
     for name in set(old_t) | set(new_t):
         if any(name.startswith(t + ".") for t in templates) and old_t.get(name) != new_t.get(name):
             return f"template {name} differs"
-    if _dump(old.settings.defaults) != _dump(new.settings.defaults) or old.settings.caps != new.settings.caps:
+    if (
+        _dump(old.settings.defaults) != _dump(new.settings.defaults)
+        or old.settings.caps != new.settings.caps
+    ):
         return "defaults or caps differ"
     return None

@@ -154,10 +154,27 @@ class Escalation(Strict):
     within: Duration
 
 
+#: A template reference, or one per channel (``{push: cart/push, email: cart/email}``)
+#: so a step that falls back to another channel has words for it.
+TemplateRef = str | dict[Channel, str]
+
+
+def _ref_for(ref: TemplateRef | None, channel: str) -> str | None:
+    if isinstance(ref, dict):
+        return ref.get(channel)  # type: ignore[call-overload, no-any-return]
+    return ref
+
+
+def _refs(ref: TemplateRef | None) -> tuple[str, ...]:
+    if ref is None:
+        return ()
+    return tuple(ref.values()) if isinstance(ref, dict) else (ref,)
+
+
 class Variant(Strict):
     id: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
     weight: int = Field(default=1, ge=0)
-    template: str
+    template: TemplateRef
 
 
 class Step(Strict):
@@ -172,7 +189,7 @@ class Step(Strict):
     quiet_hours: QuietHours | None = None
     when: str | None = None
     discount: Discount | None = None
-    template: str | None = None
+    template: TemplateRef | None = None
     variants: tuple[Variant, ...] = ()
     escalate: Escalation | None = None
     #: An SMS that needs more parts than this is a lint warning (and refused at send).
@@ -192,21 +209,38 @@ class Step(Strict):
             raise ValueError(f"fallback repeats the step's own channel '{self.channel}'")
         if len(set(self.fallback)) != len(self.fallback):
             raise ValueError("fallback lists a channel twice")
+        for ref in [self.template, *(v.template for v in self.variants)]:
+            if isinstance(ref, dict):
+                missing = [c for c in self.channels if c not in ref]
+                if missing:
+                    raise ValueError(
+                        f"no template for channel '{missing[0]}'; give one per channel the step "
+                        f"can use, e.g. template: {{{self.channel}: ..., {missing[0]}: ...}}"
+                    )
         return self
 
     @property
     def delay(self) -> timedelta:
-        return self.after_previous if self.after_previous is not None else (self.after or timedelta(0))
+        return (
+            self.after_previous if self.after_previous is not None else (self.after or timedelta(0))
+        )
 
     @property
     def channels(self) -> tuple[str, ...]:
         return (self.channel, *self.fallback)
 
     def templates(self) -> tuple[str, ...]:
+        """Every template reference the step may use."""
         if self.variants:
-            return tuple(v.template for v in self.variants)
-        assert self.template is not None
-        return (self.template,)
+            return tuple(ref for v in self.variants for ref in _refs(v.template))
+        return _refs(self.template)
+
+    def template_for(self, channel: str, variant: str | None = None) -> str | None:
+        """The template for ``channel`` (in ``variant``, when the step has variants)."""
+        if variant is not None:
+            chosen = next((v for v in self.variants if v.id == variant), None)
+            return _ref_for(chosen.template, channel) if chosen else None
+        return _ref_for(self.template, channel)
 
 
 class Scenario(Strict):
@@ -221,7 +255,9 @@ class Scenario(Strict):
     holdout: Percent = 0.0
     #: The same shopper does not re-enter this scenario within this time.
     reentry: Duration = timedelta(days=7)
-    exit_on: tuple[Literal["order.completed", "cart.emptied", "unsubscribed", "cart.updated"], ...] = (
+    exit_on: tuple[
+        Literal["order.completed", "cart.emptied", "unsubscribed", "cart.updated"], ...
+    ] = (
         "order.completed",
         "cart.emptied",
         "unsubscribed",
