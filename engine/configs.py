@@ -62,7 +62,7 @@ class ConfigHolder:
             return None
         from engine.scenario.snapshot import load_snapshot
 
-        with self._db.sessions() as session:
+        with self._db.reading() as session:
             row = session.get(ConfigVersion, version)
             files = dict(row.files) if row is not None else None
         if files is None:

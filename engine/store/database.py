@@ -57,6 +57,14 @@ class Database:
         with self.sessions() as session, session.begin():
             yield session
 
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read-only session that never waits for the write lock (SQLite: a deferred
+        ``BEGIN`` under WAL), safe to open while another transaction is writing."""
+        with self.engine.connect().execution_options(cartflow_readonly=True) as connection:
+            with Session(bind=connection) as session:
+                yield session
+
     def migrate(self, revision: str = "head") -> None:
         """Bring the schema to ``revision`` with Alembic (idempotent)."""
         from alembic import command
@@ -89,4 +97,5 @@ def _make_sqlite_serialisable(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        readonly = connection.get_execution_options().get("cartflow_readonly")
+        connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
