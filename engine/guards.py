@@ -50,6 +50,10 @@ class StepCheck:
     context: dict[str, Any]
     #: The step's original due time: deferrals never push it past ``max_staleness``.
     due_at: datetime
+    #: A retry of a pending delivery stays on its channel ...
+    only_channel: str | None = None
+    #: ... and does not count against the caps itself.
+    own_delivery_id: str | None = None
     channel: str | None = None
     contact: Contact | None = None
     notes: list[str] = field(default_factory=list)
@@ -126,7 +130,8 @@ def still_browsing(check: StepCheck) -> Verdict | None:
 def channel_choice(check: StepCheck) -> Verdict | None:
     """Pick the first channel with consent and a valid contact; record why others lost."""
     sender_has = check.context.get("_provider_for")
-    for channel in check.step.channels:
+    channels = check.step.channels if check.only_channel is None else (check.only_channel,)
+    for channel in channels:
         consent = check.session.get(Consent, (check.profile.id, channel))
         if consent is None or not consent.granted:
             check.notes.append(f"{channel}: no consent")
@@ -198,6 +203,8 @@ def frequency_caps(check: StepCheck) -> Verdict | None:
             Delivery.created_at > since,
             Delivery.status.in_(COUNTED),
         )
+        if check.own_delivery_id is not None:
+            query = query.where(Delivery.id != check.own_delivery_id)
         if cap.channel != "any":
             query = query.where(Delivery.channel == cap.channel)
         times = sorted(check.session.scalars(query).all())

@@ -143,7 +143,10 @@ class TemplateSet:
             template = self.env.get_template(name)
         except TemplateNotFound:
             raise RenderError(f"no template file {name}") from None
-        full = {**context, "locale": locale}
+        # Format numbers and plurals in the language the words are in: a German shopper
+        # served the Russian fallback reads "2 товара", not "2 товаров".
+        suffix = name[len(ref) + 1 : -len(".j2")] if name != f"{ref}.j2" else ""
+        full = {**context, "locale": suffix or locale}
         ctx = template.new_context(full)
         parts: dict[str, str] = {}
         for block in (*REQUIRED_BLOCKS.get(channel, ()), *OPTIONAL_BLOCKS.get(channel, ())):

@@ -139,7 +139,7 @@ def apply_event(session: Session, event: Event, *, now: datetime, idle: timedelt
         _apply_contact(session, profile, event, now)
     if event.consent:
         for channel, granted in event.consent.items():
-            _set_consent(session, profile.id, channel, granted, f"event:{event.id}", now)
+            set_consent(session, profile.id, channel, granted, f"event:{event.id}", now)
         if event.type == "consent.updated" and not any(
             c.granted
             for c in session.scalars(select(Consent).where(Consent.profile_id == profile.id))
@@ -214,7 +214,7 @@ def _normalise_phone(raw: str) -> str:
     return raw
 
 
-def _set_consent(
+def set_consent(
     session: Session, profile_id: str, channel: str, granted: bool, source: str, now: datetime
 ) -> None:
     row = session.get(Consent, (profile_id, channel))
@@ -298,6 +298,11 @@ def _apply_cart(
     cart.items = items
     cart.value = snapshot.value
     cart.item_count = sum(item.quantity for item in snapshot.items)
+    paid_by = _paid_before(profile, at)
+    if paid_by is not None:  # older than an order that paid for "their cart"
+        _mark_ordered(session, cart, paid_by, at)
+        applied.exits.append((cart.id, "order.completed"))
+        return
     if not snapshot.items:
         if cart.status != "emptied":
             applied.exits.append((cart.id, "cart.emptied"))
@@ -338,8 +343,35 @@ def _apply_order(
     for cart in carts:
         if cart.status == "ordered":
             continue
-        cart.status = "ordered"
-        cart.order_id = order.id
-        cart.ordered_at = at
-        cancel_timer(session, CART_IDLE, cart.id)
+        _mark_ordered(session, cart, order.id, at)
         applied.exits.append((cart.id, "order.completed"))
+    if not order.cart_id:
+        # "They paid for their cart": a snapshot older than this order, arriving late,
+        # must not bring a cart back (DESIGN §3.2).
+        attributes = dict(profile.attributes or {})
+        previous = attributes.get("last_order_at")
+        if previous is None or at.isoformat() > str(previous):
+            attributes["last_order_at"] = at.isoformat()
+            attributes["last_order_id"] = order.id
+            profile.attributes = attributes
+    # Whoever just bought stops hearing about any other cart too.
+    for (cart_id,) in session.execute(
+        select(Journey.cart_id).where(Journey.profile_id == profile.id, Journey.status == "active")
+    ):
+        if (cart_id, "order.completed") not in applied.exits:
+            applied.exits.append((cart_id, "order.completed"))
+
+
+def _mark_ordered(session: Session, cart: Cart, order_id: str, at: datetime) -> None:
+    cart.status = "ordered"
+    cart.order_id = order_id
+    cart.ordered_at = at
+    cancel_timer(session, CART_IDLE, cart.id)
+
+
+def _paid_before(profile: Profile, at: datetime) -> str | None:
+    """The id of a cart-less order placed at or after ``at``, if any."""
+    last = (profile.attributes or {}).get("last_order_at")
+    if last is not None and datetime.fromisoformat(str(last)) >= at:
+        return str((profile.attributes or {}).get("last_order_id") or "")
+    return None

@@ -93,23 +93,12 @@ def run_step(
         delivery = session.scalar(select(Delivery).where(Delivery.idempotency_key == key))
         if delivery is not None and delivery.status != "pending":
             return _recover(session, scenario, journey, delivery, claim, now, sending_grace)
-        if delivery is not None:  # a retry, or a crash before sending: exits still win
-            cart = session.get(Cart, journey.cart_id)
-            if cart is None or cart.status in ("ordered", "emptied") or not cart.items:
-                reason = (
-                    "order.completed"
-                    if cart is not None and cart.status == "ordered"
-                    else "cart.emptied"
-                )
-                delivery.status, delivery.error, delivery.updated_at = "cancelled", reason, now
-                finish(session, journey, "exited", reason, now)
-                release(session, claim, None)
-                return Outcome("exited", reason, delivery.id)
-        if delivery is None:
-            outcome = _decide(session, config, scenario, journey, claim, now, sender)
-            if isinstance(outcome, Outcome):
-                return outcome
-            delivery = outcome
+        # A new step, or a pending one (a retry, or a crash before sending): either way
+        # every guard runs again — quiet hours, consent and exits hold for retries too.
+        outcome = _decide(session, config, scenario, journey, claim, now, sender, delivery)
+        if isinstance(outcome, Outcome):
+            return outcome
+        delivery = outcome
         message = _message(session, delivery)
 
     # B: pending → sending, exactly one winner
@@ -150,6 +139,7 @@ def _decide(
     claim: Claim,
     now: datetime,
     sender: Sender,
+    pending: Delivery | None = None,
 ) -> Delivery | Outcome:
     step = scenario.step(journey.step_index)
     assert step is not None
@@ -172,6 +162,8 @@ def _decide(
         now=now,
         context=context,
         due_at=due_at,
+        only_channel=pending.channel if pending is not None else None,
+        own_delivery_id=pending.id if pending is not None else None,
     )
     if journey.group == "holdout":
         verdict_kind, reason = "skip", "holdout (control group): nothing is sent"
@@ -182,6 +174,8 @@ def _decide(
         reason = verdict.reason if verdict else ""
         until = verdict.until if verdict else None
     common: dict[str, Any] = {"journey": journey, "step_id": step.id, "channel": check.channel}
+    if pending is not None and verdict_kind in ("exit", "skip"):
+        _cancel(session, pending, reason, now)
     if verdict_kind == "exit":
         finish(session, journey, "exited", reason, now)
         release(session, claim, None)
@@ -197,6 +191,8 @@ def _decide(
         release_after_advance(session, claim, journey)
         return Outcome("skipped", reason)
 
+    if pending is not None:
+        return pending  # rendered and token reserved the first time; send it now
     # go: choose the variant, reserve the token, render, write the delivery
     assert check.channel is not None and check.contact is not None
     variant = _variant(step, journey)
@@ -272,6 +268,15 @@ def _decide(
     if check.notes:
         record(session, now, "fallback", "; ".join(check.notes), **common)
     return delivery
+
+
+def _cancel(session: Session, delivery: Delivery, reason: str, now: datetime) -> None:
+    """A pending delivery that will not go after all (its token goes back)."""
+    delivery.status, delivery.error, delivery.updated_at = "cancelled", reason[:500], now
+    if delivery.token_code:
+        token = session.get(DiscountToken, delivery.token_code)
+        if token is not None and token.status == "reserved":
+            token.status = "released"
 
 
 def _variant(step: Any, journey: Journey) -> str | None:
@@ -417,6 +422,17 @@ def _settle(
         delivery.error = result.reason
         if token is not None:
             token.status = "released"
+        if result.consent_withdrawn:
+            from engine.state import set_consent
+
+            set_consent(
+                session,
+                delivery.profile_id,
+                delivery.channel,
+                False,
+                f"provider:{result.provider}:{delivery.id}",
+                now,
+            )
         if result.invalid_contact and delivery.contact_id:
             contact = session.get(Contact, delivery.contact_id)
             if contact is not None:

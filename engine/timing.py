@@ -172,17 +172,28 @@ class SendRules:
 
 
 def _local_to_utc(day: date, wall: time, zone: ZoneInfo) -> datetime:
-    """Wall-clock ``day wall`` in ``zone`` as UTC; a time inside a DST gap moves forward
-    past the gap (02:30 on a spring-forward night → 03:30 local)."""
+    """Wall-clock ``day wall`` in ``zone`` as UTC. A time inside a DST gap does not exist;
+    the first real instant after it is the transition (02:30 on a spring-forward night in
+    New York → 03:00 EDT, the moment the clocks jump)."""
     local = datetime.combine(day, wall, tzinfo=zone)
     as_utc = local.astimezone(UTC)
     roundtrip = as_utc.astimezone(zone)
-    if roundtrip.replace(tzinfo=None) != local.replace(tzinfo=None):
-        # Nonexistent local time: zoneinfo resolved it with the pre-transition offset;
-        # the first real instant at or after it is the transition itself, shifted.
-        later = local.replace(fold=1).astimezone(UTC)
-        return max(as_utc, later)
-    return as_utc
+    if roundtrip.replace(tzinfo=None) == local.replace(tzinfo=None):
+        return as_utc
+    # The two readings of a nonexistent time bracket the transition: find it by halving.
+    low, high = sorted((local.replace(fold=1).astimezone(UTC), as_utc))
+    offset_before = low.astimezone(zone).utcoffset()
+    while high - low > timedelta(seconds=1):
+        middle = low + (high - low) / 2
+        if middle.astimezone(zone).utcoffset() == offset_before:
+            low = middle
+        else:
+            high = middle
+    return (
+        high.replace(microsecond=0)
+        if high.microsecond == 0
+        else high + timedelta(microseconds=-high.microsecond, seconds=1)
+    )
 
 
 def zone_or_default(name: str | None, default: str) -> ZoneInfo:

@@ -14,13 +14,10 @@ Event builders and read-backs live in ``factories.py`` next to this file.
 
 from __future__ import annotations
 
-import itertools
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from factories import T0, ClockedRecorder
 
 from engine.clock import SimulatedClock
 from engine.configs import ConfigHolder
@@ -29,11 +26,12 @@ from engine.service import Engine
 from engine.simulation import Simulation
 from engine.store import Database
 from providers.recording import RecordingProvider
-from providers.registry import ChannelRouter, validators
+from providers.registry import validators
+
+from .factories import T0, ClockedRecorder, build_engine, fresh_database
 
 #: The repository root: the shipped ``scenarios.yaml`` and ``templates/`` live here.
 ROOT = Path(__file__).resolve().parents[2]
-_ids = itertools.count(1)
 
 
 # -- database -------------------------------------------------------------------------
@@ -46,14 +44,6 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     database.dispose()
     assert not Path(f"{path}-wal").exists() or Path(f"{path}-wal").stat().st_size == 0
     return path
-
-
-def fresh_database(template: Path, directory: Path) -> Database:
-    """A copy of the migrated template in ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"cartflow-{next(_ids)}.db"
-    shutil.copyfile(template, path)
-    return Database(f"sqlite:///{path}")
 
 
 @pytest.fixture
@@ -87,19 +77,12 @@ def recorder(clock: SimulatedClock) -> ClockedRecorder:
 
 
 @pytest.fixture
-def engine(db: Database, clock: SimulatedClock, configs: ConfigHolder,
-           recorder: RecordingProvider) -> Engine:
+def engine(
+    db: Database, clock: SimulatedClock, configs: ConfigHolder, recorder: RecordingProvider
+) -> Engine:
     return build_engine(db, clock, configs, recorder)
 
 
 @pytest.fixture
 def sim(engine: Engine, clock: SimulatedClock) -> Simulation:
     return Simulation(engine, clock)
-
-
-def build_engine(db: Database, clock: SimulatedClock, configs: ConfigHolder,
-                 recorder: RecordingProvider) -> Engine:
-    router = ChannelRouter({"push": recorder, "sms": recorder, "email": recorder})
-    return Engine(db, clock, configs, router)
-
-

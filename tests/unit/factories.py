@@ -6,19 +6,22 @@ Plain functions, not fixtures: tests call them with the moment they need.
 from __future__ import annotations
 
 import itertools
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
-from engine.clock import Clock
+from engine.clock import Clock, SimulatedClock
+from engine.configs import ConfigHolder
 from engine.events import Event
 from engine.scenario.loader import Config, load_config
 from engine.sending import Message, SendResult
+from engine.service import Engine
 from engine.store import Cart, Database, Decision, Delivery, Journey, Timer
 from providers.recording import RecordingProvider
-from providers.registry import validators
+from providers.registry import ChannelRouter, validators
 
 #: 10:00 in Moscow on a Sunday: inside every send window and outside quiet hours.
 T0 = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
@@ -30,31 +33,55 @@ _ids = itertools.count(1)
 
 # -- events -----------------------------------------------------------------------------
 ITEMS = [{"sku": "SKU-1", "name": "Кроссовки", "price": 4990, "quantity": 2}]
-CONTACT = {"email": "anna@example.com", "phone": "+79991234567", "push_token": "tok-1",
-           "locale": "ru", "timezone": "Europe/Moscow", "first_name": "Анна"}
+CONTACT = {
+    "email": "anna@example.com",
+    "phone": "+79991234567",
+    "push_token": "tok-1",
+    "locale": "ru",
+    "timezone": "Europe/Moscow",
+    "first_name": "Анна",
+}
 CONSENT = {"email": True, "sms": True, "push": True}
 
 
 def event(type_: str, at: datetime, *, event_id: str | None = None, **fields: Any) -> Event:
     """A native event for shopper ``cust_1`` (override any field)."""
-    body: dict[str, Any] = {"id": event_id or f"evt_{next(_ids)}", "type": type_,
-                            "at": at.isoformat(), "anonymous_id": "anon_1",
-                            "customer_id": "cust_1"}
+    body: dict[str, Any] = {
+        "id": event_id or f"evt_{next(_ids)}",
+        "type": type_,
+        "at": at.isoformat(),
+        "anonymous_id": "anon_1",
+        "customer_id": "cust_1",
+    }
     body.update(fields)
     return Event.model_validate(body)
 
 
-def cart_updated(at: datetime, *, items: list[dict[str, Any]] | None = None,
-                 cart_id: str = "cart_1", with_contact: bool = True,
-                 consent: dict[str, bool] | None = None, **fields: Any) -> Event:
+def cart_updated(
+    at: datetime,
+    *,
+    items: list[dict[str, Any]] | None = None,
+    cart_id: str = "cart_1",
+    with_contact: bool = True,
+    consent: dict[str, bool] | None = None,
+    **fields: Any,
+) -> Event:
     extra: dict[str, Any] = {}
     if with_contact:
         extra["contact"] = CONTACT
         extra["consent"] = CONSENT if consent is None else consent
-    return event("cart.updated", at,
-                 cart={"id": cart_id, "currency": "RUB", "url": f"https://shop.example/{cart_id}",
-                       "items": ITEMS if items is None else items},
-                 **extra, **fields)
+    return event(
+        "cart.updated",
+        at,
+        cart={
+            "id": cart_id,
+            "currency": "RUB",
+            "url": f"https://shop.example/{cart_id}",
+            "items": ITEMS if items is None else items,
+        },
+        **extra,
+        **fields,
+    )
 
 
 def page_viewed(at: datetime, **fields: Any) -> Event:
@@ -103,7 +130,7 @@ def moscow(moment: datetime) -> datetime:
 
 
 # -- custom configurations ----------------------------------------------------------------
-#: Global settings like the shipped ones, with the shipped templates.
+#: Global settings like the shipped ones (``templates`` is filled in by write_config).
 SETTINGS_YAML = """\
 version: 1
 defaults:
@@ -123,13 +150,24 @@ include: [scenarios/*.yaml]
 """
 
 
-def write_config(directory: Path, scenario_yaml: str, settings_yaml: str | None = None) -> Config:
-    """Write ``scenarios.yaml`` + ``scenarios/test.yaml`` under ``directory`` and load them
-    (templates come from the repository)."""
-    templates = Path(__file__).resolve().parents[2] / "templates"
+def write_config(
+    directory: Path,
+    scenario_yaml: str,
+    settings_yaml: str | None = None,
+    templates: dict[str, str] | None = None,
+) -> Config:
+    """Write ``scenarios.yaml`` + ``scenarios/test.yaml`` under ``directory`` and load them.
+    Templates are the repository's plus ``templates`` (relative name → text)."""
+    shipped = Path(__file__).resolve().parents[2] / "templates"
+    target = directory / "templates"
+    shutil.copytree(shipped, target, dirs_exist_ok=True)
+    for name, text in (templates or {}).items():
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        (target / name).write_text(text, encoding="utf-8")
     (directory / "scenarios").mkdir(parents=True, exist_ok=True)
     (directory / "scenarios.yaml").write_text(
-        settings_yaml or SETTINGS_YAML.format(templates=templates), encoding="utf-8")
+        settings_yaml or SETTINGS_YAML.format(templates=target), encoding="utf-8"
+    )
     (directory / "scenarios" / "test.yaml").write_text(scenario_yaml, encoding="utf-8")
     return load_config(directory / "scenarios.yaml", provider_types=validators())
 
@@ -148,3 +186,20 @@ class ClockedRecorder(RecordingProvider):
         result = super().send(message)
         self.calls.append((message.channel, self.clock.now(), result.status))
         return result
+
+
+def build_engine(
+    db: Database, clock: SimulatedClock, configs: ConfigHolder, recorder: RecordingProvider
+) -> Engine:
+    """The real engine with ``recorder`` behind push, SMS and email."""
+    router = ChannelRouter({"push": recorder, "sms": recorder, "email": recorder})
+    return Engine(db, clock, configs, router)
+
+
+def fresh_database(template: Path, directory: Path) -> Database:
+    """A copy of the migrated ``template`` file in ``directory`` (much faster than
+    migrating a new file)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"cartflow-{next(_ids)}.db"
+    shutil.copyfile(template, path)
+    return Database(f"sqlite:///{path}")

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from factories import (
+import pytest
+
+from engine.simulation import Simulation
+from engine.store import Database
+from engine.timers import CART_IDLE
+from providers.recording import RecordingProvider
+
+from ..factories import (
     T0,
     cart,
     cart_updated,
@@ -21,11 +28,6 @@ from factories import (
     page_viewed,
     timers,
 )
-
-from engine.simulation import Simulation
-from engine.store import Database
-from engine.timers import CART_IDLE
-from providers.recording import RecordingProvider
 
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
@@ -262,3 +264,32 @@ def test_reentry_cooldown_blocks_a_second_journey_within_seven_days(
     assert len(recorder.sent) == 3
     skipped = decisions(db, "skipped")
     assert any("re-entry cooldown" in d.reason and d.cart_id == "cart_2" for d in skipped)
+
+
+def test_late_snapshot_older_than_an_order_without_cart_id_sends_nothing(
+    sim: Simulation, db: Database, recorder: RecordingProvider
+) -> None:
+    # Given a shopper who pays at +10m; the order names no cart
+    sim.feed([page_viewed(T0)])
+    sim.feed([order_completed(T0 + 10 * MINUTE, cart_id=None)])
+
+    # When the snapshot of the cart she paid for (taken at +5m) arrives late
+    sim.feed([cart_updated(T0 + 5 * MINUTE)])
+    sim.run_until(T0 + timedelta(days=3))
+
+    # Then nothing is sent: in time order, the order would have closed that cart
+    assert recorder.sent == []
+
+
+def test_in_time_order_an_order_without_cart_id_closes_the_open_cart(
+    sim: Simulation, db: Database, recorder: RecordingProvider
+) -> None:
+    # Given the same events as above, arriving in time order
+    sim.feed([cart_updated(T0 + 5 * MINUTE), order_completed(T0 + 10 * MINUTE, cart_id=None)])
+
+    # When days pass
+    sim.run_until(T0 + timedelta(days=3))
+
+    # Then the cart is paid and nothing is sent
+    assert cart(db).status == "ordered"  # type: ignore[union-attr]
+    assert recorder.sent == []

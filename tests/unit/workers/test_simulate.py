@@ -148,5 +148,7 @@ def test_running_worker_takes_the_same_decisions_as_simulate(tmp_path: Path) -> 
         runtime.stop()
     config = load_config(CONFIG, provider_types=validators())
     simulated = simulate(config, events, until=end, workdir=tmp_path)
-    # Then they took the same decisions at the same times
-    assert _timeline(worker_rows) == _timeline(simulated) == EXPECTED
+    # Then they took the same decisions at the same times (worker threads may record two
+    # decisions of the same instant in either order)
+    assert _timeline(simulated) == EXPECTED
+    assert sorted(_timeline(worker_rows), key=str) == sorted(EXPECTED, key=str)

@@ -1,0 +1,266 @@
+"""The native event contract (DESIGN §7): validation with dotted field paths
+(engine/events.py), and idempotent ingestion (Engine.ingest / apply_events)."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from engine.clock import SimulatedClock
+from engine.events import MAX_BATCH, EventError, parse_events
+from engine.service import Engine
+from engine.simulation import Simulation
+from engine.store import Database, RawEvent
+from engine.timers import CART_IDLE
+
+from ..factories import T0, cart_updated, journeys, order_completed, timers
+
+GOOD: dict[str, Any] = {
+    "id": "evt_01",
+    "type": "cart.updated",
+    "at": "2026-11-22T10:00:00Z",
+    "anonymous_id": "anon_7",
+    "customer_id": "cust_42",
+    "session_id": "sess_3",
+    "cart": {
+        "id": "cart_9",
+        "currency": "RUB",
+        "url": "https://shop.example/cart/9",
+        "items": [
+            {
+                "sku": "SKU-1",
+                "name": "Кроссовки",
+                "price": 4990,
+                "quantity": 1,
+                "url": "https://shop.example/p/1",
+                "category": "shoes",
+            }
+        ],
+    },
+    "contact": {
+        "email": "a@example.com",
+        "phone": "+79991234567",
+        "push_token": "t",
+        "locale": "ru",
+        "timezone": "Europe/Moscow",
+        "first_name": "Анна",
+    },
+    "consent": {"email": True, "sms": True, "push": True},
+}
+
+
+def good(**changes: Any) -> dict[str, Any]:
+    body = copy.deepcopy(GOOD)
+    body.update(changes)
+    return body
+
+
+def errors_of(body: Any) -> list[dict[str, str]]:
+    with pytest.raises(EventError) as caught:
+        parse_events(body)
+    return caught.value.errors
+
+
+# -- what is accepted ---------------------------------------------------------------------------
+def test_the_design_example_is_accepted() -> None:
+    (event,) = parse_events(good())
+    assert event.type == "cart.updated"
+    assert event.at == datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+    assert event.cart is not None and event.cart.value == Decimal(4990)
+
+
+def test_a_batch_returns_every_event() -> None:
+    events = parse_events({"events": [good(id="a"), good(id="b")]})
+    assert [e.id for e in events] == ["a", "b"]
+
+
+def test_offsets_are_normalised_to_utc() -> None:
+    (event,) = parse_events(good(at="2026-11-22T13:00:00+03:00"))
+    assert event.at == datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+    assert event.at.utcoffset() == timedelta(0)
+
+
+def test_unknown_fields_are_kept() -> None:
+    body = good(utm_source="newsletter")
+    body["cart"]["items"][0]["color"] = "red"
+    (event,) = parse_events(body)
+    dumped = event.model_dump(mode="json")
+    assert dumped["utm_source"] == "newsletter"
+    assert dumped["cart"]["items"][0]["color"] == "red"
+
+
+def test_a_batch_of_exactly_max_batch_is_accepted() -> None:
+    assert len(parse_events({"events": [good(id=f"e{i}") for i in range(MAX_BATCH)]})) == 1000
+
+
+# -- what is refused, and how it is explained ------------------------------------------------------
+def item(**changes: Any) -> Any:
+    return lambda body: body["cart"]["items"][0].update(changes)
+
+
+def field(section: str, **changes: Any) -> Any:
+    return lambda body: (body[section] if section else body).update(changes)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "loc", "message"),
+    [
+        (item(price=-1), "cart.items.0.price", "greater than or equal to 0"),
+        (item(price="abc"), "cart.items.0.price", "valid decimal"),
+        (item(price="1.23456"), "cart.items.0.price", "4 decimal places"),
+        (item(quantity=0), "cart.items.0.quantity", "greater than or equal to 1"),
+        (lambda body: body["cart"]["items"][0].pop("sku"), "cart.items.0.sku", "Field required"),
+        (field("cart", currency="rub"), "cart.currency", "pattern"),
+        (field("contact", email="not-an-address"), "contact.email", "not an email address"),
+        (field("contact", timezone="Mars/Olympus"), "contact.timezone", "unknown time zone"),
+        (field("", type="cart.updatd"), "type", "'cart.updated'"),
+        (field("", id=""), "id", "at least 1 character"),
+        (field("", at="yesterday"), "at", "datetime"),
+    ],
+)
+def test_bad_field_is_named_by_its_dotted_path(mutate: Any, loc: str, message: str) -> None:
+    body = good()
+    mutate(body)
+    (error,) = errors_of(body)
+    assert error["loc"] == loc
+    assert message in error["msg"]
+    assert not error["msg"].startswith("Value error")
+
+
+def test_naive_timestamp_is_refused_with_a_hint() -> None:
+    assert errors_of(good(at="2026-11-22T10:00:00")) == [
+        {"loc": "at", "msg": "timestamp needs a time zone offset, e.g. 2026-11-22T10:00:00Z"}
+    ]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    body = good()
+    body["cart"]["items"][0].update(price=-1, quantity=0)
+    body["contact"]["email"] = "nope"
+    locs = sorted(e["loc"] for e in errors_of(body))
+    assert locs == ["cart.items.0.price", "cart.items.0.quantity", "contact.email"]
+
+
+def test_errors_in_a_batch_carry_the_event_index() -> None:
+    bad = good(id="b")
+    bad["cart"]["items"][0]["price"] = -5
+    assert [e["loc"] for e in errors_of({"events": [good(id="a"), bad]})] == [
+        "events.1.cart.items.0.price"
+    ]
+
+
+def test_batch_over_max_batch_is_refused() -> None:
+    (error,) = errors_of({"events": [good(id=f"e{i}") for i in range(MAX_BATCH + 1)]})
+    assert error["loc"] == "events"
+    assert "at most 1000" in error["msg"]
+
+
+def test_empty_batch_is_refused() -> None:
+    assert errors_of({"events": []})[0]["loc"] == "events"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            {k: v for k, v in GOOD.items() if k not in ("anonymous_id", "customer_id")},
+            "needs anonymous_id or customer_id",
+        ),
+        ({k: v for k, v in GOOD.items() if k != "cart"}, "cart.updated needs a 'cart'"),
+        (good(type="order.completed"), "order.completed needs an 'order'"),
+        (good(type="consent.updated", consent={}), "consent.updated needs a 'consent'"),
+    ],
+)
+def test_event_shape_errors_explain_what_is_missing(body: dict[str, Any], message: str) -> None:
+    (error,) = errors_of(body)
+    assert error["loc"] == "body"
+    assert message in error["msg"]
+    # ... and in a batch the same error points at the event
+    (batched,) = errors_of({"events": [good(id="fine"), body]})
+    assert batched["loc"] == "events.1"
+
+
+@pytest.mark.parametrize("body", [[GOOD], "cart.updated", 42, None])
+def test_non_object_body_is_refused(body: Any) -> None:
+    (error,) = errors_of(body)
+    assert error["loc"] == "body"
+    assert "expected a JSON object" in error["msg"]
+
+
+def test_event_error_message_lists_every_problem() -> None:
+    body = good()
+    body["cart"]["items"][0].update(price=-1, quantity=0)
+    with pytest.raises(EventError, match=r"cart\.items\.0\.price: .*; cart\.items\.0\.quantity: "):
+        parse_events(body)
+
+
+# -- idempotent ingestion --------------------------------------------------------------------------
+def test_the_same_event_ingested_twice_is_applied_once(engine: Engine, db: Database) -> None:
+    # Given an event that was ingested and applied
+    event = cart_updated(T0, event_id="evt_dup")
+    assert engine.ingest([event]) == ["evt_dup"]
+    assert engine.apply_events(["evt_dup"]) == 1
+
+    # When the shop sends it again
+    again = engine.ingest([event])
+
+    # Then it is not new and applying it again does nothing
+    assert again == []
+    assert engine.apply_events(["evt_dup"]) == 0
+    with db.sessions() as session:
+        assert session.scalars(select(RawEvent.id)).all() == ["evt_dup"]
+
+
+def test_duplicate_ids_in_one_batch_are_stored_once(engine: Engine) -> None:
+    event = cart_updated(T0, event_id="evt_twice")
+    assert engine.ingest([event, event]) == ["evt_twice"]
+
+
+def test_a_replayed_id_with_different_content_changes_nothing(
+    sim: Simulation, db: Database, clock: SimulatedClock
+) -> None:
+    # Given a cart whose idle timer is due at +30m
+    sim.feed([cart_updated(T0, event_id="evt_same")])
+
+    # When a different payload arrives later under the same event id
+    sim.feed([cart_updated(T0 + timedelta(minutes=20), event_id="evt_same", items=[])])
+
+    # Then it is ignored: the cart is still full and its timer did not move
+    (idle,) = timers(db)
+    assert (idle.kind, idle.due_at) == (CART_IDLE, T0 + timedelta(minutes=30))
+    sim.run_until(T0 + timedelta(hours=1))
+    assert len(journeys(db)) == 1
+
+
+def test_replaying_an_order_twice_exits_once(sim: Simulation, db: Database) -> None:
+    # Given a running journey
+    sim.feed([cart_updated(T0)])
+    sim.run_until(T0 + timedelta(hours=1))
+    order = order_completed(T0 + timedelta(hours=2), event_id="evt_order")
+
+    # When the order event arrives twice
+    sim.feed([order])
+    sim.feed([order])
+
+    # Then the journey exited once
+    (journey,) = journeys(db)
+    assert journey.exit_reason == "order.completed"
+
+
+def test_unapplied_events_are_found_for_redriving(engine: Engine, clock: SimulatedClock) -> None:
+    # Given an event that was stored but never applied (a lost broker message)
+    engine.ingest([cart_updated(T0, event_id="evt_lost")])
+
+    # When enough time passes
+    assert engine.unapplied_event_ids(older_than=timedelta(minutes=5)) == []
+    clock.advance(timedelta(minutes=6))
+
+    # Then it is listed for re-driving, and once applied it is not
+    assert engine.unapplied_event_ids(older_than=timedelta(minutes=5)) == ["evt_lost"]
+    engine.apply_events(["evt_lost"])
+    assert engine.unapplied_event_ids(older_than=timedelta(minutes=5)) == []
