@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
 from engine.simulation import Simulation
 from engine.store import Database
 from engine.timers import CART_IDLE

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from engine.configs import ConfigHolder
 from engine.scenario.diff import diff_configs
 from engine.scenario.loader import load_config
 from engine.store.database import Database
 from engine.store.models import Journey, Timer
 from providers.registry import validators
-from engine.configs import ConfigHolder
 from workers.cli import main
 from workers.diff import migrate
 from workers.tools import read_events, simulate
@@ -40,11 +40,15 @@ def test_diff_names_each_change(tmp_path: Path) -> None:
     sms.write_text(sms.read_text().replace("waiting", "still waiting"))
     (new.parent / "scenarios" / "high_value_cart.yaml").unlink()
     # When the two are compared
-    changes = diff_configs(load_config(ROOT / "scenarios.yaml", provider_types=validators()),
-                           load_config(new, provider_types=validators()))
+    changes = diff_configs(
+        load_config(ROOT / "scenarios.yaml", provider_types=validators()),
+        load_config(new, provider_types=validators()),
+    )
     # Then each change is named, and nothing else
     assert [(c.scenario, c.kind) for c in changes.scenarios] == [
-        ("abandoned_cart", "changed"), ("high_value_cart", "removed")]
+        ("abandoned_cart", "changed"),
+        ("high_value_cart", "removed"),
+    ]
     assert changes.scenarios[0].details == ["~ steps.sms.after: '3h' → '2h'"]
     assert changes.templates == ["~ abandoned_cart/sms.en.j2"]
     assert changes.settings == []
@@ -57,17 +61,24 @@ def test_identical_configs_have_the_same_version_wherever_they_live(tmp_path: Pa
     assert diff_configs(a, b).empty
 
 
-def test_in_flight_journeys_counted_and_migrated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_in_flight_journeys_counted_and_migrated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Given journeys in flight: the example day simulated until 12:00 UTC
     config = load_config(ROOT / "scenarios.yaml", provider_types=validators())
-    events = [e for e in read_events(str(ROOT / "examples" / "events.jsonl"))
-              if e.at and e.at < datetime(2026, 11, 23, 12, tzinfo=UTC)]
+    events = [
+        e
+        for e in read_events(str(ROOT / "examples" / "events.jsonl"))
+        if e.at and e.at < datetime(2026, 11, 23, 12, tzinfo=UTC)
+    ]
     simulate(config, events, until=datetime(2026, 11, 23, 12, tzinfo=UTC), workdir=tmp_path)
     url = f"sqlite:///{tmp_path / 'simulate.db'}"
     db = Database(url)
     with db.sessions() as session:
-        active = {j.cart_id: j.step_index for j in session.scalars(
-            select(Journey).where(Journey.status == "active"))}
+        active = {
+            j.cart_id: j.step_index
+            for j in session.scalars(select(Journey).where(Journey.status == "active"))
+        }
     # anna waits for her email (step 2); emma (high_value) waits for her email (step 1)
     assert active == {"cart_anna": 2, "cart_emma": 1}
     # And a new version where only the abandoned_cart SMS moves
@@ -107,20 +118,39 @@ def test_diff_of_unknown_revision_is_a_clear_error(capsys: pytest.CaptureFixture
     assert "neither a file nor a git revision" in err and "Traceback" not in err
 
 
-def test_cli_migrate_moves_running_journeys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_migrate_moves_running_journeys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = load_config(ROOT / "scenarios.yaml", provider_types=validators())
-    events = [e for e in read_events(str(ROOT / "examples" / "events.jsonl"))
-              if e.at and e.at < datetime(2026, 11, 23, 12, tzinfo=UTC)]
+    events = [
+        e
+        for e in read_events(str(ROOT / "examples" / "events.jsonl"))
+        if e.at and e.at < datetime(2026, 11, 23, 12, tzinfo=UTC)
+    ]
     simulate(config, events, until=datetime(2026, 11, 23, 12, tzinfo=UTC), workdir=tmp_path)
     url = f"sqlite:///{tmp_path / 'simulate.db'}"
     new = _copy(tmp_path, "new")
     step_file = new.parent / "scenarios" / "abandoned_cart.yaml"
     step_file.write_text(step_file.read_text().replace("after: 24h", "after: 20h"))
-    assert main(["diff", str(ROOT / "scenarios.yaml"), str(new), "--database", url,
-                 "--apply", "migrate"]) == 0
+    assert (
+        main(
+            [
+                "diff",
+                str(ROOT / "scenarios.yaml"),
+                str(new),
+                "--database",
+                url,
+                "--apply",
+                "migrate",
+            ]
+        )
+        == 0
+    )
     assert "migrated 2 journey(s)" in capsys.readouterr().out
     db = Database(url)
     with db.sessions() as session:
-        versions = set(session.scalars(select(Journey.scenario_version).where(Journey.status == "active")))
+        versions = set(
+            session.scalars(select(Journey.scenario_version).where(Journey.status == "active"))
+        )
     db.dispose()
     assert versions == {load_config(new, provider_types=validators()).version}

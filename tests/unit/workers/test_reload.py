@@ -35,14 +35,28 @@ def _config_copy(tmp_path: Path) -> Path:
 
 
 def _cart(n: int, at: datetime) -> Event:
-    return Event.model_validate({
-        "id": f"e{n}", "type": "cart.updated", "at": at.isoformat(), "customer_id": f"c{n}",
-        "cart": {"id": f"cart{n}", "currency": "RUB", "url": f"https://shop/c/{n}",
-                 "items": [{"sku": "S", "name": "Кепка", "price": 1290, "quantity": 1}]},
-        "contact": {"phone": f"+7999000000{n}", "push_token": f"t{n}", "email": f"c{n}@example.com",
-                    "locale": "en", "timezone": "Europe/Moscow"},
-        "consent": {"push": True, "sms": True, "email": True},
-    })
+    return Event.model_validate(
+        {
+            "id": f"e{n}",
+            "type": "cart.updated",
+            "at": at.isoformat(),
+            "customer_id": f"c{n}",
+            "cart": {
+                "id": f"cart{n}",
+                "currency": "RUB",
+                "url": f"https://shop/c/{n}",
+                "items": [{"sku": "S", "name": "Кепка", "price": 1290, "quantity": 1}],
+            },
+            "contact": {
+                "phone": f"+7999000000{n}",
+                "push_token": f"t{n}",
+                "email": f"c{n}@example.com",
+                "locale": "en",
+                "timezone": "Europe/Moscow",
+            },
+            "consent": {"push": True, "sms": True, "email": True},
+        }
+    )
 
 
 def _edit(path: Path, old: str, new: str) -> None:
@@ -58,12 +72,18 @@ def test_valid_change_goes_live_and_journeys_keep_their_version(tmp_path: Path) 
     recorder = RecordingProvider()
     configs = ConfigHolder.from_path(config_path, validators())
     v1 = configs.current.version
-    engine = Engine(db, clock, configs, ChannelRouter({c: recorder for c in ("push", "sms", "email")}))
+    engine = Engine(
+        db, clock, configs, ChannelRouter({c: recorder for c in ("push", "sms", "email")})
+    )
     sim = Simulation(engine, clock)
     sim.feed([_cart(1, T0)])
     sim.run_until(T0 + timedelta(hours=1))  # push sent; the SMS is pending
     # When the SMS text changes and the configuration reloads
-    _edit(config_path.parent / "templates/abandoned_cart/sms.en.j2", "your cart is waiting", "NEW TEXT")
+    _edit(
+        config_path.parent / "templates/abandoned_cart/sms.en.j2",
+        "your cart is waiting",
+        "NEW TEXT",
+    )
     assert configs.reload() is True
     assert configs.current.version != v1
     # And a second cart starts a journey on version 2
@@ -95,7 +115,9 @@ def test_invalid_change_is_refused_logged_and_last_good_stays(tmp_path: Path) ->
 def test_running_process_reloads_by_itself(tmp_path: Path) -> None:
     # Given the embedded runtime with its reload job every 0.1 s
     config_path = _config_copy(tmp_path)
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'run.db'}", config_path=str(config_path))
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'run.db'}", config_path=str(config_path)
+    )
     runtime = Runtime(settings, embedded=True, sender=ChannelRouter({}))
     runtime.start_dispatcher(interval=3600, reload_interval=0.1)
     try:

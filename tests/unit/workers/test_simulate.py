@@ -28,23 +28,23 @@ EVENTS = ROOT / "examples" / "events.jsonl"
 #: The day the shipped example describes, decision by decision (times in UTC;
 #: Moscow is UTC+3, Kyiv UTC+2, London UTC+0 in November).
 EXPECTED = [
-    ("2026-11-23T07:30", "cart_anna", "push", "sent"),       # 10:30 MSK, 30m after the cart
+    ("2026-11-23T07:30", "cart_anna", "push", "sent"),  # 10:30 MSK, 30m after the cart
     ("2026-11-23T09:31", "cart_oksana", "push", "sent"),
-    ("2026-11-23T10:00", "cart_anna", "sms", "sent"),        # 13:00 MSK, +3h
-    ("2026-11-23T10:05", "cart_oksana", None, "exited"),     # she paid: no SMS, no email
-    ("2026-11-23T11:02", "cart_emma", "push", "sent"),       # high_value_cart wins on priority
-    ("2026-11-23T13:25", "cart_maria", "push", "sent"),      # waited until she stopped browsing
+    ("2026-11-23T10:00", "cart_anna", "sms", "sent"),  # 13:00 MSK, +3h
+    ("2026-11-23T10:05", "cart_oksana", None, "exited"),  # she paid: no SMS, no email
+    ("2026-11-23T11:02", "cart_emma", "push", "sent"),  # high_value_cart wins on priority
+    ("2026-11-23T13:25", "cart_maria", "push", "sent"),  # waited until she stopped browsing
     ("2026-11-23T13:32", "cart_oleg", "push", "sent"),
     ("2026-11-23T14:32", "cart_emma", "email", "sent"),
     ("2026-11-23T15:01", "cart_maria", "sms", "sent"),
-    ("2026-11-23T16:02", "cart_oleg", "sms", "skipped"),     # no SMS consent
+    ("2026-11-23T16:02", "cart_oleg", "sms", "skipped"),  # no SMS consent
     ("2026-11-23T20:00", "cart_dmitry", "push", "deferred"),  # 23:00 MSK: quiet hours
-    ("2026-11-24T06:00", "cart_dmitry", "push", "sent"),     # 09:00 MSK, when quiet hours end
+    ("2026-11-24T06:00", "cart_dmitry", "push", "sent"),  # 09:00 MSK, when quiet hours end
     ("2026-11-24T06:00", "cart_dmitry", "sms", "deferred"),  # SMS window opens at 10:00
     ("2026-11-24T07:00", "cart_anna", "email", "sent"),
-    ("2026-11-24T07:00", "cart_dmitry", "sms", "sent"),      # 10:00 MSK
+    ("2026-11-24T07:00", "cart_dmitry", "sms", "sent"),  # 10:00 MSK
     ("2026-11-24T12:01", "cart_maria", "email", "sent"),
-    ("2026-11-24T12:32", "cart_emma", "sms", "skipped"),     # journey.sent < 2 is false
+    ("2026-11-24T12:32", "cart_emma", "sms", "skipped"),  # journey.sent < 2 is false
     ("2026-11-24T13:02", "cart_oleg", "email", "sent"),
     ("2026-11-24T19:30", "cart_dmitry", "email", "sent"),
 ]
@@ -78,19 +78,37 @@ def test_simulate_gives_the_expected_timeline(tmp_path: Path) -> None:
 def test_simulate_cli_prints_jsonl_and_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", "--events", str(EVENTS), "--config", str(CONFIG)]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert {"at", "customer", "cart", "scenario", "step", "channel", "decision", "reason", "token",
-            "rendered"} <= set(lines[0])
+    assert {
+        "at",
+        "customer",
+        "cart",
+        "scenario",
+        "step",
+        "channel",
+        "decision",
+        "reason",
+        "token",
+        "rendered",
+    } <= set(lines[0])
     assert _timeline(lines) == EXPECTED
-    assert main(["simulate", "--events", str(EVENTS), "--config", str(CONFIG), "--format", "table"]) == 0
+    assert (
+        main(["simulate", "--events", str(EVENTS), "--config", str(CONFIG), "--format", "table"])
+        == 0
+    )
     table = capsys.readouterr().out
     assert "deferred" in table and "quiet hours" in table
 
 
-def test_simulate_reports_bad_event_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_simulate_reports_bad_event_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"id": "e1", "type": "cart.updated", "at": "2026-11-23T10:00:00Z", '
-                   '"anonymous_id": "a", "cart": {"id": "c", "items": [{"sku": "x", "price": -1}]}}\n'
-                   "{not json\n", encoding="utf-8")
+    bad.write_text(
+        '{"id": "e1", "type": "cart.updated", "at": "2026-11-23T10:00:00Z", '
+        '"anonymous_id": "a", "cart": {"id": "c", "items": [{"sku": "x", "price": -1}]}}\n'
+        "{not json\n",
+        encoding="utf-8",
+    )
     assert main(["simulate", "--events", str(bad), "--config", str(CONFIG)]) == 2
     err = capsys.readouterr().err
     assert f"{bad}:1:1: cart.items.0.price" in err
@@ -105,16 +123,23 @@ def test_running_worker_takes_the_same_decisions_as_simulate(tmp_path: Path) -> 
     start = min(as_utc(e.at) for e in events if e.at)
     clock = SimulatedClock(start)
     recorder = RecordingProvider()
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'run.db'}", config_path=str(CONFIG),
-                        api_keys=("k",))
-    runtime = Runtime(settings, embedded=True, clock=clock,
-                      sender=ChannelRouter({c: recorder for c in ("push", "sms", "email")}))
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'run.db'}", config_path=str(CONFIG), api_keys=("k",)
+    )
+    runtime = Runtime(
+        settings,
+        embedded=True,
+        clock=clock,
+        sender=ChannelRouter({c: recorder for c in ("push", "sms", "email")}),
+    )
     runtime.start_worker(threads=2)
     dispatcher = runtime.start_dispatcher(interval=3600)  # we tick it by hand
     port = runtime.start_api("127.0.0.1", 0)
     end = max(as_utc(e.at) for e in events if e.at) + timedelta(days=7)
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": "Bearer k"}) as http:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": "Bearer k"}
+        ) as http:
             pending = sorted(events, key=lambda e: as_utc(e.at))  # type: ignore[arg-type]
 
             def drain() -> None:
@@ -134,7 +159,9 @@ def test_running_worker_takes_the_same_decisions_as_simulate(tmp_path: Path) -> 
                     clock.set(max(clock.now(), next_event))
                     drain()
                     event = pending.pop(0)
-                    response = http.post("/v1/events", json=event.model_dump(mode="json", exclude_none=True))
+                    response = http.post(
+                        "/v1/events", json=event.model_dump(mode="json", exclude_none=True)
+                    )
                     assert response.status_code == 202
                     runtime.broker.join(QUEUE, timeout=30_000)  # type: ignore[attr-defined]
                 elif due is not None and due <= end:
