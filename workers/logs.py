@@ -37,6 +37,16 @@ def scrub_contacts(
     return event_dict
 
 
+def _factory(stream: Any) -> Any:
+    """Write to ``stream``, or to whatever ``sys.stderr`` is at the time of each call
+    (so a redirected or replaced stderr never leaves a logger writing to a closed file)."""
+
+    def make(*_: Any) -> structlog.PrintLogger:
+        return structlog.PrintLogger(stream or sys.stderr)
+
+    return make
+
+
 def configure(fmt: str = "json", level: int = logging.INFO, stream: Any = None) -> None:
     renderer: Any = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
@@ -53,7 +63,7 @@ def configure(fmt: str = "json", level: int = logging.INFO, stream: Any = None) 
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        logger_factory=_factory(stream),
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=logging.WARNING, stream=stream or sys.stderr)

@@ -16,14 +16,21 @@ from engine.scenario.loader import Problem, Source
 Validators = dict[str, Callable[[dict[str, Any]], list[str]]]
 
 
-def check_provider(channel: str, provider: Any, source: Source, problems: list[Problem],
-                   VALIDATORS: Validators) -> None:
+def check_provider(
+    channel: str, provider: Any, source: Source, problems: list[Problem], VALIDATORS: Validators
+) -> None:
     line, col = source.where(("providers", channel, "type"))
     validate = VALIDATORS.get(provider.type)
     if validate is None:
         close = difflib.get_close_matches(provider.type, list(VALIDATORS), n=1)
-        hint = f" — did you mean '{close[0]}'?" if close else f" (known: {', '.join(sorted(VALIDATORS))})"
-        problems.append(Problem(source.path, line, col, f"unknown provider type '{provider.type}'{hint}"))
+        hint = (
+            f" — did you mean '{close[0]}'?"
+            if close
+            else f" (known: {', '.join(sorted(VALIDATORS))})"
+        )
+        problems.append(
+            Problem(source.path, line, col, f"unknown provider type '{provider.type}'{hint}")
+        )
         return
     for message in validate(provider.options()):
         problems.append(Problem(source.path, line, col, f"provider for {channel}: {message}"))

@@ -61,9 +61,9 @@ class Database:
     def reading(self) -> Iterator[Session]:
         """A read-only session that never waits for the write lock (SQLite: a deferred
         ``BEGIN`` under WAL), safe to open while another transaction is writing."""
-        with self.engine.connect().execution_options(cartflow_readonly=True) as connection:
-            with Session(bind=connection) as session:
-                yield session
+        connection = self.engine.connect().execution_options(cartflow_readonly=True)
+        with connection, Session(bind=connection) as session:
+            yield session
 
     def migrate(self, revision: str = "head") -> None:
         """Bring the schema to ``revision`` with Alembic (idempotent)."""
