@@ -123,7 +123,7 @@ def test_time_zone_comes_from_the_profile(
 
 
 # -- consent and reachability ---------------------------------------------------------------
-def test_no_sms_consent_skips_the_sms_with_a_reason_and_email_still_goes(
+def test_no_sms_consent_falls_back_to_email_with_the_sms_offer(
     sim: Simulation, db: Database, recorder: ClockedRecorder
 ) -> None:
     # Given a shopper who agreed to push and email but not SMS
@@ -132,17 +132,19 @@ def test_no_sms_consent_skips_the_sms_with_a_reason_and_email_still_goes(
     # When the journey runs
     sim.run_until(T0 + timedelta(days=3))
 
-    # Then push and email went out, the SMS was skipped with the reason on record
-    assert [m.channel for m in recorder.sent] == ["push", "email"]
-    (skipped,) = decisions(db, "skipped")
-    assert skipped.step_id == "sms"
-    assert "sms: no consent" in skipped.reason
-    email = next(d for d in deliveries(db) if d.channel == "email")
-    assert email.created_at == T0 + 24 * HOUR
-    # ... no discount token was reserved for the skipped SMS
+    # Then the SMS step went by email (its fallback) with the reason on record
+    assert [m.channel for m in recorder.sent] == ["push", "email", "email"]
+    assert not decisions(db, "skipped")
+    (fallback,) = decisions(db, "fallback")
+    assert fallback.step_id == "sms" and fallback.reason == "sms: no consent"
+    by_step = {d.step_id: d for d in deliveries(db)}
+    assert by_step["sms"].channel == "email" and by_step["sms"].created_at == T0 + 3 * HOUR
+    assert "5%" in by_step["sms"].rendered["subject"]
+    assert by_step["email"].created_at == T0 + 24 * HOUR
+    # ... each step's own code was issued, none is left reserved
     with db.sessions() as session:
         tokens = session.scalars(select(DiscountToken)).all()
-    assert [(t.step_id, t.status) for t in tokens] == [("email", "issued")]
+    assert sorted((t.step_id, t.status) for t in tokens) == [("email", "issued"), ("sms", "issued")]
 
 
 def test_sms_consent_withdrawn_after_push_skips_only_the_sms(
@@ -156,9 +158,9 @@ def test_sms_consent_withdrawn_after_push_skips_only_the_sms(
     sim.feed([event("consent.updated", T0 + 2 * HOUR, consent={"sms": False})])
     sim.run_until(T0 + timedelta(days=3))
 
-    # Then the SMS is skipped and the email still goes
-    assert [m.channel for m in recorder.sent] == ["push", "email"]
-    assert "sms: no consent" in decisions(db, "skipped")[0].reason
+    # Then the SMS step falls back to email, and the email step still goes
+    assert [m.channel for m in recorder.sent] == ["push", "email", "email"]
+    assert decisions(db, "fallback")[0].reason == "sms: no consent"
 
 
 def test_withdrawing_every_consent_exits_the_journey(
@@ -186,7 +188,7 @@ def test_withdrawing_every_consent_exits_the_journey(
     assert (journey.status, journey.exit_reason) == ("exited", "unsubscribed")
 
 
-def test_no_phone_number_skips_the_sms(
+def test_no_phone_number_sends_the_sms_step_by_email(
     sim: Simulation, db: Database, recorder: ClockedRecorder
 ) -> None:
     # Given a shopper with consent everywhere but no phone number
@@ -206,9 +208,9 @@ def test_no_phone_number_skips_the_sms(
     # When the journey runs
     sim.run_until(T0 + timedelta(days=3))
 
-    # Then the SMS step is skipped because there is nowhere to send it
-    assert [m.channel for m in recorder.sent] == ["push", "email"]
-    assert "sms: no valid contact" in decisions(db, "skipped")[0].reason
+    # Then the SMS step goes by email because there is no number to text
+    assert [m.channel for m in recorder.sent] == ["push", "email", "email"]
+    assert decisions(db, "fallback")[0].reason == "sms: no valid contact"
 
 
 # -- provider failures ------------------------------------------------------------------------

@@ -37,7 +37,7 @@ EXPECTED = [
     ("2026-11-23T13:32", "cart_oleg", "push", "sent"),
     ("2026-11-23T14:32", "cart_emma", "email", "sent"),
     ("2026-11-23T15:01", "cart_maria", "sms", "sent"),
-    ("2026-11-23T16:02", "cart_oleg", "sms", "skipped"),  # no SMS consent
+    ("2026-11-23T16:02", "cart_oleg", "sms", "sent"),  # no SMS consent: the offer by email
     ("2026-11-23T20:00", "cart_dmitry", "push", "deferred"),  # 23:00 MSK: quiet hours
     ("2026-11-24T06:00", "cart_dmitry", "push", "sent"),  # 09:00 MSK, when quiet hours end
     ("2026-11-24T06:00", "cart_dmitry", "sms", "deferred"),  # SMS window opens at 10:00
