@@ -150,7 +150,8 @@ class Event(_Open):
 
 
 class Batch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # unknown fields next to "events" are kept out of the way, never rejected (DESIGN §7)
+    model_config = ConfigDict(extra="ignore")
     events: list[Event] = Field(min_length=1, max_length=MAX_BATCH)
 
 

@@ -112,7 +112,12 @@ def _refusal(
             Journey.profile_id == profile.id,
             Journey.scenario == model.scenario,
             Journey.started_at > now - model.reentry,
-            (Journey.exit_reason.is_(None)) | (Journey.exit_reason != "cart.updated"),
+            # what counts: a journey that reached the shopper, is still running, or is
+            # a control-group journey (the group must stay stable); one that ended before
+            # sending anything (emptied, changed cart) does not block a new one
+            (Journey.last_sent_at.is_not(None))
+            | (Journey.status == "active")
+            | (Journey.group == "holdout"),
         )
         .order_by(Journey.started_at.desc())
         .limit(1)

@@ -99,15 +99,20 @@ class DailySpan:
 
     @classmethod
     def parse(cls, text: str, *, wrap: bool) -> DailySpan:
-        raw = str(text).strip()
+        # "10:00 - 20:00" reads like "10:00-20:00"; the hours are what follows the days
+        raw = re.sub(r"\s*-\s*(?=\d)", "-", str(text).strip())
+        raw = re.sub(r"(?<=\d)\s*-\s*", "-", raw)
         days: frozenset[int] = frozenset(range(7))
-        if " " in raw:
-            day_part, raw_hours = raw.rsplit(" ", 1)
+        hours = re.search(r"\d{1,2}:\d{2}-\d{1,2}:\d{2}$", raw)
+        if hours is None:
+            raise ValueError(
+                f"cannot read {text!r}; write [days] HH:MM-HH:MM, e.g. '21:00-09:00' or "
+                "'mon-fri 10:00-20:00'"
+            )
+        raw_hours = hours.group(0)
+        day_part = raw[: hours.start()].strip()
+        if day_part:
             days = _parse_days(day_part)
-        else:
-            raw_hours = raw
-        if "-" not in raw_hours:
-            raise ValueError(f"cannot read {text!r}; write HH:MM-HH:MM, e.g. 'mon-fri 10:00-20:00'")
         a, b = raw_hours.split("-", 1)
         start, end = _parse_clock(a), _parse_clock(b)
         if start == end:

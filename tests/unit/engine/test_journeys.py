@@ -291,3 +291,22 @@ def test_in_time_order_an_order_without_cart_id_closes_the_open_cart(
     # Then the cart is paid and nothing is sent
     assert cart(db).status == "ordered"  # type: ignore[union-attr]
     assert recorder.sent == []
+
+
+def test_a_journey_that_ended_before_sending_does_not_block_the_next_one(
+    sim: Simulation, db: Database, recorder: RecordingProvider
+) -> None:
+    hour = timedelta(hours=1)
+    # Given a cart left at 20:50 Moscow: abandoned 21:20, its push held for quiet hours
+    sim.feed([cart_updated(T0 + 10 * hour + 50 * MINUTE)])
+    sim.run_until(T0 + 12 * hour)
+    assert [j.status for j in journeys(db)] == ["active"] and recorder.sent == []
+    # And emptied at 22:30, before anything was sent
+    sim.feed([cart_updated(T0 + 12 * hour + 30 * MINUTE, items=[])])
+    # When she fills the cart again the next morning at 10:00 and leaves
+    sim.feed([cart_updated(T0 + 24 * hour)])
+    sim.run_until(T0 + 25 * hour)
+    # Then the re-entry cooldown did not count the silent journey: a new one reminded her
+    assert sorted(str(j.exit_reason) for j in journeys(db)) == ["None", "cart.emptied"]
+    assert [m.channel for m in recorder.sent] == ["push"]
+    assert moscow(deliveries(db)[0].created_at).hour == 10

@@ -145,7 +145,7 @@ CASES = [
         id="bad-time-zone"),
     pytest.param(
         {MAIN: ('"21:00-09:00"', '"nightly"')},
-        [(MAIN, 7, 17, "cannot read 'nightly'; write HH:MM-HH:MM")],
+        [(MAIN, 7, 17, "cannot read 'nightly'; write [days] HH:MM-HH:MM")],
         id="quiet-hours-garbage"),
     pytest.param(
         {X: ("[order.completed]", "[order.complete]")},
