@@ -1,18 +1,18 @@
 """Durable-timer dispatch throughput on a real PostgreSQL (DESIGN §4).
 
-For each size N (default 100k and 1M) the script bulk-loads N pending timers due far in the
-future plus ``--due`` timers already due, then drains the due ones with
-``engine.timers.claim_due`` (batches of 500), completing each batch with one bulk delete by
-id and claim token, as a worker finishing its timers would. It then loads fresh due timers
-and drains them with two concurrent dispatcher threads, checking that no timer id was handed
-out twice. The design target: dispatch cost depends on the timers due, not on those pending,
-so throughput at 1M pending should be close to throughput at 100k.
+Each size N (default 100k and 1M) gets a ``timers`` table of its own (schema
+``cartflow_bench_<N>``, dropped at the end) holding N pending timers. Then, round by round and
+size by size: load ``--due`` due timers and drain them with ``engine.timers.claim_due``
+(batches of 500) from one dispatcher, then from two concurrent dispatcher threads. Each
+claimed batch is completed with one bulk delete by id and claim token, as a worker would. No
+id may be claimed twice and no pending timer touched. The design target: dispatch cost
+depends on the timers due, not pending, so throughput at 1M ≈ throughput at 100k.
 
-Without ``--url`` it runs its own throwaway server (``initdb`` in a temp dir, ``fsync=off``,
-as the ``postgres`` user when started as root) and removes it afterwards. With ``--url``,
-point it at an empty scratch database: the ``timers`` table is truncated.
+Without ``--url`` it runs a throwaway server (``initdb`` in a temp dir, ``fsync=off``, as the
+``postgres`` user when root) and removes it afterwards.
 
-    .venv/bin/python bench/timers.py [--sizes 100000 1000000] [--due 5000] [--write]
+    .venv/bin/python bench/timers.py [--url URL] [--sizes 100000 1000000] [--due 5000]
+                                     [--rounds 10] [--write]
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ import contextlib
 import math
 import os
 import platform
+import re
 import shlex
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -38,9 +40,9 @@ from pathlib import Path
 
 import psycopg
 import sqlalchemy
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, make_url, text
 
-from engine.store.database import Database
+from engine.store.database import Database, normalise_url
 from engine.store.models import Timer
 from engine.timers import JOURNEY_STEP, claim_due
 
@@ -74,11 +76,10 @@ def throwaway_postgres() -> Iterator[str]:
     """A private PostgreSQL cluster on a free port; stopped and deleted on exit."""
     bindir = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True,
                             check=True).stdout.strip()
-    pg_ctl, as_pg = f"{bindir}/pg_ctl", ["runuser", "-u", "postgres", "--"]
-    if os.geteuid() != 0:
-        as_pg = []
+    pg_ctl = f"{bindir}/pg_ctl"
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     tmp = Path(tempfile.mkdtemp(prefix="cartflow-bench-"))
-    data, started = tmp / "data", False
+    data = tmp / "data"
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
@@ -87,40 +88,34 @@ def throwaway_postgres() -> Iterator[str]:
             shutil.chown(tmp, "postgres", "postgres")
         run([*as_pg, f"{bindir}/initdb", "-D", str(data), "-A", "trust", "-U", "postgres"])
         opts = f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off"
-        run([*as_pg, pg_ctl, "-D", str(data), "-o", opts, "-l", str(tmp / "log"), "-w", "start"])
-        started = True
+        log = tmp / "log"
+        try:
+            run([*as_pg, pg_ctl, "-D", str(data), "-o", opts, "-l", str(log), "-w", "start"])
+        except RuntimeError as error:
+            raise RuntimeError(f"{error}\n{log.read_text() if log.exists() else ''}") from None
         dsn = f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("CREATE DATABASE cartflow_bench")
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/cartflow_bench"
     finally:
-        if started:
-            subprocess.run([*as_pg, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"],
-                           capture_output=True, check=False)
+        subprocess.run([*as_pg, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"],
+                       capture_output=True, check=False)  # harmless if it never started
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def pending_rows(n: int, now: datetime) -> Iterator[Row]:
-    """``n`` timers spread over the week starting an hour from now."""
-    start, step = now + timedelta(hours=1), timedelta(days=7) / max(n, 1)
+def rows(prefix: str, n: int, first: datetime, span: timedelta) -> Iterator[Row]:
+    """``n`` timers named ``prefix-i``, due evenly spread over ``span`` from ``first``."""
     for i in range(n):
-        at = start + step * i
-        yield JOURNEY_STEP, f"pending-{i}", at, at, 0
+        at = first + span * i / n
+        yield JOURNEY_STEP, f"{prefix}-{i}", at, at, 0
 
 
-def due_rows(tag: str, n: int, now: datetime) -> Iterator[Row]:
-    """``n`` timers that fell due during the last hour."""
-    for i in range(n):
-        at = now - timedelta(seconds=1 + i % 3600)
-        yield JOURNEY_STEP, f"due-{tag}-{i}", at, at, 0
-
-
-def load(db: Database, rows: Iterable[Row]) -> None:
+def load(db: Database, data: Iterable[Row]) -> None:
     with db.engine.begin() as conn:  # commits the raw connection's COPY too
         raw = conn.connection.driver_connection
         assert raw is not None
         with raw.cursor() as cursor, cursor.copy(COPY) as copy:
-            for row in rows:
+            for row in data:
                 copy.write_row(row)
 
 
@@ -146,46 +141,46 @@ def drain(db: Database) -> tuple[list[int], list[float]]:
         ids.extend(batch)
 
 
-def dispatch(db: Database, threads: int) -> tuple[float, list[int], list[float]]:
-    """Run ``threads`` dispatchers at once; returns (seconds, ids claimed, claim latencies)."""
+Sample = tuple[float, int, list[float]]  # timers/s, ids claimed twice, claim latencies
+
+
+def measure(db: Database, tag: str, due: int, threads: int) -> Sample:
+    """Load ``due`` timers due in the last hour and drain them with ``threads`` dispatchers."""
+    load(db, rows(f"due-{tag}", due, datetime.now(UTC) - timedelta(hours=1), timedelta(hours=1)))
     start = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
-        results = [f.result() for f in [pool.submit(drain, db) for _ in range(threads)]]
-    elapsed = time.perf_counter() - start
-    return (elapsed, [i for ids, _ in results for i in ids],
-            [lat for _, lats in results for lat in lats])
+        results = list(pool.map(lambda _: drain(db), range(threads)))
+    rate = sum(len(ids) for ids, _ in results) / (time.perf_counter() - start)
+    ids = [i for claimed, _ in results for i in claimed]
+    return rate, len(ids) - len(set(ids)), [lat for _, lats in results for lat in lats]
 
 
-def bench(db: Database, pending: int, due: int, rounds: int) -> Result:
-    maintenance(db, "TRUNCATE timers RESTART IDENTITY")
+def schema_db(url: str, schema: str, pending: int) -> tuple[Database, float]:
+    """Own ``timers`` table in ``schema``, loaded with ``pending`` timers; (db, load seconds)."""
+    url_ = make_url(normalise_url(url)).update_query_dict({"options": f"-csearch_path={schema}"})
+    db = Database(url_.render_as_string(hide_password=False))
+    db.migrate()
     start = time.perf_counter()
-    load(db, pending_rows(pending, datetime.now(UTC)))
+    load(db, rows("pending", pending, datetime.now(UTC) + timedelta(hours=1), timedelta(days=7)))
     maintenance(db, "VACUUM ANALYZE timers")
-    load_s = time.perf_counter() - start
+    maintenance(db, "CHECKPOINT")  # start dispatching with no load backlog being written out
+    return db, time.perf_counter() - start
 
-    rates: dict[int, list[float]] = {1: [], 2: []}
-    lats: list[float] = []
-    twice = 0
-    for r in range(rounds):  # alternate so drift (autovacuum, caches) hits both alike
-        for threads in (1, 2):
-            load(db, due_rows(f"{threads}-{r}", due, datetime.now(UTC)))
-            seconds, ids, batch_lats = dispatch(db, threads)
-            rates[threads].append(len(ids) / seconds)
-            twice += len(ids) - len(set(ids))
-            lats += batch_lats if threads == 1 else []
 
+def summarise(db: Database, pending: int, load_s: float, one: list[Sample],
+              two: list[Sample]) -> Result:
     with db.transaction() as session:
         left, kept = session.execute(text(
             "SELECT count(*) FILTER (WHERE ref LIKE 'due-%'), "
             "count(*) FILTER (WHERE ref LIKE 'pending-%') FROM timers")).one()
     if kept != pending:
         raise RuntimeError(f"{pending - kept} pending timers were claimed or lost")
-    lats_ms = sorted(lat * 1000 for lat in lats) or [math.nan]
+    lats_ms = sorted(lat * 1000 for _, _, lats in one for lat in lats) or [math.nan]
     return Result(
-        pending=pending, load_s=load_s,
-        one=statistics.median(rates[1]), p50_ms=statistics.median(lats_ms),
-        p95_ms=lats_ms[math.ceil(0.95 * len(lats_ms)) - 1],
-        two=statistics.median(rates[2]), twice=twice, left=left,
+        pending=pending, load_s=load_s, one=statistics.median(rate for rate, _, _ in one),
+        p50_ms=statistics.median(lats_ms), p95_ms=lats_ms[math.ceil(0.95 * len(lats_ms)) - 1],
+        two=statistics.median(rate for rate, _, _ in two),
+        twice=sum(twice for _, twice, _ in one + two), left=left,
     )
 
 
@@ -203,9 +198,10 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def section(body: str, args: argparse.Namespace, db: Database) -> str:
+def section(body: str, args: argparse.Namespace, db: Database, load_before: float) -> str:
     with db.engine.connect() as conn:
         server = conn.execute(text("SHOW server_version")).scalar_one()
+    cpu = re.search(r"model name\s*: (.*)", Path("/proc/cpuinfo").read_text())
     argv = ["--url", "URL"] if args.url else []
     argv += ["--sizes", *map(str, args.sizes), "--due", str(args.due),
              "--rounds", str(args.rounds), "--write"]
@@ -214,16 +210,19 @@ def section(body: str, args: argparse.Namespace, db: Database) -> str:
         SECTION, "",
         f"Measured {datetime.now(UTC):%Y-%m-%d} with "
         f"`.venv/bin/python bench/timers.py {shlex.join(argv)}` on {where}.",
-        f"Machine: {os.cpu_count()} cores, Linux `{platform.release()}`; Python "
-        f"{platform.python_version()}, PostgreSQL {server}, SQLAlchemy {sqlalchemy.__version__}, "
-        f"psycopg {psycopg.__version__}.", "",
-        f"Each size: N pending timers due 1 h to 7 days ahead plus {args.due:,} already due, "
-        "loaded with COPY (load time includes VACUUM ANALYZE). A dispatcher calls "
-        f"`claim_due(limit={BATCH})` until nothing is due and completes each batch with one "
-        "bulk delete by id and claim token; timers/s counts claimed and completed. Claim "
-        "latency is per non-empty `claim_due` call. Then fresh due timers are drained by two "
-        "concurrent dispatcher threads; `claimed twice` and `left over` must be 0.", "",
-        body, "",
+        f"Machine: {os.cpu_count()} cores ({cpu[1] if cpu else platform.machine()}), Linux "
+        f"`{platform.release()}`; Python {platform.python_version()}, PostgreSQL {server}, "
+        f"SQLAlchemy {sqlalchemy.__version__}, psycopg {psycopg.__version__}; 1-minute "
+        f"load average before the run {load_before:.2f} (other work skews the numbers).", "",
+        "Each size has its own `timers` table (a schema each, same server) with N pending "
+        "timers due 1 h to 7 days ahead, loaded by COPY (load s includes VACUUM ANALYZE and "
+        f"CHECKPOINT). Then {args.rounds} rounds after a warm-up, sizes in turn: load "
+        f"{args.due:,} due timers, drain them with one dispatcher; again with two dispatcher "
+        f"threads. A dispatcher calls `claim_due(limit={BATCH})` until nothing is due and "
+        "completes each batch by one bulk delete by id and claim token. timers/s (claimed and "
+        "completed) is the median over rounds; claim latency is per non-empty one-dispatcher "
+        "`claim_due` call. `claimed twice` and `left over` must be 0.",
+        "", body, "",
     ])
 
 
@@ -236,26 +235,41 @@ def write(text_: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", help="existing (scratch!) database; default: a throwaway one")
+    parser.add_argument("--url", help="existing database (default: a throwaway server)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--due", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=10, help="dispatch rounds per size")
     parser.add_argument("--write", action="store_true", help=f"update {BENCHMARKS.name}")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still stop the server
+    load_before = os.getloadavg()[0]
     with contextlib.ExitStack() as stack:
         url = args.url or stack.enter_context(throwaway_postgres())
-        db = Database(url)
-        stack.callback(db.dispose)
-        db.migrate()
-        with db.transaction() as session:
-            if session.execute(select(func.count()).select_from(Timer)).scalar_one():
-                sys.exit("the timers table is not empty: use a scratch database")
-        bench(db, 0, 1000, 1)  # warm up connections and statement caches
-        results = [bench(db, size, args.due, args.rounds) for size in args.sizes]
+        admin = Database(url)
+        stack.callback(admin.dispose)
+        dbs: dict[int, Database] = {}
+        load_s: dict[int, float] = {}
+        for size in dict.fromkeys(args.sizes):
+            maintenance(admin, f"CREATE SCHEMA cartflow_bench_{size}")
+            if args.url:  # a throwaway server simply goes away
+                stack.callback(maintenance, admin, f"DROP SCHEMA cartflow_bench_{size} CASCADE")
+            dbs[size], load_s[size] = schema_db(url, f"cartflow_bench_{size}", size)
+            stack.callback(dbs[size].dispose)
+        samples: dict[tuple[int, int], list[Sample]] = {(s, t): [] for s in dbs for t in (1, 2)}
+        # Interleave sizes and dispatcher counts round by round, so that drift on the host
+        # (noisy neighbours, autovacuum, checkpoints) hits every cell alike.
+        for r in range(-1, args.rounds):  # round -1 warms connections and statement caches
+            for size, db in dbs.items():
+                for threads in (1, 2):
+                    sample = measure(db, f"{threads}-{r}", args.due, threads)
+                    if r >= 0:
+                        samples[size, threads].append(sample)
+        results = [summarise(db, size, load_s[size], samples[size, 1], samples[size, 2])
+                   for size, db in dbs.items()]
         body = table(results)
         print(body)
         if args.write:
-            write(section(body, args, db))
+            write(section(body, args, admin, load_before))
     return 1 if any(r.twice or r.left for r in results) else 0
 
 

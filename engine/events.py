@@ -134,7 +134,10 @@ class Event(_Open):
             return None
         if value.tzinfo is None:
             raise ValueError("timestamp needs a time zone offset, e.g. 2026-11-22T10:00:00Z")
-        return as_utc(value)
+        try:
+            return as_utc(value)
+        except OverflowError:
+            raise ValueError("timestamp out of range once converted to UTC") from None
 
     @model_validator(mode="after")
     def _shape(self) -> Event:
@@ -178,6 +181,11 @@ def parse_events(body: Any) -> list[Event]:
         raise EventError(
             [{"loc": "body", "msg": 'expected a JSON object: one event or {"events": [...]}'}]
         )
+    nul = _find_nul(body, "")
+    if nul is not None:
+        raise EventError(
+            [{"loc": nul or "body", "msg": "text contains a NUL character (\\u0000); remove it"}]
+        )
     try:
         parsed = model.model_validate(body)
     except ValidationError as exc:
@@ -187,6 +195,27 @@ def parse_events(body: Any) -> list[Event]:
         return parsed.events
     assert isinstance(parsed, Event)
     return [parsed]
+
+
+def _find_nul(value: Any, path: str) -> str | None:
+    """Dotted path of the first string (key or value) holding a NUL, which no database
+    stores: a client mistake to report, not a storage failure to retry."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return here
+            found = _find_nul(item, here)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _find_nul(item, f"{path}.{index}" if path else str(index))
+            if found is not None:
+                return found
+    return None
 
 
 def _error(prefix: str, err: Any) -> dict[str, str]:

@@ -23,7 +23,15 @@ from engine.state import apply_event
 from engine.steps import SENDING_GRACE, Outcome, run_step
 from engine.store.database import Database
 from engine.store.models import RawEvent
-from engine.timers import CART_IDLE, JOURNEY_STEP, Claim, claim_due, is_current, release
+from engine.timers import (
+    CART_IDLE,
+    DEFAULT_LEASE,
+    JOURNEY_STEP,
+    Claim,
+    claim_due,
+    release,
+    take,
+)
 
 log = structlog.get_logger("cartflow.engine")
 
@@ -37,10 +45,13 @@ class Engine:
         sender: Sender,
         *,
         sending_grace: timedelta = SENDING_GRACE,
+        lease: timedelta = DEFAULT_LEASE,
     ) -> None:
         #: A delivery left ``sending`` this long by a vanished worker becomes ``unknown``;
         #: keep it at least the timer lease (a live worker holds its claim that long).
         self.sending_grace = sending_grace
+        #: How long a worker holds a timer it works on (the dispatcher's lease, renewed).
+        self.lease = lease
         self.db = db
         self.clock = clock
         self.configs = configs
@@ -136,14 +147,20 @@ class Engine:
             )
 
     # -- timers --------------------------------------------------------------------------
-    def claim_due(self, limit: int = 500, lease: timedelta = timedelta(seconds=60)) -> list[Claim]:
-        return claim_due(self.db, self.clock.now(), limit=limit, lease=lease)
+    def claim_due(self, limit: int = 500, lease: timedelta | None = None) -> list[Claim]:
+        return claim_due(self.db, self.clock.now(), limit=limit, lease=lease or self.lease)
 
     def fire(self, claim: Claim) -> Outcome:
         """Run whatever a claimed timer is for. Safe to call twice for the same claim."""
         if claim.kind == JOURNEY_STEP:
             return run_step(
-                self.db, self.configs, self.sender, claim, self.clock.now, self.sending_grace
+                self.db,
+                self.configs,
+                self.sender,
+                claim,
+                self.clock.now,
+                self.sending_grace,
+                self.lease,
             )
         if claim.kind == CART_IDLE:
             return self._idle(claim)
@@ -153,7 +170,7 @@ class Engine:
 
     def _idle(self, claim: Claim) -> Outcome:
         with self.db.transaction() as session:
-            if not is_current(session, claim):
+            if not take(session, claim, self.clock.now() + self.lease):
                 return Outcome("stale", "timer was moved")
             again = on_idle_timer(session, self.configs.current, claim.ref, self.clock.now())
             release(session, claim, again)

@@ -329,6 +329,8 @@ def _apply_order(
             id=order.cart_id,
             profile_id=profile.id,
             status="ordered",
+            order_id=order.id,
+            ordered_at=at,
             currency=order.currency or "USD",
             url=None,
             items=[],

@@ -35,7 +35,7 @@ from engine.sending import Message, Sender, SendResult
 from engine.state import new_id
 from engine.store.database import Database
 from engine.store.models import Cart, Contact, Delivery, DiscountToken, Journey, Profile
-from engine.timers import Claim, release
+from engine.timers import DEFAULT_LEASE, Claim, release, take
 from engine.tokens import reserve, view
 
 log = structlog.get_logger("cartflow.steps")
@@ -64,14 +64,13 @@ def run_step(
     claim: Claim,
     now_fn: Any,
     sending_grace: timedelta = SENDING_GRACE,
+    lease: timedelta = DEFAULT_LEASE,
 ) -> Outcome:
     """Run the step the journey ``claim.ref`` is waiting on."""
     journey_id = claim.ref
     with db.transaction() as session:
-        from engine.timers import is_current
-
-        if not is_current(session, claim):
-            return Outcome("stale", "timer was moved or claimed again")
+        if not take(session, claim, now_fn() + lease):
+            return Outcome("stale", "this firing of the timer is already done")
         journey = session.get(Journey, journey_id, with_for_update=True)
         if journey is None or journey.status != "active":
             release(session, claim, None)

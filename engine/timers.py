@@ -69,10 +69,23 @@ def cancel_timer(session: Session, kind: str, ref: str) -> None:
     session.execute(delete(Timer).where(Timer.kind == kind, Timer.ref == ref))
 
 
-def is_current(session: Session, claim: Claim) -> bool:
-    """True if the timer still exists and is still held by this claim."""
-    token = session.execute(select(Timer.claim_token).where(Timer.id == claim.timer_id)).scalar()
-    return token == claim.token
+def take(session: Session, claim: Claim, until: datetime) -> bool:
+    """Start work on a claimed timer: True if it is still the same firing, and then the
+    lease is ours until ``until``.
+
+    The test is the firing (``scheduled_for``), not the token: when the queue runs behind
+    by more than a lease, the dispatcher claims the timer again and a second message
+    follows the first; whichever arrives first does the work and the other finds the
+    firing gone. (Matching tokens instead would let every message go stale while the
+    backlog lasts.) Two workers that both take one firing are safe: the journey row lock
+    and the delivery's compare-and-set let only one send.
+    """
+    taken = session.execute(
+        update(Timer)
+        .where(Timer.id == claim.timer_id, Timer.scheduled_for == claim.scheduled_for)
+        .values(claim_token=claim.token, due_at=until, claimed_until=until)
+    ).rowcount  # type: ignore[attr-defined]
+    return bool(taken)
 
 
 def release(session: Session, claim: Claim, due_at: datetime | None) -> None:

@@ -40,6 +40,12 @@ def _problem(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _json_reason(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc).split(":")[0][:200]
+
+
 def create_app(
     engine: Engine, enqueue_apply: Callable[[list[str]], None], api_keys: Sequence[str]
 ) -> FastAPI:
@@ -88,7 +94,7 @@ def create_app(
             )
         try:
             body = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, too many digits, nesting
             where = (
                 f" at line {exc.lineno} column {exc.colno}"
                 if isinstance(exc, json.JSONDecodeError)
@@ -97,7 +103,7 @@ def create_app(
             return _problem(
                 400,
                 f"body is not valid JSON{where}",
-                [{"loc": "body", "msg": str(exc).split(":")[0]}],
+                [{"loc": "body", "msg": _json_reason(exc)}],
             )
         try:
             events = parse_events(body)

@@ -53,6 +53,7 @@ class Runtime:
             self.configs,
             self.sender,
             sending_grace=timedelta(seconds=settings.timer_lease),
+            lease=timedelta(seconds=settings.timer_lease),
         )
         self.broker = stub_broker() if embedded else redis_broker(settings.redis_url)
         self.actors: Actors = declare(self.broker, self.engine)

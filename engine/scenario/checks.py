@@ -39,8 +39,8 @@ from engine.tokens import CODE_LENGTH
 #: Worst-case first name for the SMS length lint: 20 characters outside GSM-7 (UCS-2).
 SAMPLE_FIRST_NAME = "Константин-Александр"
 #: Worst-case cart link for the SMS length lint: 100 characters.
-SAMPLE_CART_URL = "https://shop.example.com/cart/restore?utm_source=cartflow&utm_medium=sms&c=".ljust(
-    100, "7"
+SAMPLE_CART_URL = (
+    "https://shop.example.com/cart/restore?utm_source=cartflow&utm_medium=sms&c=".ljust(100, "7")
 )
 #: A Monday, where the window lint starts looking for an opening (a week ahead).
 _WEEK_START = datetime(2026, 1, 5, tzinfo=UTC)
@@ -59,9 +59,14 @@ def check_config(
     for scenario in scenarios:
         where = scenario.source.where((*scenario.loc, "scenario"))
         if scenario.id in seen:
-            problems.append(Problem(scenario.source.path, *where,
-                f"duplicate scenario '{scenario.id}' (also in {seen[scenario.id].source.path}); "
-                "scenario ids must be unique"))
+            problems.append(
+                Problem(
+                    scenario.source.path,
+                    *where,
+                    f"duplicate scenario '{scenario.id}' (also in {seen[scenario.id].source.path}); "
+                    "scenario ids must be unique",
+                )
+            )
         seen[scenario.id] = scenario
         _check_segments(scenario, settings, problems)
         _check_steps(scenario, settings, templates, problems)
@@ -75,13 +80,16 @@ def check_config(
         for channel, provider in settings.providers.items():
             found: list[Problem] = []
             check_provider(channel, provider, main, found, provider_types)
-            problems.extend(_at_named_setting(p, ("providers", channel), provider.options(), main)
-                            for p in found)
+            problems.extend(
+                _at_named_setting(p, ("providers", channel), provider.options(), main)
+                for p in found
+            )
     problems[:] = list(dict.fromkeys(problems))  # a template shared by steps is checked once
 
 
-def _at_named_setting(problem: Problem, loc: Path_, options: dict[str, Any],
-                      source: Source) -> Problem:
+def _at_named_setting(
+    problem: Problem, loc: Path_, options: dict[str, Any], source: Source
+) -> Problem:
     """Point a provider's complaint at the setting it names, when the YAML has that key."""
     for name in re.findall(r"'([^']+)'", problem.message):
         if name in options:
@@ -91,24 +99,28 @@ def _at_named_setting(problem: Problem, loc: Path_, options: dict[str, Any],
 
 
 # -- errors -----------------------------------------------------------------------------
-def _check_segments(scenario: CompiledScenario, settings: Settings,
-                    problems: list[Problem]) -> None:
+def _check_segments(
+    scenario: CompiledScenario, settings: Settings, problems: list[Problem]
+) -> None:
     for i, name in enumerate(scenario.model.audience.segments):
         if name not in settings.segments:
             close = difflib.get_close_matches(name, list(settings.segments), n=1)
-            hint = f" — did you mean '{close[0]}'?" if close else (
-                " (define it under 'segments:' in scenarios.yaml)")
+            hint = (
+                f" — did you mean '{close[0]}'?"
+                if close
+                else (" (define it under 'segments:' in scenarios.yaml)")
+            )
             where = scenario.source.where((*scenario.loc, "audience", "segments", i))
-            problems.append(Problem(scenario.source.path, *where,
-                                    f"undefined segment '{name}'{hint}"))
+            problems.append(
+                Problem(scenario.source.path, *where, f"undefined segment '{name}'{hint}")
+            )
 
 
 def _template_uses(step: Step) -> Iterator[tuple[str, tuple[str, ...], Path_]]:
     """(reference, channels it serves, YAML path below the step) for every template."""
-    refs: list[tuple[Any, Path_]] = (
-        [(v.template, ("variants", j, "template")) for j, v in enumerate(step.variants)]
-        or [(step.template, ("template",))]
-    )
+    refs: list[tuple[Any, Path_]] = [
+        (v.template, ("variants", j, "template")) for j, v in enumerate(step.variants)
+    ] or [(step.template, ("template",))]
     for ref, rest in refs:
         if isinstance(ref, dict):
             for channel, one in ref.items():
@@ -117,22 +129,35 @@ def _template_uses(step: Step) -> Iterator[tuple[str, tuple[str, ...], Path_]]:
             yield str(ref), step.channels, rest
 
 
-def _check_steps(scenario: CompiledScenario, settings: Settings, templates: Any,
-                 problems: list[Problem]) -> None:
+def _check_steps(
+    scenario: CompiledScenario, settings: Settings, templates: Any, problems: list[Problem]
+) -> None:
     path = scenario.source.path
     ids: set[str] = set()
     for i, step in enumerate(scenario.model.steps):
         if step.id in ids:
-            problems.append(Problem(path, *scenario.source.where(scenario.step_loc(i, "id")),
-                f"duplicate step id '{step.id}'; step ids must be unique in a scenario"))
+            problems.append(
+                Problem(
+                    path,
+                    *scenario.source.where(scenario.step_loc(i, "id")),
+                    f"duplicate step id '{step.id}'; step ids must be unique in a scenario",
+                )
+            )
         ids.add(step.id)
         for ref, channels, rest in _template_uses(step):
             where = scenario.source.where(scenario.step_loc(i, *rest))
             _check_template(path, where, ref, channels, settings, templates, problems)
 
 
-def _check_template(path: str, where: tuple[int, int], ref: str, channels: tuple[str, ...],
-                    settings: Settings, templates: Any, problems: list[Problem]) -> None:
+def _check_template(
+    path: str,
+    where: tuple[int, int],
+    ref: str,
+    channels: tuple[str, ...],
+    settings: Settings,
+    templates: Any,
+    problems: list[Problem],
+) -> None:
     from engine.render import CONTEXT_NAMES, OPTIONAL_BLOCKS, REQUIRED_BLOCKS
 
     defaults = settings.defaults
@@ -142,9 +167,14 @@ def _check_template(path: str, where: tuple[int, int], ref: str, channels: tuple
         if not (templates.directory / name).is_file():
             if locale == defaults.locale and templates.name_for(ref, None, defaults.locale):
                 continue  # the default locale may be served by a locale-less file
-            problems.append(Problem(path, *where,
-                f"missing template {settings.templates}/{name} for locale '{locale}' "
-                f"(locales required by defaults.locales: {', '.join(locales)})"))
+            problems.append(
+                Problem(
+                    path,
+                    *where,
+                    f"missing template {settings.templates}/{name} for locale '{locale}' "
+                    f"(locales required by defaults.locales: {', '.join(locales)})",
+                )
+            )
             continue
         file_path = str(templates.directory / name)
         try:
@@ -152,23 +182,38 @@ def _check_template(path: str, where: tuple[int, int], ref: str, channels: tuple
             ast = templates.env.parse(source)
             templates.env.compile(source, name=name)
         except TemplateSyntaxError as exc:
-            problems.append(Problem(file_path, exc.lineno or 1, 1,
-                                    f"template syntax: {exc.message}"))
+            problems.append(
+                Problem(file_path, exc.lineno or 1, 1, f"template syntax: {exc.message}")
+            )
             continue
         blocks = templates.blocks(name)
         for channel in channels:
             missing = [b for b in REQUIRED_BLOCKS[channel] if b not in blocks]
             if missing:
                 has = ", ".join(REQUIRED_BLOCKS[channel] + OPTIONAL_BLOCKS.get(channel, ()))
-                problems.append(Problem(file_path, 1, 1,
-                    f"template used for {channel} needs {{% block {missing[0]} %}}"
-                    f" (a {channel} message has: {has})"))
+                problems.append(
+                    Problem(
+                        file_path,
+                        1,
+                        1,
+                        f"template used for {channel} needs {{% block {missing[0]} %}}"
+                        f" (a {channel} message has: {has})",
+                    )
+                )
         for unknown in sorted(set(meta.find_undeclared_variables(ast)) - set(CONTEXT_NAMES)):
             close = difflib.get_close_matches(unknown, CONTEXT_NAMES, n=1)
-            hint = (f" — did you mean '{close[0]}'?" if close
-                    else f" (known: {', '.join(CONTEXT_NAMES)})")
-            problems.append(Problem(file_path, *_name_position(source, ast, unknown),
-                f"template uses '{unknown}', which the message context does not have{hint}"))
+            hint = (
+                f" — did you mean '{close[0]}'?"
+                if close
+                else f" (known: {', '.join(CONTEXT_NAMES)})"
+            )
+            problems.append(
+                Problem(
+                    file_path,
+                    *_name_position(source, ast, unknown),
+                    f"template uses '{unknown}', which the message context does not have{hint}",
+                )
+            )
 
 
 def _name_position(source: str, ast: nodes.Template, name: str) -> tuple[int, int]:
@@ -243,10 +288,12 @@ def fires_at_abandonment(plan: Plan) -> Iterator[Problem]:
     idle = plan.scenario.model.trigger.idle
     for i, step in enumerate(plan.steps[: plan.alive]):
         if plan.due[i] < idle:
-            yield plan.warn_timing(i,
+            yield plan.warn_timing(
+                i,
                 f"step '{step.id}' is due {_d(plan.due[i])} after the last activity, before the "
                 f"cart counts as abandoned: it fires at abandonment (idle {_d(idle)}); "
-                f"write after: {_d(idle)} to say so")
+                f"write after: {_d(idle)} to say so",
+            )
 
 
 def unreachable_steps(plan: Plan) -> Iterator[Problem]:
@@ -258,26 +305,32 @@ def unreachable_steps(plan: Plan) -> Iterator[Problem]:
     for i in range(1, len(steps)):
         step, previous = steps[i], steps[i - 1]
         if i > alive:
-            yield plan.warn_timing(i,
+            yield plan.warn_timing(
+                i,
                 f"step '{step.id}' is unreachable: it follows step '{steps[alive].id}', which "
                 f"falls after the journey expires ({_d(plan.scenario.model.expires)}) and ends it; "
-                "raise 'expires' or move the steps earlier")
+                "raise 'expires' or move the steps earlier",
+            )
         elif i < alive and step.after is not None and step.after <= plan.due[i - 1]:
-            yield plan.warn_timing(i,
+            yield plan.warn_timing(
+                i,
                 f"step '{step.id}' (after {_d(step.after)}) is not later than step "
                 f"'{previous.id}' (due {_d(plan.due[i - 1])}): it would fire at the same time or "
                 f"before, so it goes out right after '{previous.id}'; make 'after' later than "
-                f"{_d(plan.due[i - 1])} or use 'after_previous'")
+                f"{_d(plan.due[i - 1])} or use 'after_previous'",
+            )
 
 
 def after_expiry(plan: Plan) -> Iterator[Problem]:
     """The first step due at or after ``expires``: scheduling it ends the journey."""
     if plan.alive < len(plan.steps):
         i, expires = plan.alive, plan.scenario.model.expires
-        yield plan.warn_timing(i,
+        yield plan.warn_timing(
+            i,
             f"step '{plan.steps[i].id}' is due {_d(plan.due[i])} after abandonment, not before "
             f"the journey expires ({_d(expires)}): it never runs and the journey ends there; "
-            f"raise 'expires' above {_d(plan.due[i])} or move the step earlier")
+            f"raise 'expires' above {_d(plan.due[i])} or move the step earlier",
+        )
 
 
 def discount_expires_first(plan: Plan) -> Iterator[Problem]:
@@ -294,11 +347,13 @@ def discount_expires_first(plan: Plan) -> Iterator[Problem]:
         discount = steps[j].discount
         assert discount is not None
         if expiry <= plan.due[i]:
-            yield plan.warn_timing(i,
+            yield plan.warn_timing(
+                i,
                 f"the {_describe(discount, plan.settings)} code from step {steps[j].id} expires "
                 f"{_d(discount.ttl)} after it is sent, before step {steps[i].id} at "
                 f"{_d(plan.due[i])}, which has no discount of its own; give '{steps[i].id}' a "
-                f"discount or make the ttl at least {_d(plan.due[i] - plan.due[j])}")
+                f"discount or make the ttl at least {_d(plan.due[i] - plan.due[j])}",
+            )
 
 
 def _describe(discount: Discount, settings: Settings) -> str:
@@ -321,9 +376,12 @@ def window_never_opens(plan: Plan) -> Iterator[Problem]:
             quiet = ", ".join(q.text for q in rules.quiet)
             at: Path_ = ("window",) if step.window else ("quiet_hours",) if step.quiet_hours else ()
             what = f"its window {', '.join(step.window)}" if step.window else "the whole day"
-            yield plan.warn(i, at,
+            yield plan.warn(
+                i,
+                at,
                 f"step '{step.id}' can never send on {channel}: {what} lies inside quiet hours "
-                f"for {channel} ({quiet}), so it is always skipped; move the window out of them")
+                f"for {channel} ({quiet}), so it is always skipped; move the window out of them",
+            )
 
 
 def sms_too_long(plan: Plan) -> Iterator[Problem]:
@@ -339,32 +397,40 @@ def sms_too_long(plan: Plan) -> Iterator[Problem]:
         refs = {ref for ref, channels, _ in _template_uses(step) if "sms" in channels}
         for ref, name, locale in sorted(_template_files(templates, plan.settings, refs)):
             try:
-                text = templates.render(ref, "sms", locale, _sample(plan, step, locale),
-                                        plan.settings.defaults.locale)["text"]
+                text = templates.render(
+                    ref, "sms", locale, _sample(plan, step, locale), plan.settings.defaults.locale
+                )["text"]
             except (RenderError, TemplateError):  # reported as an error by _check_template
                 continue
             shape = SmsShape.of(text)
             if shape.parts > step.max_sms_parts:
                 source = templates.env.loader.get_source(templates.env, name)[0]
                 code = f", a {len(_sample_code(step))}-character code" if step.discount else ""
-                yield Problem(str(templates.directory / name), *_block_position(source, "text"),
+                yield Problem(
+                    str(templates.directory / name),
+                    *_block_position(source, "text"),
                     f"SMS of step '{step.id}' ({locale}) can need {shape.parts} parts "
                     f"({shape.encoding}, {shape.length} characters, {shape.per_part} per part) "
                     f"with a {len(SAMPLE_FIRST_NAME)}-character non-GSM name{code} and a "
                     f"{len(SAMPLE_CART_URL)}-character cart link; the step allows "
                     f"{step.max_sms_parts} (max_sms_parts) and skips longer ones: shorten the "
-                    "text or raise max_sms_parts", "warning")
+                    "text or raise max_sms_parts",
+                    "warning",
+                )
 
 
-def _template_files(templates: Any, settings: Settings,
-                    refs: set[str]) -> Iterator[tuple[str, str, str]]:
+def _template_files(
+    templates: Any, settings: Settings, refs: set[str]
+) -> Iterator[tuple[str, str, str]]:
     """(reference, file name, locale) for every locale a reference has a file in, and
     every locale the configuration requires."""
     defaults = settings.defaults
     for ref in refs:
         base = templates.directory / ref
-        found = {p.name.removesuffix(".j2").rsplit(".", 1)[-1]
-                 for p in base.parent.glob(f"{base.name}.*.j2")}
+        found = {
+            p.name.removesuffix(".j2").rsplit(".", 1)[-1]
+            for p in base.parent.glob(f"{base.name}.*.j2")
+        }
         served: set[str] = set()
         for locale in sorted({defaults.locale, *defaults.locales, *found}):
             name = templates.name_for(ref, locale, defaults.locale)
@@ -377,26 +443,54 @@ def _sample(plan: Plan, step: Step, locale: str) -> dict[str, Any]:
     """A worst-case message context for measuring an SMS."""
     defaults = plan.settings.defaults
     now = datetime(2026, 11, 22, 10, 0, tzinfo=ZoneInfo(defaults.timezone))
-    items = [{"sku": f"SKU-{n}", "name": f"Item number {n} with a fairly long name",
-              "price": 99999.99, "quantity": 99, "url": SAMPLE_CART_URL, "image": SAMPLE_CART_URL}
-             for n in range(3)]
+    items = [
+        {
+            "sku": f"SKU-{n}",
+            "name": f"Item number {n} with a fairly long name",
+            "price": 99999.99,
+            "quantity": 99,
+            "url": SAMPLE_CART_URL,
+            "image": SAMPLE_CART_URL,
+        }
+        for n in range(3)
+    ]
     discount = step.discount
     return {
-        "cart": {"id": "c_" + "7" * 30, "value": 1234567.89, "currency": defaults.currency,
-                 "item_count": 297, "items": items, "url": SAMPLE_CART_URL, "status": "abandoned",
-                 "created_at": now},
-        "customer": {"id": "p_1", "first_name": SAMPLE_FIRST_NAME, "locale": locale,
-                     "orders_30d": 0, "orders_total": 12},
+        "cart": {
+            "id": "c_" + "7" * 30,
+            "value": 1234567.89,
+            "currency": defaults.currency,
+            "item_count": 297,
+            "items": items,
+            "url": SAMPLE_CART_URL,
+            "status": "abandoned",
+            "created_at": now,
+        },
+        "customer": {
+            "id": "p_1",
+            "first_name": SAMPLE_FIRST_NAME,
+            "locale": locale,
+            "orders_30d": 0,
+            "orders_total": 12,
+        },
         "visitor": {"sessions": 12, "last_seen_at": now, "is_known": True},
-        "journey": {"scenario": plan.scenario.id, "step": 0, "group": "treatment",
-                    "started_at": now, "sent": 2},
+        "journey": {
+            "scenario": plan.scenario.id,
+            "step": 0,
+            "group": "treatment",
+            "started_at": now,
+            "sent": 2,
+        },
         "step": {"id": step.id, "channel": "sms"},
-        "discount": None if discount is None else {
+        "discount": None
+        if discount is None
+        else {
             "code": _sample_code(step),
             "percent": float(discount.percent) if discount.percent is not None else None,
             "amount": float(discount.amount) if discount.amount is not None else None,
             "currency": None if discount.percent is not None else defaults.currency,
-            "expires_at": now + discount.ttl},
+            "expires_at": now + discount.ttl,
+        },
         "links": {"cart": SAMPLE_CART_URL},
         "now": now,
     }

@@ -54,8 +54,9 @@ class ConfigError(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = sorted(problems)
         errors = [p for p in self.problems if p.severity == "error"]
-        super().__init__(f"{len(errors)} problem(s) in the configuration:\n"
-                         + "\n".join(map(str, errors)))
+        super().__init__(
+            f"{len(errors)} problem(s) in the configuration:\n" + "\n".join(map(str, errors))
+        )
 
 
 @dataclass
@@ -153,8 +154,12 @@ def _read_yaml(path: Path, display: str, problems: list[Problem]) -> tuple[Any, 
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problems.append(
-            Problem(display, line, col, f"YAML syntax: {exc.problem or exc.context}; "
-                    "check indentation and quoting")
+            Problem(
+                display,
+                line,
+                col,
+                f"YAML syntax: {exc.problem or exc.context}; check indentation and quoting",
+            )
         )
         return None
     except Exception as exc:  # ruamel raises a few unmarked errors (duplicate keys, ...)
@@ -195,21 +200,30 @@ def _plain(node: Any, loc: Path_, source: Source, problems: list[Problem]) -> An
     if isinstance(node, CommentedSeq):
         return [_plain(v, (*loc, i), source, problems) for i, v in enumerate(node)]
     if isinstance(node, str):
+
         def substitute(match: re.Match[str]) -> str:
             value = os.environ.get(match.group(1), match.group(2))
             if value is None:
                 line, col = source.where(loc)
-                problems.append(Problem(source.path, line, col,
-                    f"environment variable {match.group(1)} is not set; export it "
-                    f"or give a default: ${{{match.group(1)}:-value}}"))
+                problems.append(
+                    Problem(
+                        source.path,
+                        line,
+                        col,
+                        f"environment variable {match.group(1)} is not set; export it "
+                        f"or give a default: ${{{match.group(1)}:-value}}",
+                    )
+                )
                 return match.group(0)  # kept as written: no "needs setting" follow-on
             return value
+
         return _ENV.sub(substitute, str(node))
     return node
 
 
-def _pydantic_problems(exc: ValidationError, model: type[BaseModel], source: Source,
-                       prefix: Path_ = ()) -> Iterator[Problem]:
+def _pydantic_problems(
+    exc: ValidationError, model: type[BaseModel], source: Source, prefix: Path_ = ()
+) -> Iterator[Problem]:
     for err in exc.errors():
         data_loc = _data_loc(err["loc"])
         full = (*prefix, *data_loc)
@@ -218,8 +232,9 @@ def _pydantic_problems(exc: ValidationError, model: type[BaseModel], source: Sou
             key = str(data_loc[-1])
             known = _fields_at(model, data_loc[:-1])
             close = difflib.get_close_matches(key, known, n=1)
-            hint = (f" — did you mean '{close[0]}'?" if close
-                    else f" (known keys: {', '.join(known)})")
+            hint = (
+                f" — did you mean '{close[0]}'?" if close else f" (known keys: {', '.join(known)})"
+            )
             line, col = source.where(full, key=True)
             yield Problem(source.path, line, col, f"unknown key '{key}'{hint}")
             continue
@@ -250,12 +265,16 @@ _NOUNS = {"exit_on": "exit event", "on": "trigger event", "unless": "engagement"
 def _data_loc(loc: tuple[str | int, ...]) -> Path_:
     """The data path of a pydantic error, without the segments unions and validators add
     (``function-after[...]``, ``[key]``, ``literal[...]``)."""
-    return tuple(part for part in loc if isinstance(part, int)
-                 or not ("[" in part or part.startswith("function")))
+    return tuple(
+        part
+        for part in loc
+        if isinstance(part, int) or not ("[" in part or part.startswith("function"))
+    )
 
 
-def _salvage(model: type[_M], document: dict[str, Any],
-             track: str | None = None) -> tuple[_M, tuple[int, ...]] | None:
+def _salvage(
+    model: type[_M], document: dict[str, Any], track: str | None = None
+) -> tuple[_M, tuple[int, ...]] | None:
     """The valid part of a ``document`` whose errors are already reported, so the checks
     that follow still see the rest: a typo in one step must not hide a broken template in
     another, nor a bad time zone turn every segment "undefined". Drops the node of each
@@ -316,8 +335,9 @@ def _inner_model(annotation: Any, typing: Any) -> Any:
     return None
 
 
-def load_config(path: str | os.PathLike[str] = "scenarios.yaml", *,
-                provider_types: Any = None) -> Config:
+def load_config(
+    path: str | os.PathLike[str] = "scenarios.yaml", *, provider_types: Any = None
+) -> Config:
     """Load and compile the configuration rooted at ``path`` or raise :class:`ConfigError`."""
     from engine.render import TemplateSet  # render imports the model; keep import order simple
     from engine.scenario.checks import check_config
@@ -348,8 +368,9 @@ def load_config(path: str | os.PathLike[str] = "scenarios.yaml", *,
         matches = sorted(glob.glob(str(root / pattern), recursive=True))
         if not matches and not any(ch in pattern for ch in "*?["):
             line, col = main_source.where(("include", index))
-            problems.append(Problem(str(path), line, col,
-                                    f"included file {pattern!r} does not exist"))
+            problems.append(
+                Problem(str(path), line, col, f"included file {pattern!r} does not exist")
+            )
         for match in matches:
             display = os.path.relpath(match) if not os.path.isabs(str(path)) else match
             files.append(match)
@@ -365,8 +386,14 @@ def load_config(path: str | os.PathLike[str] = "scenarios.yaml", *,
     for raw, source, loc in raw_scenarios:
         if not isinstance(raw, dict):
             line, col = source.where(loc)
-            problems.append(Problem(source.path, line, col,
-                                    "a scenario must be a mapping with 'scenario:' and 'steps:'"))
+            problems.append(
+                Problem(
+                    source.path,
+                    line,
+                    col,
+                    "a scenario must be a mapping with 'scenario:' and 'steps:'",
+                )
+            )
             continue
         try:
             model = Scenario.model_validate(raw)
@@ -384,8 +411,9 @@ def load_config(path: str | os.PathLike[str] = "scenarios.yaml", *,
             segments[name] = compile_condition(expr)
         except ConditionError as exc:
             line, col = main_source.where(("segments", name))
-            problems.append(Problem(str(path), line, col + (exc.column or 1) - 1,
-                                    f"segment '{name}': {exc}"))
+            problems.append(
+                Problem(str(path), line, col + (exc.column or 1) - 1, f"segment '{name}': {exc}")
+            )
 
     templates = TemplateSet(root / settings.templates, settings.defaults.locale)
     check_config(settings, scenarios, segments, templates, main_source, problems, provider_types)
@@ -411,12 +439,24 @@ def load_config(path: str | os.PathLike[str] = "scenarios.yaml", *,
     )
 
 
-def _compile_scenario(model: Scenario, source: Source, loc: Path_, problems: list[Problem],
-                      step_index: tuple[int, ...] | None = None) -> CompiledScenario:
+def _compile_scenario(
+    model: Scenario,
+    source: Source,
+    loc: Path_,
+    problems: list[Problem],
+    step_index: tuple[int, ...] | None = None,
+) -> CompiledScenario:
     """Compile the conditions; ``step_index`` is given for a partial (salvaged) scenario."""
     compiled_scenario = CompiledScenario(
-        model=model, source=source, loc=loc, when=None, exclude=None, step_conditions={},
-        step_index=step_index or (), partial=step_index is not None)
+        model=model,
+        source=source,
+        loc=loc,
+        when=None,
+        exclude=None,
+        step_conditions={},
+        step_index=step_index or (),
+        partial=step_index is not None,
+    )
 
     def compile_at(expr: str | None, at: Path_) -> Condition | None:
         if expr is None:

@@ -11,7 +11,7 @@ from engine.timers import (
     JOURNEY_STEP,
     cancel_timer,
     claim_due,
-    is_current,
+    take,
     next_due_at,
     release,
     set_timer,
@@ -75,9 +75,16 @@ def test_a_leased_timer_is_not_claimed_again_until_the_lease_runs_out(db: Databa
     assert during == []
     assert [(c.timer_id, c.scheduled_for) for c in after] == [(first.timer_id, T0)]
     assert after[0].token != first.token
-    with db.sessions() as session:
-        assert not is_current(session, first)
-        assert is_current(session, after[0])
+    # And when both messages reach workers, the first to start does the work: it takes the
+    # lease back for itself, and once done, the other finds the firing gone
+    with db.transaction() as session:
+        assert take(session, first, T0 + 2 * LEASE)
+    (row,) = timers(db)
+    assert (row.claim_token, row.due_at) == (first.token, T0 + 2 * LEASE)
+    with db.transaction() as session:
+        release(session, first, None)
+    with db.transaction() as session:
+        assert not take(session, after[0], T0 + 2 * LEASE)
 
 
 def test_release_deletes_or_moves_the_timer(db: Database) -> None:
@@ -107,7 +114,7 @@ def test_a_stale_claim_cannot_undo_a_newer_schedule(db: Database) -> None:
 
     # When the worker holding the old claim finishes and releases it
     with db.transaction() as session:
-        assert not is_current(session, claim)
+        assert not take(session, claim, T0 + LEASE)
         release(session, claim, None)
 
     # Then the newer schedule stands

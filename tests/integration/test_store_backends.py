@@ -1,0 +1,210 @@
+"""The store behaves the same on SQLite (embedded) and PostgreSQL (production): migrations,
+aware UTC datetimes, JSON columns, and the one-active-journey-per-cart partial index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from engine.store.database import Database
+from engine.store.models import Cart, Journey, Profile, RawEvent
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+]
+MSK = timezone(timedelta(hours=3))
+T = datetime(2026, 11, 22, 10, 0, 0, 123456, tzinfo=MSK)
+
+
+@pytest.fixture(params=BACKENDS)
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    database = Database(url)
+    try:
+        database.migrate()
+        yield database
+    finally:
+        database.dispose()
+
+
+def _profile(profile_id: str = "p1") -> Profile:
+    return Profile(id=profile_id, created_at=T, updated_at=T, last_seen_at=None, attributes={})
+
+
+def _cart(cart_id: str = "cart_1", profile_id: str = "p1") -> Cart:
+    return Cart(
+        id=cart_id,
+        profile_id=profile_id,
+        status="abandoned",
+        currency="RUB",
+        url=None,
+        items=[{"sku": "SKU-1", "name": "Кроссовки", "price": "4990.50", "quantity": 2}],
+        value=Decimal("9981.0000"),
+        item_count=2,
+        created_at=T,
+        snapshot_at=T,
+        last_activity_at=T,
+    )
+
+
+def _journey(journey_id: str, status: str, cart_id: str = "cart_1") -> Journey:
+    return Journey(
+        id=journey_id,
+        profile_id="p1",
+        cart_id=cart_id,
+        scenario="abandoned_cart",
+        scenario_version="v1",
+        status=status,
+        step_index=0,
+        anchor_at=T,
+        started_at=T,
+        group="treatment",
+        state={},
+    )
+
+
+def test_migrations_create_every_table_and_are_idempotent(db: Database) -> None:
+    # When migrating a second time
+    db.migrate()
+    # Then the schema is complete, with the partial unique index in place
+    tables = set(inspect(db.engine).get_table_names())
+    assert {
+        "profiles",
+        "identities",
+        "contacts",
+        "consents",
+        "sessions",
+        "carts",
+        "journeys",
+        "timers",
+        "events",
+        "deliveries",
+        "decisions",
+        "discount_tokens",
+        "alembic_version",
+    } <= tables
+    indexes = {ix["name"]: ix for ix in inspect(db.engine).get_indexes("journeys")}
+    assert indexes["uq_journeys_one_active_per_cart"]["unique"]
+
+
+def test_datetimes_come_back_aware_and_in_utc(db: Database) -> None:
+    # Given a profile written with Moscow-time datetimes (microseconds included)
+    with db.transaction() as session:
+        session.add(_profile())
+    # When read back in a new session
+    with db.sessions() as session:
+        profile = session.get(Profile, "p1")
+        assert profile is not None
+        # Then they are the same instants, aware, in UTC
+        assert profile.created_at == T
+        assert profile.created_at.tzinfo is not None
+        assert profile.created_at.utcoffset() == timedelta(0)
+        assert profile.created_at.isoformat() == "2026-11-22T07:00:00.123456+00:00"
+        assert profile.last_seen_at is None
+        # and comparisons in SQL use the instant, whatever zone the parameter is in
+        found = session.scalar(select(Profile.id).where(Profile.created_at == T.astimezone(UTC)))
+        assert found == "p1"
+        later = session.scalar(
+            select(Profile.id).where(Profile.created_at > datetime(2026, 11, 22, 6, 59, tzinfo=UTC))
+        )
+        assert later == "p1"
+
+
+def test_a_naive_datetime_is_refused(db: Database) -> None:
+    with pytest.raises(StatementError, match="naive datetime"), db.transaction() as session:
+        session.add(
+            Profile(
+                id="p_naive", created_at=datetime(2026, 11, 22, 10, 0), updated_at=T, attributes={}
+            )
+        )
+        session.flush()
+
+
+PAYLOADS: list[Any] = [
+    {"nested": {"list": [1, 2.5, None, True, "x"]}, "unicode": "Кроссовки ✓ 👟", "empty": {}},
+    {"big": 12345678901234567890, "neg": -1, "float": 0.1, "quote": 'a"b\\c'},
+]
+
+
+@pytest.mark.parametrize("payload", PAYLOADS, ids=["nested-unicode", "numbers-escapes"])
+def test_json_columns_round_trip(db: Database, payload: dict[str, Any]) -> None:
+    # Given JSON written to a JSON column (JSONB on PostgreSQL) and a list column
+    with db.transaction() as session:
+        session.add(
+            RawEvent(
+                id="evt_1",
+                type="cart.updated",
+                at=T,
+                received_at=T,
+                applied_at=None,
+                payload=payload,
+            )
+        )
+        session.add(_profile())
+        session.flush()  # no ORM relationships: the unit of work does not order by foreign key
+        session.add(_cart())
+    # When read back
+    with db.sessions() as session:
+        raw = session.get(RawEvent, "evt_1")
+        cart = session.get(Cart, "cart_1")
+        assert raw is not None and cart is not None
+        # Then it is equal, types included
+        assert raw.payload == payload
+        assert cart.items == [
+            {"sku": "SKU-1", "name": "Кроссовки", "price": "4990.50", "quantity": 2}
+        ]
+        assert cart.value == Decimal("9981.0000")
+    # and an in-place change reassigned as a new dict is persisted
+    with db.transaction() as session:
+        raw = session.get(RawEvent, "evt_1")
+        assert raw is not None
+        raw.payload = {**raw.payload, "added": [1]}
+    with db.sessions() as session:
+        raw = session.get(RawEvent, "evt_1")
+        assert raw is not None and raw.payload["added"] == [1]
+
+
+def test_one_active_journey_per_cart(db: Database) -> None:
+    # Given a cart with one active and two finished journeys
+    with db.transaction() as session:
+        session.add(_profile())
+        session.flush()
+        session.add_all([_cart(), _cart("cart_2")])
+    with db.transaction() as session:
+        session.add_all(
+            [
+                _journey("j_active", "active"),
+                _journey("j_done", "completed"),
+                _journey("j_exited", "exited"),
+            ]
+        )
+    # When a second active journey is added for the same cart
+    with pytest.raises(IntegrityError), db.transaction() as session:
+        session.add(_journey("j_second", "active"))
+    # Then it is refused, while an active journey on another cart is fine
+    with db.transaction() as session:
+        session.add(_journey("j_other_cart", "active", cart_id="cart_2"))
+    # and once the first journey ends, the cart may start another
+    with db.transaction() as session:
+        journey = session.get(Journey, "j_active")
+        assert journey is not None
+        journey.status = "exited"
+    with db.transaction() as session:
+        session.add(_journey("j_again", "active"))
+    with db.sessions() as session:
+        active = session.scalars(
+            select(Journey.id).where(Journey.status == "active").order_by(Journey.id)
+        ).all()
+    assert active == ["j_again", "j_other_cart"]
