@@ -63,8 +63,8 @@ def check_config(
                 Problem(
                     scenario.source.path,
                     *where,
-                    f"duplicate scenario '{scenario.id}' (also in {seen[scenario.id].source.path}); "
-                    "scenario ids must be unique",
+                    f"duplicate scenario '{scenario.id}' "
+                    f"(also in {seen[scenario.id].source.path}); scenario ids must be unique",
                 )
             )
         seen[scenario.id] = scenario

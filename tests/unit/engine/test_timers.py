@@ -11,10 +11,10 @@ from engine.timers import (
     JOURNEY_STEP,
     cancel_timer,
     claim_due,
-    take,
     next_due_at,
     release,
     set_timer,
+    take,
 )
 
 from ..factories import T0, timers
