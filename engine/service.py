@@ -17,16 +17,17 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from engine.clock import Clock
 from engine.configs import ConfigHolder
 from engine.events import Event
-from engine.journeys import on_exit_signal, on_idle_timer, shortest_idle
+from engine.journeys import finish, on_exit_signal, on_idle_timer, shortest_idle
 from engine.sending import Sender
 from engine.state import apply_event
 from engine.steps import SENDING_GRACE, Outcome, run_step
 from engine.store.database import Database
-from engine.store.models import RawEvent
+from engine.store.models import Journey, RawEvent
 from engine.timers import (
     CART_IDLE,
     DEFAULT_LEASE,
     JOURNEY_STEP,
+    MAX_ATTEMPTS,
     Claim,
     claim_due,
     release,
@@ -152,6 +153,8 @@ class Engine:
 
     def fire(self, claim: Claim) -> Outcome:
         """Run whatever a claimed timer is for. Safe to call twice for the same claim."""
+        if claim.attempts > MAX_ATTEMPTS:
+            return self._give_up(claim)
         if claim.kind == JOURNEY_STEP:
             return run_step(
                 self.db,
@@ -167,6 +170,19 @@ class Engine:
         with self.db.transaction() as session:
             release(session, claim, None)
         return Outcome("stale", f"unknown timer kind {claim.kind}")
+
+    def _give_up(self, claim: Claim) -> Outcome:
+        reason = f"gave up after {claim.attempts - 1} attempts that never finished"
+        log.error("timer_abandoned", kind=claim.kind, ref=claim.ref, attempts=claim.attempts)
+        with self.db.transaction() as session:
+            if not take(session, claim, self.clock.now() + self.lease):
+                return Outcome("stale", "this firing of the timer is already done")
+            if claim.kind == JOURNEY_STEP:
+                journey = session.get(Journey, claim.ref, with_for_update=True)
+                if journey is not None:
+                    finish(session, journey, "exited", reason, self.clock.now())
+            release(session, claim, None)
+        return Outcome("failed", reason)
 
     def _idle(self, claim: Claim) -> Outcome:
         with self.db.transaction() as session:

@@ -28,6 +28,9 @@ CART_IDLE = "cart_idle"
 JOURNEY_STEP = "journey_step"
 #: How long a claimed timer is held before another dispatcher may take it again.
 DEFAULT_LEASE = timedelta(seconds=60)
+#: A firing claimed this many times without finishing (its worker crashes every time)
+#: is given up, with the reason recorded, instead of coming back every lease forever.
+MAX_ATTEMPTS = 10
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class Claim:
     ref: str
     token: str
     scheduled_for: datetime
+    #: How many times this firing has been claimed (1 the first time).
+    attempts: int = 1
 
 
 def set_timer(session: Session, kind: str, ref: str, due_at: datetime) -> None:
@@ -136,7 +141,7 @@ def claim_due(
                     claim_token=token,
                     attempts=Timer.attempts + 1,
                 )
-                .returning(Timer.id, Timer.kind, Timer.ref, Timer.scheduled_for)
+                .returning(Timer.id, Timer.kind, Timer.ref, Timer.scheduled_for, Timer.attempts)
             ).all()
         else:
             ids = (
@@ -159,11 +164,11 @@ def claim_due(
                 )
             )
             rows = session.execute(
-                select(Timer.id, Timer.kind, Timer.ref, Timer.scheduled_for).where(
+                select(Timer.id, Timer.kind, Timer.ref, Timer.scheduled_for, Timer.attempts).where(
                     Timer.id.in_(ids)
                 )
             ).all()
-    return [Claim(row[0], row[1], row[2], token, row[3]) for row in rows]
+    return [Claim(row[0], row[1], row[2], token, row[3], row[4]) for row in rows]
 
 
 def next_due_at(session: Session) -> datetime | None:

@@ -66,7 +66,12 @@ class Actors:
     def enqueue_claims(self, claims: list[Claim]) -> None:
         for claim in claims:
             self.fire_timer.send(
-                claim.timer_id, claim.kind, claim.ref, claim.token, claim.scheduled_for.isoformat()
+                claim.timer_id,
+                claim.kind,
+                claim.ref,
+                claim.token,
+                claim.scheduled_for.isoformat(),
+                claim.attempts,
             )
 
 
@@ -77,8 +82,10 @@ def declare(broker: dramatiq.Broker, engine: Engine) -> Actors:
         count = engine.apply_events(ids)
         log.debug("events_applied", count=count)
 
-    def fire_timer(timer_id: int, kind: str, ref: str, token: str, scheduled_for: str) -> None:
-        claim = Claim(timer_id, kind, ref, token, datetime.fromisoformat(scheduled_for))
+    def fire_timer(
+        timer_id: int, kind: str, ref: str, token: str, scheduled_for: str, attempts: int = 1
+    ) -> None:
+        claim = Claim(timer_id, kind, ref, token, datetime.fromisoformat(scheduled_for), attempts)
         outcome = engine.fire(claim)
         log.debug("timer_fired", kind=kind, ref=ref, decision=outcome.decision)
 

@@ -216,13 +216,16 @@ def cmd_api(_: argparse.Namespace) -> int:
     settings = _settings()
     _logging(settings.log_format)
     runtime = Runtime(settings, embedded=False)
-    uvicorn.run(
-        runtime.app(),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_level="warning",
-        access_log=False,
-    )
+    try:
+        uvicorn.run(
+            runtime.app(),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level="warning",
+            access_log=False,
+        )
+    finally:
+        runtime.stop()
     return 0
 
 

@@ -23,8 +23,11 @@ def upgrade() -> None:
         "config_versions",
         sa.Column("version", sa.String(length=64), nullable=False),
         sa.Column("created_at", engine.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("files", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-                  nullable=False),
+        sa.Column(
+            "files",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
         sa.PrimaryKeyConstraint("version"),
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from engine.simulation import Simulation
 from engine.store import Database
 from engine.timers import (
     CART_IDLE,
@@ -140,3 +141,31 @@ def test_claim_limit_takes_the_earliest_first(db: Database) -> None:
             set_timer(session, CART_IDLE, f"c{minute}", T0 + timedelta(minutes=minute))
     claims = claim_due(db, T0 + timedelta(minutes=10), limit=2, lease=LEASE)
     assert sorted(c.ref for c in claims) == ["c1", "c2"]
+
+
+def test_a_firing_that_never_finishes_is_given_up_with_a_reason(
+    sim: Simulation, db: Database
+) -> None:
+    from engine.timers import MAX_ATTEMPTS
+
+    from ..factories import cart_updated, decisions, journeys
+
+    # Given a journey whose push went out and whose SMS (due at +3h) then keeps being
+    # claimed by workers that die before finishing
+    sim.feed([cart_updated(T0)])
+    sim.run_until(T0 + timedelta(hours=1))
+    due = T0 + timedelta(hours=3)
+    claims = []
+    for attempt in range(MAX_ATTEMPTS + 1):
+        claims = claim_due(db, due + attempt * LEASE, lease=LEASE)
+    (claim,) = claims
+    assert claim.attempts == MAX_ATTEMPTS + 1
+    # When the last claim finally reaches a worker
+    sim.clock.set(due + MAX_ATTEMPTS * LEASE)
+    outcome = sim.engine.fire(claim)
+    # Then the journey ends with the reason on record instead of coming back forever
+    assert outcome.decision == "failed"
+    (journey,) = journeys(db)
+    assert journey.status == "exited" and "gave up" in str(journey.exit_reason)
+    assert timers(db) == []
+    assert any("gave up" in d.reason for d in decisions(db, "exited"))
