@@ -75,6 +75,10 @@ class AcceleratedClock:
         elapsed = time.monotonic() - self._origin
         return self.start + timedelta(seconds=elapsed * self.speed)
 
+    def restart(self) -> None:
+        """Start counting again from ``start`` (after a slow set-up, say)."""
+        self._origin = time.monotonic()
+
     def real_seconds(self, delta: timedelta) -> float:
         """How long ``delta`` of simulated time takes in real seconds."""
         return delta.total_seconds() / self.speed

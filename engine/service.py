@@ -94,7 +94,7 @@ class Engine:
 
     def apply_events(self, ids: Sequence[str]) -> int:
         """Apply stored events (oldest first); each once, whoever else tries. Returns count."""
-        with self.db.sessions() as session:
+        with self.db.reading() as session:
             rows = session.execute(
                 select(RawEvent.id, RawEvent.at).where(
                     RawEvent.id.in_(list(ids)), RawEvent.applied_at.is_(None)
@@ -137,7 +137,7 @@ class Engine:
     def unapplied_event_ids(self, older_than: timedelta, limit: int = 1000) -> list[str]:
         """Events accepted but not applied after ``older_than`` (a lost message): re-drive."""
         cutoff = self.clock.now() - older_than
-        with self.db.sessions() as session:
+        with self.db.reading() as session:
             return list(
                 session.scalars(
                     select(RawEvent.id)

@@ -35,7 +35,7 @@ class Simulation:
     def run_until(self, until: datetime) -> None:
         """Fire timers in due order up to ``until``, then leave the clock at ``until``."""
         while True:
-            with self.engine.db.sessions() as session:
+            with self.engine.db.reading() as session:
                 due = session.scalar(select(Timer.due_at).order_by(Timer.due_at).limit(1))
             if due is None or due > until:
                 break

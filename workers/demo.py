@@ -27,6 +27,8 @@ from sqlalchemy import func, select
 
 from engine.clock import AcceleratedClock
 from engine.store.models import Cart, Delivery, Journey, RawEvent
+from providers.console import ConsoleProvider
+from providers.registry import ChannelRouter
 from workers.runtime import Runtime
 from workers.settings import Settings
 
@@ -168,12 +170,17 @@ def run_demo(
         config_path=config_path,
         api_keys=(api_key,),
         dispatch_interval=0.05,
-        timer_lease=60 * speed / 60,
+        timer_lease=60.0 * speed,
     )
     clock = AcceleratedClock(start, speed)
-    runtime = Runtime(settings, embedded=True, clock=clock, provider_override="console")
-    runtime.start_worker(threads=2)
-    runtime.start_dispatcher(interval=0.05, lease=max(60.0, 300.0))
+    console = ConsoleProvider(stream=out)
+    sender = ChannelRouter({channel: console for channel in ("push", "sms", "email", "messenger")})
+    runtime = Runtime(settings, embedded=True, clock=clock, sender=sender)
+    runtime.start_worker(threads=2, poll_ms=10)  # at 2400x, 100 ms of polling is 4 shop minutes
+    # lease and re-drive are engine-clock times: scale them so they mean the same in real time
+    runtime.start_dispatcher(
+        interval=0.05, lease=60.0 * speed, redrive_after=timedelta(seconds=30 * speed)
+    )
     port = runtime.start_api("127.0.0.1", 0)
     print(
         f"cartflow demo: {shoppers} shoppers, {duration} of shop time at {speed:g}x "
@@ -195,9 +202,18 @@ def run_demo(
         headers={"Authorization": f"Bearer {api_key}"},
         timeout=10,
     ) as client:
-        for action in actions:
-            _sleep_until(clock, action.at)
-            response = client.post("/v1/events", json=action.event)
+        clock.restart()  # shop time starts now, not before the set-up above
+        index = 0
+        while index < len(actions):
+            _sleep_until(clock, actions[index].at)
+            # everything due by now goes in one batch, as a shop backend would send it
+            now = clock.now()
+            batch = [actions[index].event]
+            index += 1
+            while index < len(actions) and actions[index].at <= now:
+                batch.append(actions[index].event)
+                index += 1
+            response = client.post("/v1/events", json={"events": batch})
             response.raise_for_status()
         _sleep_until(clock, end)
     runtime.stop()
@@ -215,9 +231,15 @@ def _sleep_until(clock: AcceleratedClock, moment: datetime) -> None:
 
 
 def summarise(runtime: Runtime) -> dict[str, Any]:
-    with runtime.db.sessions() as session:
+    with runtime.db.reading() as session:
         carts = session.scalar(select(func.count()).select_from(Cart)) or 0
         abandoned = session.scalar(select(func.count()).select_from(Journey)) or 0
+        holdout = (
+            session.scalar(
+                select(func.count()).select_from(Journey).where(Journey.group == "holdout")
+            )
+            or 0
+        )
         per_channel = dict(
             session.execute(
                 select(Delivery.channel, func.count())
@@ -265,6 +287,7 @@ def summarise(runtime: Runtime) -> dict[str, Any]:
         "ordered": ordered,
         "recovered": recovered,
         "sent_after_purchase": after_purchase,
+        "holdout": holdout,
         "sent_before_order_arrived": in_flight,
     }
 
@@ -275,7 +298,12 @@ def print_summary(summary: dict[str, Any], out: Any) -> None:
         "",
         "── summary " + "─" * 40,
         f"carts               {summary['carts']}",
-        f"abandoned           {summary['abandoned']}",
+        f"abandoned           {summary['abandoned']}"
+        + (
+            f" ({summary['holdout']} in the control group: no messages)"
+            if summary["holdout"]
+            else ""
+        ),
         "messages            "
         + ", ".join(f"{ch} {messages.get(ch, 0)}" for ch in ("push", "sms", "email")),
         f"orders              {summary['ordered']}",

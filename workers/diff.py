@@ -82,7 +82,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     affected: Counter[str] = Counter()
     total: Counter[str] = Counter()
     moving: list[str] = []
-    with db.sessions() as session:
+    with db.reading() as session:
         journeys = list(session.scalars(select(Journey).where(Journey.status == "active")))
     for journey in journeys:
         base = old if journey.scenario_version == old.version else None

@@ -20,7 +20,7 @@ from engine.service import Engine
 from engine.store.database import Database
 from providers.registry import ChannelRouter, validators
 from workers.actors import QUEUE, Actors, declare, redis_broker, stub_broker
-from workers.dispatcher import Dispatcher
+from workers.dispatcher import REDRIVE_AFTER, Dispatcher
 from workers.settings import Settings
 
 log = structlog.get_logger("cartflow.runtime")
@@ -62,14 +62,14 @@ class Runtime:
         self.api_server: Any = None
         self._api_thread: threading.Thread | None = None
 
-    def start_worker(self, threads: int | None = None) -> None:
+    def start_worker(self, threads: int | None = None, poll_ms: int = 100) -> None:
         from dramatiq import Worker
 
         self.worker = Worker(
             self.broker,
             queues={QUEUE},
             worker_threads=threads or self.settings.worker_threads,
-            worker_timeout=100,
+            worker_timeout=poll_ms,
         )
         self.worker.start()
 
@@ -78,13 +78,16 @@ class Runtime:
         interval: float | None = None,
         lease: float | None = None,
         reload_interval: float | None = None,
+        redrive_after: timedelta = REDRIVE_AFTER,
     ) -> Dispatcher:
+        """Start the tick; ``None`` means "from the settings" (0 is not a valid interval)."""
         self.dispatcher = Dispatcher(
             self.engine,
             self.actors,
-            interval=interval or self.settings.dispatch_interval,
+            interval=self.settings.dispatch_interval if interval is None else interval,
             batch=self.settings.dispatch_batch,
-            lease=timedelta(seconds=lease or self.settings.timer_lease),
+            lease=timedelta(seconds=self.settings.timer_lease if lease is None else lease),
+            redrive_after=redrive_after,
         )
         self.dispatcher.start(reload_interval=reload_interval)
         return self.dispatcher

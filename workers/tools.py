@@ -77,7 +77,7 @@ def simulate(
 
 
 def decisions(db: Database) -> list[dict[str, Any]]:
-    with db.sessions() as session:
+    with db.reading() as session:
         customers = {}
         for kind in ("anonymous_id", "customer_id"):  # customer_id wins
             customers.update(
@@ -170,7 +170,7 @@ def _db() -> Database:
 def cmd_status(_: argparse.Namespace) -> int:
     db = _db()
     now = datetime.now().astimezone()
-    with db.sessions() as session:
+    with db.reading() as session:
         due = (
             session.scalar(select(func.count()).select_from(Timer).where(Timer.due_at <= now)) or 0
         )
@@ -197,7 +197,7 @@ def cmd_status(_: argparse.Namespace) -> int:
 
 def cmd_report(_: argparse.Namespace) -> int:
     db = _db()
-    with db.sessions() as session:
+    with db.reading() as session:
         rows = session.execute(
             select(
                 Delivery.scenario,
