@@ -10,23 +10,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.clock import as_utc
 
-#: Every event type cartflow understands.
-EVENT_TYPES = (
-    "session.started",
-    "page.viewed",
-    "product.viewed",
-    "cart.updated",
-    "checkout.started",
-    "order.completed",
-    "customer.identified",
-    "consent.updated",
-)
 EventType = Literal[
     "session.started",
     "page.viewed",
@@ -37,6 +26,8 @@ EventType = Literal[
     "customer.identified",
     "consent.updated",
 ]
+#: Every event type cartflow understands.
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 #: Channels a shopper can consent to.
 CHANNELS = ("push", "sms", "email", "messenger")
 #: The most events one request may carry.
