@@ -5,14 +5,39 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.scenario.loader import Config
-from engine.store.models import Cart, Identity, Journey, Profile
+from engine.store.models import Cart, Contact, Identity, Journey, Profile
 from engine.store.models import Session as VisitSession
 from engine.timing import zone_or_default
+
+
+def recipient_zone(session: Session, profile: Profile, default: str) -> ZoneInfo:
+    """The shopper's time zone: the profile's, else the phone number's region when it has
+    a single zone (+380 → Europe/Kyiv; not +7 or +1), else the shop default."""
+    if profile.timezone:
+        return zone_or_default(profile.timezone, default)
+    phone = session.scalar(
+        select(Contact.address)
+        .where(Contact.profile_id == profile.id, Contact.channel == "sms")
+        .order_by(Contact.updated_at.desc())
+        .limit(1)
+    )
+    if phone:
+        import phonenumbers
+        from phonenumbers import timezone as phone_zones
+
+        try:
+            zones = phone_zones.time_zones_for_number(phonenumbers.parse(phone, None))
+        except phonenumbers.NumberParseException:
+            zones = ()
+        if len(zones) == 1 and zones[0] != "Etc/Unknown":
+            return zone_or_default(zones[0], default)
+    return zone_or_default(None, default)
 
 
 def cart_view(cart: Cart) -> dict[str, Any]:
@@ -37,7 +62,7 @@ def build_context(
     journey: Journey | None = None,
 ) -> dict[str, Any]:
     defaults = config.settings.defaults
-    zone = zone_or_default(profile.timezone, defaults.timezone)
+    zone = recipient_zone(session, profile, defaults.timezone)
     sessions = (
         session.scalar(
             select(func.count())

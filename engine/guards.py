@@ -21,10 +21,11 @@ from typing import Any, Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from engine.context import recipient_zone
 from engine.scenario.loader import CompiledScenario, Config
 from engine.scenario.model import Step
 from engine.store.models import Cart, Consent, Contact, Delivery, Journey, Profile
-from engine.timing import zone_or_default
+from engine.timing import format_duration
 
 #: Delivery states that count against frequency caps (all but failed before sending).
 COUNTED = ("pending", "sending", "accepted", "delivered", "unknown")
@@ -69,7 +70,8 @@ def exit_conditions(check: StepCheck) -> Verdict | None:
         return Verdict("exit", "cart.emptied")
     expires_at = check.journey.anchor_at + check.scenario.model.expires
     if check.now >= expires_at:
-        return Verdict("exit", f"expired ({check.scenario.model.expires} after abandonment)")
+        expires = format_duration(check.scenario.model.expires)
+        return Verdict("exit", f"expired ({expires} after abandonment)")
     return None
 
 
@@ -101,12 +103,13 @@ def escalation(check: StepCheck) -> Verdict | None:
     )
     if engaged_at is not None:
         return Verdict("skip", f"previous message was {rule.unless}; no need to escalate")
-    waited = check.now - previous.created_at
-    if waited < rule.within:
+    # the clock starts when the message actually went out (a retry may come later)
+    sent_at = previous.sent_at or previous.created_at
+    if check.now - sent_at < rule.within:
         return Verdict(
             "defer",
-            f"waiting {rule.within} for the previous message to be {rule.unless}",
-            until=previous.created_at + rule.within,
+            f"waiting {format_duration(rule.within)} for the previous message to be {rule.unless}",
+            until=sent_at + rule.within,
         )
     return None
 
@@ -160,34 +163,13 @@ def channel_choice(check: StepCheck) -> Verdict | None:
 def send_window(check: StepCheck) -> Verdict | None:
     assert check.channel is not None
     rules = check.config.send_rules(check.scenario.model, check.step, check.channel)
-    zone = zone_or_default(
-        check.profile.timezone or _zone_from_phone(check), check.config.settings.defaults.timezone
-    )
+    zone = recipient_zone(check.session, check.profile, check.config.settings.defaults.timezone)
     if rules.allows(check.now, zone):
         return None
     opening = rules.next_opening(check.now, zone)
     if opening is None:
         return Verdict("skip", "send window never opens in the next 8 days")
     return Verdict("defer", f"outside send window / quiet hours in {zone.key}", until=opening)
-
-
-def _zone_from_phone(check: StepCheck) -> str | None:
-    """No zone on the profile: the phone number's region, if it has a single zone."""
-    phone = check.session.scalar(
-        select(Contact.address)
-        .where(Contact.profile_id == check.profile.id, Contact.channel == "sms")
-        .limit(1)
-    )
-    if not phone:
-        return None
-    import phonenumbers
-    from phonenumbers import timezone as phone_zones
-
-    try:
-        zones = phone_zones.time_zones_for_number(phonenumbers.parse(phone, None))
-    except phonenumbers.NumberParseException:
-        return None
-    return zones[0] if len(zones) == 1 and zones[0] != "Etc/Unknown" else None
 
 
 def frequency_caps(check: StepCheck) -> Verdict | None:
@@ -212,7 +194,10 @@ def frequency_caps(check: StepCheck) -> Verdict | None:
             # room opens when the oldest message that keeps us at the cap leaves the window
             frees_at = times[len(times) - cap.max] + cap.per
             if latest_until is None or frees_at > latest_until:
-                latest_until, hit = frees_at, f"cap {cap.max}/{cap.per} on {cap.channel}"
+                latest_until, hit = (
+                    frees_at,
+                    f"cap {cap.max}/{format_duration(cap.per)} on {cap.channel}",
+                )
     if hit is None or latest_until is None:
         return None
     if check.step.on_cap == "skip":
@@ -222,7 +207,7 @@ def frequency_caps(check: StepCheck) -> Verdict | None:
         return Verdict(
             "skip",
             f"frequency {hit} reached; room opens after max_staleness "
-            f"{check.scenario.model.max_staleness}",
+            f"{format_duration(check.scenario.model.max_staleness)}",
         )
     return Verdict("defer", f"frequency {hit} reached", until=latest_until)
 

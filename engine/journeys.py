@@ -20,6 +20,7 @@ from engine.scenario.loader import CompiledScenario, Config
 from engine.state import new_id
 from engine.store.models import Cart, Identity, Journey, Profile
 from engine.timers import CART_IDLE, JOURNEY_STEP, cancel_timer, set_timer
+from engine.timing import format_duration
 
 #: Exit reasons that end a journey whatever the scenario says: nothing after purchase,
 #: nothing about an empty cart, nothing to someone who withdrew every consent.
@@ -123,7 +124,7 @@ def _refusal(
         .limit(1)
     )
     if recent is not None:
-        return f"re-entry cooldown {model.reentry} since {recent.isoformat()}"
+        return f"re-entry cooldown {format_duration(model.reentry)} since {recent.isoformat()}"
     return None
 
 
@@ -218,7 +219,7 @@ def schedule_step(
             session,
             journey,
             "exited",
-            f"expired before step {step.id} (expires {scenario.model.expires})",
+            f"expired before step {step.id} (expires {format_duration(scenario.model.expires)})",
             now,
         )
         return None

@@ -36,6 +36,7 @@ from engine.state import new_id
 from engine.store.database import Database
 from engine.store.models import Cart, Contact, Delivery, DiscountToken, Journey, Profile
 from engine.timers import DEFAULT_LEASE, Claim, release, take
+from engine.timing import format_duration
 from engine.tokens import reserve, view
 
 log = structlog.get_logger("cartflow.steps")
@@ -397,12 +398,17 @@ def _settle(
         delivery.error = result.reason
         wait = timedelta(seconds=result.retry_after) if result.retry_after else DEFAULT_RETRY_AFTER
         record(
-            session, now, "retry", f"{result.provider}: {result.reason}; retry in {wait}", **common
+            session,
+            now,
+            "retry",
+            f"{result.provider}: {result.reason}; retry in {format_duration(wait)}",
+            **common,
         )
         release(session, claim, now + wait)
         return Outcome("retry", result.reason or "", delivery.id)
     if result.status == "accepted":
         delivery.status = "accepted"
+        delivery.sent_at = now
         delivery.provider_message_id = result.provider_message_id
         delivery.error = None
         journey.last_sent_at = now

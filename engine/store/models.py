@@ -251,6 +251,8 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    #: When the provider accepted it (a retry can come well after ``created_at``).
+    sent_at: Mapped[datetime | None]
 
 
 class Decision(Base):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from engine.events import Event
 from engine.scenario.loader import Config, load_config
 from engine.sending import Message, SendResult
 from engine.service import Engine
+from engine.simulation import Simulation
 from engine.store import Cart, Database, Decision, Delivery, Journey, Timer
 from providers.recording import RecordingProvider
 from providers.registry import ChannelRouter, validators
@@ -93,6 +95,35 @@ def order_completed(at: datetime, *, cart_id: str | None = "cart_1", **fields: A
     if cart_id is not None:
         order["cart_id"] = cart_id
     return event("order.completed", at, order=order, **fields)
+
+
+def shopper(
+    at: datetime,
+    *,
+    timezone: str | None = "Europe/Moscow",
+    phone: str | None = None,
+    customer: str = "cust_1",
+    anonymous: str | None = None,
+    cart_id: str = "cart_1",
+) -> Event:
+    """A ``cart.updated`` (:data:`ITEMS`: 2 items, 9 980 RUB) from ``customer``, with an
+    email, a push token (and ``phone``) and consent on every channel;
+    ``timezone=None`` leaves the profile without a time zone."""
+    contact: dict[str, Any] = {"email": f"{customer}@example.com", "push_token": f"tok-{customer}"}
+    contact.update(locale="ru", timezone=timezone, phone=phone)
+    return event(
+        "cart.updated",
+        at,
+        cart={"id": cart_id, "currency": "RUB", "items": ITEMS},
+        contact={k: v for k, v in contact.items() if v is not None},
+        consent=CONSENT,
+        customer_id=customer,
+        anonymous_id=anonymous or f"anon_{customer}",
+    )
+
+
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 # -- reading back -----------------------------------------------------------------------
@@ -194,6 +225,44 @@ def build_engine(
     """The real engine with ``recorder`` behind push, SMS and email."""
     router = ChannelRouter({"push": recorder, "sms": recorder, "email": recorder})
     return Engine(db, clock, configs, router)
+
+
+@dataclass
+class Run:
+    """The real engine on its own simulated clock, with a recording provider."""
+
+    sim: Simulation
+    db: Database
+    recorder: ClockedRecorder
+
+    @classmethod
+    def start(cls, config: Config, db: Database, at: datetime = T0) -> Run:
+        clock = SimulatedClock(at)
+        recorder = ClockedRecorder(clock)
+        engine = build_engine(db, clock, ConfigHolder(config), recorder)
+        return cls(Simulation(engine, clock), db, recorder)
+
+    def batch(self, events: list[Event], until: timedelta) -> Run:
+        """Ingest ``events`` (all due now) in one go, then run for ``until``."""
+        engine, now = self.sim.engine, self.sim.clock.now()
+        engine.apply_events(engine.ingest(events))
+        self.sim.run_until(now + until)
+        return self
+
+    def play(self, events: list[Event], until: timedelta) -> Run:
+        """Feed ``events``, then run until ``until`` after the first of them."""
+        self.sim.feed(events)
+        self.sim.run_until(min(e.at for e in events if e.at) + until)
+        return self
+
+    @property
+    def times(self) -> list[datetime]:
+        """When the provider was called, in order."""
+        return [at for _, at, _ in self.recorder.calls]
+
+    def sent_at(self) -> dict[str, datetime]:
+        """When each step's delivery was written, by step id."""
+        return {d.step_id: d.created_at for d in deliveries(self.db)}
 
 
 def fresh_database(template: Path, directory: Path) -> Database:

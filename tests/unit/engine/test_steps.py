@@ -523,7 +523,7 @@ def test_sms_cap_defers_a_second_sms_by_24_hours(
     assert first == T0 + 3 * HOUR
     assert second == first + 24 * HOUR
     (deferred,) = decisions(db, "deferred")
-    assert "cap 1/1 day, 0:00:00 on sms" in deferred.reason
+    assert "cap 1/1d on sms" in deferred.reason
     assert deferred.until == second
 
 

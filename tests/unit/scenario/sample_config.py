@@ -60,11 +60,11 @@ steps:
 
 TEMPLATES = {
     "push": "{% block title %}Your cart{% endblock %}\n"
-            "{% block body %}{{ cart.item_count }} items{% endblock %}\n"
-            "{% block url %}{{ links.cart }}{% endblock %}\n",
+    "{% block body %}{{ cart.item_count }} items{% endblock %}\n"
+    "{% block url %}{{ links.cart }}{% endblock %}\n",
     "sms": "{% block text %}{{ discount.percent|int }}% off: {{ links.cart }}{% endblock %}\n",
     "email": "{% block subject %}Your cart{% endblock %}\n"
-             "{% block text %}Code {{ discount.code }}: {{ links.cart }}{% endblock %}\n",
+    "{% block text %}Code {{ discount.code }}: {{ links.cart }}{% endblock %}\n",
 }
 
 #: One replacement, several, a whole new text, or None to delete the file.

@@ -26,65 +26,157 @@ LONG_SMS_RU = (
 CASES = [
     pytest.param(
         {X: ("    after: 30m", "    after: 10m")},
-        [(X, 9, 12, "step 'push' is due 10m after the last activity, before the cart counts "
-                    "as abandoned: it fires at abandonment (idle 30m)")],
-        id="fires-at-abandonment"),
+        [
+            (
+                X,
+                9,
+                12,
+                "step 'push' is due 10m after the last activity, before the cart counts "
+                "as abandoned: it fires at abandonment (idle 30m)",
+            )
+        ],
+        id="fires-at-abandonment",
+    ),
     pytest.param(
         {X: ("after: 24h", "after: 2h")},
-        [(X, 19, 12, "step 'email' (after 2h) is not later than step 'sms' (due 3h): it would "
-                     "fire at the same time or before")],
-        id="unreachable-not-later-than-previous"),
+        [
+            (
+                X,
+                19,
+                12,
+                "step 'email' (after 2h) is not later than step 'sms' (due 3h): it would "
+                "fire at the same time or before",
+            )
+        ],
+        id="unreachable-not-later-than-previous",
+    ),
     pytest.param(
         {X: ("after: 24h", "after: 3h")},
         [(X, 19, 12, "step 'email' (after 3h) is not later than step 'sms' (due 3h)")],
-        id="unreachable-same-time-as-previous"),
+        id="unreachable-same-time-as-previous",
+    ),
     pytest.param(
         {X: ("expires: 7d", "expires: 3h")},
-        [(X, 13, 12, "step 'sms' is due 3h after abandonment, not before the journey expires "
-                     "(3h): it never runs"),
-         (X, 19, 12, "step 'email' is unreachable: it follows step 'sms', which falls after "
-                     "the journey expires (3h)")],
-        id="unreachable-after-a-step-that-never-runs"),
+        [
+            (
+                X,
+                13,
+                12,
+                "step 'sms' is due 3h after abandonment, not before the journey expires "
+                "(3h): it never runs",
+            ),
+            (
+                X,
+                19,
+                12,
+                "step 'email' is unreachable: it follows step 'sms', which falls after "
+                "the journey expires (3h)",
+            ),
+        ],
+        id="unreachable-after-a-step-that-never-runs",
+    ),
     pytest.param(
         {X: ("expires: 7d", "expires: 20h")},
-        [(X, 19, 12, "step 'email' is due 24h after abandonment, not before the journey "
-                     "expires (20h): it never runs and the journey ends there; raise 'expires'")],
-        id="after-expiry"),
+        [
+            (
+                X,
+                19,
+                12,
+                "step 'email' is due 24h after abandonment, not before the journey "
+                "expires (20h): it never runs and the journey ends there; raise 'expires'",
+            )
+        ],
+        id="after-expiry",
+    ),
     pytest.param(
         {X: [("after: 24h", "after: 72h"), ("    discount: {percent: 10, ttl: 72h}\n", "")]},
-        [(X, 19, 12, "the 5% code from step sms expires 48h after it is sent, before step "
-                     "email at 72h, which has no discount of its own; give 'email' a discount "
-                     "or make the ttl at least 69h")],
-        id="discount-expires-before-a-later-step"),
+        [
+            (
+                X,
+                19,
+                12,
+                "the 5% code from step sms expires 48h after it is sent, before step "
+                "email at 72h, which has no discount of its own; give 'email' a discount "
+                "or make the ttl at least 69h",
+            )
+        ],
+        id="discount-expires-before-a-later-step",
+    ),
     pytest.param(
         {X: ("    after: 30m", "    after_previous: 10m")},
-        [(X, 9, 21, "step 'push' is due 10m after the last activity, before the cart counts "
-                    "as abandoned: it fires at abandonment (idle 30m)")],
-        id="fires-at-abandonment-after-previous"),
+        [
+            (
+                X,
+                9,
+                21,
+                "step 'push' is due 10m after the last activity, before the cart counts "
+                "as abandoned: it fires at abandonment (idle 30m)",
+            )
+        ],
+        id="fires-at-abandonment-after-previous",
+    ),
     pytest.param(
-        {X: [("after: 24h", "after: 3d"), ("{percent: 5, ttl: 48h}", "{amount: 300, ttl: 2d}"),
-             ("    discount: {percent: 10, ttl: 72h}\n", "")]},
-        [(X, 19, 12, "the 300 RUB code from step sms expires 48h after it is sent, before step "
-                     "email at 72h")],
-        id="amount-discount-expires-before-a-later-step"),
+        {
+            X: [
+                ("after: 24h", "after: 3d"),
+                ("{percent: 5, ttl: 48h}", "{amount: 300, ttl: 2d}"),
+                ("    discount: {percent: 10, ttl: 72h}\n", ""),
+            ]
+        },
+        [
+            (
+                X,
+                19,
+                12,
+                "the 300 RUB code from step sms expires 48h after it is sent, before step "
+                "email at 72h",
+            )
+        ],
+        id="amount-discount-expires-before-a-later-step",
+    ),
     pytest.param(
-        {X: [('"10:00-20:00"', '"22:00-23:00"'),
-             ("    template: cart/sms\n",
-              "    fallback: [email]\n    template: {sms: cart/sms, email: cart/email}\n")]},
+        {
+            X: [
+                ('"10:00-20:00"', '"22:00-23:00"'),
+                (
+                    "    template: cart/sms\n",
+                    "    fallback: [email]\n    template: {sms: cart/sms, email: cart/email}\n",
+                ),
+            ]
+        },
         [(X, 15, 14, "step 'sms' can never send on sms: its window 22:00-23:00")],
-        id="window-inside-quiet-hours-on-one-channel-only"),
+        id="window-inside-quiet-hours-on-one-channel-only",
+    ),
     pytest.param(
         {X: ('"10:00-20:00"', '"22:00-23:00"')},
-        [(X, 15, 14, "step 'sms' can never send on sms: its window 22:00-23:00 lies inside "
-                     "quiet hours for sms (21:00-09:00)")],
-        id="window-inside-quiet-hours"),
+        [
+            (
+                X,
+                15,
+                14,
+                "step 'sms' can never send on sms: its window 22:00-23:00 lies inside "
+                "quiet hours for sms (21:00-09:00)",
+            )
+        ],
+        id="window-inside-quiet-hours",
+    ),
     pytest.param(
-        {X: ("    template: cart/sms\n", "    template: cart/sms\n    max_sms_parts: 2\n"),
-         SMS_RU: LONG_SMS_RU},
-        [(SMS_RU, 2, 1, "SMS of step 'sms' (ru) can need 3 parts (UCS-2, 171 characters, 67 per "
-                        "part) with a 20-character non-GSM name, a 10-character code and a "
-                        "100-character cart link; the step allows 2 (max_sms_parts)")],
-        id="sms-over-its-part-limit"),
+        {
+            X: ("    template: cart/sms\n", "    template: cart/sms\n    max_sms_parts: 2\n"),
+            SMS_RU: LONG_SMS_RU,
+        },
+        [
+            (
+                SMS_RU,
+                2,
+                1,
+                "SMS of step 'sms' (ru) can need 3 parts (UCS-2, 171 characters, 67 per "
+                "part) with a 20-character non-GSM name, a 10-character code and a "
+                "100-character cart link; the step allows 2 (max_sms_parts)",
+            )
+        ],
+        id="sms-over-its-part-limit",
+    ),
 ]
 
 
@@ -112,9 +204,10 @@ def test_a_lint_warning_is_reported_at_its_position(
     "edits",
     [
         pytest.param({X: ("    after: 30m", "    after: 30m")}, id="push-exactly-at-idle"),
-        pytest.param({X: [("after: 24h", "after: 48h"),
-                          ("    discount: {percent: 10, ttl: 72h}\n", "")]},
-                     id="email-while-the-sms-code-still-works"),
+        pytest.param(
+            {X: [("after: 24h", "after: 48h"), ("    discount: {percent: 10, ttl: 72h}\n", "")]},
+            id="email-while-the-sms-code-still-works",
+        ),
         pytest.param({X: ('"10:00-20:00"', '"mon 08:00-09:30"')}, id="window-half-open"),
         pytest.param({X: ("    after: 24h", "    after_previous: 21h")}, id="after-previous"),
     ],
@@ -132,8 +225,10 @@ def test_a_step_due_at_the_expiry_instant_never_runs(tmp_path: Path) -> None:
 
 def test_a_scenario_with_errors_is_not_linted(tmp_path: Path) -> None:
     # Given an error and a lint-worthy delay in the same scenario
-    main_file = write_config(tmp_path, {X: [("    channel: sms\n", "    channel: smss\n"),
-                                            ("    after: 30m", "    after: 10m")]})
+    main_file = write_config(
+        tmp_path,
+        {X: [("    channel: sms\n", "    channel: smss\n"), ("    after: 30m", "    after: 10m")]},
+    )
 
     # Then only the error is reported: lint on a half-loaded scenario would mislead
     assert [(p.line, p.severity) for p in problems(main_file)] == [(14, "error")]
@@ -150,12 +245,17 @@ def test_cli_validate_prints_warnings_and_accepts(
     assert code == 0
     assert captured.err.strip().endswith(
         "x.yaml:9:12: warning: step 'push' is due 10m after the last activity, before the cart "
-        "counts as abandoned: it fires at abandonment (idle 30m); write after: 30m to say so")
+        "counts as abandoned: it fires at abandonment (idle 30m); write after: 30m to say so"
+    )
     assert "1 warning(s)" in captured.out
 
 
 def test_every_lint_rule_has_a_case() -> None:
     assert {lint.__name__ for lint in LINTS} == {
-        "fires_at_abandonment", "unreachable_steps", "after_expiry", "discount_expires_first",
-        "window_never_opens", "sms_too_long",
+        "fires_at_abandonment",
+        "unreachable_steps",
+        "after_expiry",
+        "discount_expires_first",
+        "window_never_opens",
+        "sms_too_long",
     }
