@@ -18,7 +18,7 @@ from engine.context import build_context
 from engine.decisions import record
 from engine.scenario.loader import CompiledScenario, Config
 from engine.state import new_id
-from engine.store.models import Cart, Identity, Journey, Profile
+from engine.store.models import Cart, Delivery, Identity, Journey, Profile
 from engine.timers import CART_IDLE, JOURNEY_STEP, cancel_timer, set_timer
 from engine.timing import format_duration
 
@@ -238,6 +238,11 @@ def finish(session: Session, journey: Journey, status: str, reason: str, now: da
     journey.exit_reason = reason
     journey.ended_at = now
     cancel_timer(session, JOURNEY_STEP, journey.id)
+    # a message written but not yet handed to a provider will not go now
+    for delivery in session.scalars(
+        select(Delivery).where(Delivery.journey_id == journey.id, Delivery.status == "pending")
+    ):
+        delivery.status, delivery.error, delivery.updated_at = "cancelled", reason[:500], now
     record(session, now, "exited" if status == "exited" else "completed", reason, journey=journey)
 
 

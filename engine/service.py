@@ -18,11 +18,12 @@ from engine.clock import Clock
 from engine.configs import ConfigHolder
 from engine.events import Event
 from engine.journeys import finish, on_exit_signal, on_idle_timer, shortest_idle
+from engine.locks import lock_for_cart, lock_for_journey
 from engine.sending import Sender
 from engine.state import apply_event
 from engine.steps import SENDING_GRACE, Outcome, run_step
 from engine.store.database import Database
-from engine.store.models import Journey, RawEvent
+from engine.store.models import RawEvent
 from engine.timers import (
     CART_IDLE,
     DEFAULT_LEASE,
@@ -153,7 +154,7 @@ class Engine:
 
     def fire(self, claim: Claim) -> Outcome:
         """Run whatever a claimed timer is for. Safe to call twice for the same claim."""
-        if claim.attempts > MAX_ATTEMPTS:
+        if claim.attempts >= MAX_ATTEMPTS:
             return self._give_up(claim)
         if claim.kind == JOURNEY_STEP:
             return run_step(
@@ -172,20 +173,20 @@ class Engine:
         return Outcome("stale", f"unknown timer kind {claim.kind}")
 
     def _give_up(self, claim: Claim) -> Outcome:
-        reason = f"gave up after {claim.attempts - 1} attempts that never finished"
+        reason = f"gave up after {claim.attempts} attempts that never finished"
         log.error("timer_abandoned", kind=claim.kind, ref=claim.ref, attempts=claim.attempts)
         with self.db.transaction() as session:
+            journey = lock_for_journey(session, claim.ref) if claim.kind == JOURNEY_STEP else None
             if not take(session, claim, self.clock.now() + self.lease):
                 return Outcome("stale", "this firing of the timer is already done")
-            if claim.kind == JOURNEY_STEP:
-                journey = session.get(Journey, claim.ref, with_for_update=True)
-                if journey is not None:
-                    finish(session, journey, "exited", reason, self.clock.now())
+            if journey is not None:
+                finish(session, journey, "exited", reason, self.clock.now())
             release(session, claim, None)
         return Outcome("failed", reason)
 
     def _idle(self, claim: Claim) -> Outcome:
         with self.db.transaction() as session:
+            lock_for_cart(session, claim.ref)  # profile → cart, before the timer
             if not take(session, claim, self.clock.now() + self.lease):
                 return Outcome("stale", "timer was moved")
             again = on_idle_timer(session, self.configs.current, claim.ref, self.clock.now())

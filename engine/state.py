@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from engine.events import Event
+from engine.locks import PROFILE_LOCK
 from engine.store.models import Cart, Consent, Contact, Identity, Journey, Profile
 from engine.store.models import Session as VisitSession
 from engine.timers import CART_IDLE, cancel_timer, set_timer
@@ -55,7 +56,7 @@ def resolve_profile(session: Session, event: Event, now: datetime) -> Profile:
             continue
         identity = session.get(Identity, (kind, value))
         if identity is not None:
-            profile = session.get(Profile, identity.profile_id, with_for_update=True)
+            profile = session.get(Profile, identity.profile_id, with_for_update=PROFILE_LOCK)
             if profile is not None:
                 found[kind] = profile
     profile = found.get("customer_id") or found.get("anonymous_id")

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,6 +29,7 @@ from engine.context import build_context
 from engine.decisions import record
 from engine.guards import StepCheck, run_guards
 from engine.journeys import finish, schedule_step
+from engine.locks import lock_for_journey
 from engine.render import RenderError, SmsShape
 from engine.scenario.loader import CompiledScenario, Config
 from engine.sending import Message, Sender, SendResult
@@ -70,9 +71,9 @@ def run_step(
     """Run the step the journey ``claim.ref`` is waiting on."""
     journey_id = claim.ref
     with db.transaction() as session:
+        journey = lock_for_journey(session, journey_id)  # profile → cart → journey
         if not take(session, claim, now_fn() + lease):
             return Outcome("stale", "this firing of the timer is already done")
-        journey = session.get(Journey, journey_id, with_for_update=True)
         if journey is None or journey.status != "active":
             release(session, claim, None)
             return Outcome("stale", "journey is over")
@@ -101,15 +102,24 @@ def run_step(
         delivery = outcome
         message = _message(session, delivery)
 
-    # B: pending → sending, exactly one winner
+    # B: pending → sending, exactly one winner — and only while the journey still runs
+    # and the cart is still unpaid (an order may have landed since A)
     with db.transaction() as session:
+        still_wanted = exists(
+            select(Journey.id).where(Journey.id == delivery.journey_id, Journey.status == "active")
+        ) & ~exists(
+            select(Cart.id).where(
+                Cart.id == delivery.cart_id, Cart.status.in_(("ordered", "emptied"))
+            )
+        )
         won = session.execute(
             update(Delivery)
-            .where(Delivery.id == delivery.id, Delivery.status == "pending")
+            .where(Delivery.id == delivery.id, Delivery.status == "pending", still_wanted)
             .values(status="sending", attempts=Delivery.attempts + 1, updated_at=now_fn())
+            .execution_options(synchronize_session=False)
         ).rowcount  # type: ignore[attr-defined]
     if not won:
-        return Outcome("stale", "another worker is sending this step", delivery.id)
+        return Outcome("stale", "already sent, or no longer wanted", delivery.id)
 
     bound = log.bind(
         journey_id=journey_id,
@@ -377,7 +387,7 @@ def _settle(
     now: datetime,
     bound: Any,
 ) -> Outcome:
-    journey = session.get(Journey, journey_id, with_for_update=True)
+    journey = lock_for_journey(session, journey_id)
     delivery = session.get(Delivery, delivery_id, with_for_update=True)
     assert journey is not None and delivery is not None
     token = session.get(DiscountToken, delivery.token_code) if delivery.token_code else None

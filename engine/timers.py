@@ -42,8 +42,8 @@ class Claim:
     ref: str
     token: str
     scheduled_for: datetime
-    #: How many times this firing has been claimed (1 the first time).
-    attempts: int = 1
+    #: How many times work on this firing has started before (0 the first time).
+    attempts: int = 0
 
 
 def set_timer(session: Session, kind: str, ref: str, due_at: datetime) -> None:
@@ -88,7 +88,12 @@ def take(session: Session, claim: Claim, until: datetime) -> bool:
     taken = session.execute(
         update(Timer)
         .where(Timer.id == claim.timer_id, Timer.scheduled_for == claim.scheduled_for)
-        .values(claim_token=claim.token, due_at=until, claimed_until=until)
+        .values(
+            claim_token=claim.token,
+            due_at=until,
+            claimed_until=until,
+            attempts=Timer.attempts + 1,  # counted when work starts, not when enqueued
+        )
     ).rowcount  # type: ignore[attr-defined]
     return bool(taken)
 
@@ -139,7 +144,6 @@ def claim_due(
                     due_at=until,
                     claimed_until=until,
                     claim_token=token,
-                    attempts=Timer.attempts + 1,
                 )
                 .returning(Timer.id, Timer.kind, Timer.ref, Timer.scheduled_for, Timer.attempts)
             ).all()
@@ -160,7 +164,6 @@ def claim_due(
                     due_at=until,
                     claimed_until=until,
                     claim_token=token,
-                    attempts=Timer.attempts + 1,
                 )
             )
             rows = session.execute(

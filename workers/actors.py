@@ -83,7 +83,7 @@ def declare(broker: dramatiq.Broker, engine: Engine) -> Actors:
         log.debug("events_applied", count=count)
 
     def fire_timer(
-        timer_id: int, kind: str, ref: str, token: str, scheduled_for: str, attempts: int = 1
+        timer_id: int, kind: str, ref: str, token: str, scheduled_for: str, attempts: int = 0
     ) -> None:
         claim = Claim(timer_id, kind, ref, token, datetime.fromisoformat(scheduled_for), attempts)
         outcome = engine.fire(claim)

@@ -58,7 +58,7 @@ def test_only_due_timers_are_claimed(db: Database) -> None:
     # Then it holds only the due one, leased for a minute
     assert [(c.kind, c.ref, c.scheduled_for) for c in claims] == [(CART_IDLE, "due", T0)]
     due = next(t for t in timers(db) if t.ref == "due")
-    assert (due.due_at, due.claimed_until, due.attempts) == (T0 + LEASE, T0 + LEASE, 1)
+    assert (due.due_at, due.claimed_until, due.attempts) == (T0 + LEASE, T0 + LEASE, 0)
     assert due.claim_token == claims[0].token
 
 
@@ -143,6 +143,16 @@ def test_claim_limit_takes_the_earliest_first(db: Database) -> None:
     assert sorted(c.ref for c in claims) == ["c1", "c2"]
 
 
+def test_claims_that_never_reach_a_worker_do_not_count_as_attempts(db: Database) -> None:
+    # Given a timer claimed over and over while the queue is down (no worker ever starts)
+    with db.transaction() as session:
+        set_timer(session, CART_IDLE, "cart_1", T0)
+    for attempt in range(30):
+        (claim,) = claim_due(db, T0 + attempt * LEASE, lease=LEASE)
+    # Then it has not used up any attempts: an outage does not kill healthy journeys
+    assert claim.attempts == 0
+
+
 def test_a_firing_that_never_finishes_is_given_up_with_a_reason(
     sim: Simulation, db: Database
 ) -> None:
@@ -155,11 +165,12 @@ def test_a_firing_that_never_finishes_is_given_up_with_a_reason(
     sim.feed([cart_updated(T0)])
     sim.run_until(T0 + timedelta(hours=1))
     due = T0 + timedelta(hours=3)
-    claims = []
-    for attempt in range(MAX_ATTEMPTS + 1):
-        claims = claim_due(db, due + attempt * LEASE, lease=LEASE)
-    (claim,) = claims
-    assert claim.attempts == MAX_ATTEMPTS + 1
+    for attempt in range(MAX_ATTEMPTS):
+        (dying,) = claim_due(db, due + attempt * LEASE, lease=LEASE)
+        with db.transaction() as session:  # a worker starts on it, then dies
+            assert take(session, dying, due + (attempt + 1) * LEASE)
+    (claim,) = claim_due(db, due + MAX_ATTEMPTS * LEASE, lease=LEASE)
+    assert claim.attempts == MAX_ATTEMPTS
     # When the last claim finally reaches a worker
     sim.clock.set(due + MAX_ATTEMPTS * LEASE)
     outcome = sim.engine.fire(claim)

@@ -1,0 +1,43 @@
+"""One lock order for everything that touches a shopper, so PostgreSQL never deadlocks
+two workers against each other: profile → cart → journey → (deliveries, timers).
+
+The profile is locked ``FOR NO KEY UPDATE``: it serialises everything about one shopper
+(event application, abandonment, frequency caps, re-entry) without conflicting with the
+``KEY SHARE`` locks that inserting a row referencing the profile takes. SQLite ignores
+these (its transactions are serialised whole by ``BEGIN IMMEDIATE``).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.store.models import Cart, Journey, Profile
+
+#: ``FOR NO KEY UPDATE`` on PostgreSQL.
+PROFILE_LOCK = {"key_share": True}
+
+
+def lock_profile(session: Session, profile_id: str) -> Profile | None:
+    return session.get(Profile, profile_id, with_for_update=PROFILE_LOCK)
+
+
+def lock_for_cart(session: Session, cart_id: str) -> tuple[Profile | None, Cart | None]:
+    """Lock the cart's shopper, then the cart."""
+    profile_id = session.scalar(select(Cart.profile_id).where(Cart.id == cart_id))
+    if profile_id is None:
+        return None, None
+    profile = lock_profile(session, profile_id)
+    return profile, session.get(Cart, cart_id, with_for_update=True)
+
+
+def lock_for_journey(session: Session, journey_id: str) -> Journey | None:
+    """Lock the journey's shopper, its cart, then the journey."""
+    row = session.execute(
+        select(Journey.profile_id, Journey.cart_id).where(Journey.id == journey_id)
+    ).first()
+    if row is None:
+        return None
+    lock_profile(session, row[0])
+    session.get(Cart, row[1], with_for_update=True)
+    return session.get(Journey, journey_id, with_for_update=True)
