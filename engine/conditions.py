@@ -36,7 +36,23 @@ class ConditionError(ValueError):
         self.column = column
 
 
-_env = ImmutableSandboxedEnvironment(autoescape=False)
+#: Attributes that would read the machine's clock behind the engine's back.
+CLOCK_READERS = frozenset(
+    {"now", "utcnow", "today", "fromtimestamp", "utcfromtimestamp", "timestamp", "time"}
+)
+
+
+class Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, plus: no reading the wall clock (``now.now()``) — the
+    engine's time comes only from its Clock, so simulate and production agree."""
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if attr in CLOCK_READERS:
+            return False
+        return bool(super().is_safe_attribute(obj, attr, value))
+
+
+_env = Sandbox(autoescape=False)
 
 
 @dataclass(frozen=True)
@@ -60,6 +76,13 @@ def compile_condition(source: str, *, allowed: Mapping[str, str] = NAMES) -> Con
         ast = _env.parse("{{ (" + text + ") }}")
     except TemplateSyntaxError as exc:
         raise ConditionError(f"condition does not parse: {exc.message}") from None
+    for getattr_node in ast.find_all(nodes.Getattr):
+        if getattr_node.attr in CLOCK_READERS:
+            raise ConditionError(
+                f"'.{getattr_node.attr}' reads the machine's clock; use 'now' itself (the "
+                "recipient's local time on the engine's clock)",
+                column=_find(text, "." + getattr_node.attr),
+            )
     for node in ast.find_all((nodes.Filter, nodes.Test)):
         table = _env.filters if isinstance(node, nodes.Filter) else _env.tests
         if node.name not in table:

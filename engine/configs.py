@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
 
+from engine.clock import Clock, SystemClock
 from engine.scenario.loader import CompiledScenario, Config, ConfigError, load_config
 from engine.store.database import Database
 from engine.store.models import ConfigVersion, Journey
@@ -29,10 +29,12 @@ class ConfigHolder:
         self._versions: dict[str, Config] = {config.version: config}
         self._loader = loader
         self._db: Database | None = None
+        self._clock: Clock = SystemClock()
 
-    def attach(self, db: Database) -> None:
+    def attach(self, db: Database, clock: Clock | None = None) -> None:
         """Persist every live version in ``db`` and read old ones back from it."""
         self._db = db
+        self._clock = clock or self._clock
         self._save(self._current)
 
     def _save(self, config: Config) -> None:
@@ -50,7 +52,7 @@ class ConfigHolder:
                 session.add(
                     ConfigVersion(
                         version=config.version,
-                        created_at=datetime.now(UTC),
+                        created_at=self._clock.now(),
                         files=snapshot_files(config),
                     )
                 )
@@ -69,7 +71,7 @@ class ConfigHolder:
             return None
         try:
             config = load_snapshot(files)
-        except ConfigError:
+        except (ConfigError, ValueError, OSError):
             log.error("config_snapshot_invalid", version=version)
             return None
         with self._lock:
@@ -126,9 +128,20 @@ class ConfigHolder:
                 live_version=self._current.version,
             )
             return False
+        except Exception as exc:  # unreadable file, database hiccup: keep the live one
+            log.error(
+                "config_refused",
+                problems=[f"{type(exc).__name__}: {exc}"],
+                live_version=self._current.version,
+            )
+            return False
         if config.version == self._current.version:
             return False
-        self._save(config)
+        try:
+            self._save(config)
+        except Exception as exc:
+            log.error("config_not_saved", version=config.version, error=type(exc).__name__)
+            return False
         with self._lock:
             self._versions[config.version] = config
             self._current = config

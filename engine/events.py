@@ -30,6 +30,10 @@ EventType = Literal[
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 #: Channels a shopper can consent to.
 CHANNELS = ("push", "sms", "email", "messenger")
+#: The largest cart value stored (prices × quantities), in the cart's currency.
+MAX_CART_VALUE = Decimal(10) ** 13
+#: How deeply unknown fields may nest.
+MAX_DEPTH = 32
 #: The most events one request may carry.
 MAX_BATCH = 1000
 
@@ -60,6 +64,12 @@ class Cart(_Open):
     @property
     def value(self) -> Decimal:
         return sum((item.price * item.quantity for item in self.items), Decimal(0))
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Cart:
+        if self.value >= MAX_CART_VALUE:
+            raise ValueError(f"cart value {self.value} is beyond {MAX_CART_VALUE:,}; check prices")
+        return self
 
 
 class Contact(_Open):
@@ -98,7 +108,7 @@ class Contact(_Open):
 
 class Order(_Open):
     id: ShortText
-    cart_id: str | None = None
+    cart_id: ShortText | None = None
     total: Money | None = None
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
     discount_code: str | None = None
@@ -172,11 +182,9 @@ def parse_events(body: Any) -> list[Event]:
         raise EventError(
             [{"loc": "body", "msg": 'expected a JSON object: one event or {"events": [...]}'}]
         )
-    nul = _find_nul(body, "")
-    if nul is not None:
-        raise EventError(
-            [{"loc": nul or "body", "msg": "text contains a NUL character (\\u0000); remove it"}]
-        )
+    bad = _find_bad_text(body, "", 0)
+    if bad is not None:
+        raise EventError([{"loc": bad[0] or "body", "msg": bad[1]}])
     try:
         parsed = model.model_validate(body)
     except ValidationError as exc:
@@ -188,22 +196,29 @@ def parse_events(body: Any) -> list[Event]:
     return [parsed]
 
 
-def _find_nul(value: Any, path: str) -> str | None:
-    """Dotted path of the first string (key or value) holding a NUL, which no database
-    stores: a client mistake to report, not a storage failure to retry."""
+def _find_bad_text(value: Any, path: str, depth: int) -> tuple[str, str] | None:
+    """The first place (dotted path, reason) no database would store: a NUL, a lone UTF-16
+    surrogate, or nesting deeper than :data:`MAX_DEPTH` — a client mistake to report with
+    a 4xx, not a storage failure to retry."""
+    if depth > MAX_DEPTH:
+        return path, f"nested deeper than {MAX_DEPTH} levels"
     if isinstance(value, str):
-        return path if "\x00" in value else None
+        if "\x00" in value:
+            return path, "text contains a NUL character (\\u0000); remove it"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path, "text contains a lone UTF-16 surrogate; send valid Unicode"
+        return None
     if isinstance(value, dict):
         for key, item in value.items():
             here = f"{path}.{key}" if path else str(key)
-            if "\x00" in str(key):
-                return here
-            found = _find_nul(item, here)
+            found = _find_bad_text(str(key), here, depth) or _find_bad_text(item, here, depth + 1)
             if found is not None:
                 return found
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            found = _find_nul(item, f"{path}.{index}" if path else str(index))
+            found = _find_bad_text(item, f"{path}.{index}" if path else str(index), depth + 1)
             if found is not None:
                 return found
     return None

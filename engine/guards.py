@@ -92,7 +92,10 @@ def escalation(check: StepCheck) -> Verdict | None:
         return None
     previous = check.session.scalar(
         select(Delivery)
-        .where(Delivery.journey_id == check.journey.id)
+        .where(
+            Delivery.journey_id == check.journey.id,
+            Delivery.id != (check.own_delivery_id or ""),  # a retry is not its own "previous"
+        )
         .order_by(Delivery.created_at.desc())
         .limit(1)
     )

@@ -30,7 +30,8 @@ from babel.dates import format_datetime
 from babel.numbers import format_currency, format_decimal
 from jinja2 import ChainableUndefined, FileSystemLoader, TemplateNotFound, nodes, pass_context
 from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from engine.conditions import Sandbox
 
 #: The blocks each channel needs, and the ones it may have.
 REQUIRED_BLOCKS: Mapping[str, tuple[str, ...]] = {
@@ -90,7 +91,7 @@ class TemplateSet:
     def __init__(self, directory: Path, default_locale: str = "en") -> None:
         self.directory = Path(directory)
         self.default_locale = default_locale
-        self.env = ImmutableSandboxedEnvironment(
+        self.env = Sandbox(
             loader=FileSystemLoader(str(self.directory)),
             undefined=ChainableUndefined,
             autoescape=False,

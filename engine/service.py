@@ -38,6 +38,10 @@ from engine.timers import (
 log = structlog.get_logger("cartflow.engine")
 
 
+#: How far ahead of our clock an event's ``at`` may be before it is taken as "now".
+FUTURE_SKEW = timedelta(minutes=5)
+
+
 class Engine:
     def __init__(
         self,
@@ -58,7 +62,7 @@ class Engine:
         self.clock = clock
         self.configs = configs
         self.sender = sender
-        configs.attach(db)
+        configs.attach(db, clock)
 
     # -- ingestion ---------------------------------------------------------------------
     def ingest(self, events: Sequence[Event]) -> list[str]:
@@ -70,14 +74,21 @@ class Engine:
             if event.id in seen:
                 continue
             seen.add(event.id)
+            payload = event.model_dump(mode="json", exclude_none=True)
+            at = event.at or now
+            if at > now + FUTURE_SKEW:
+                # a clock far ahead would silence the shopper until then: trust our clock,
+                # keep theirs on record
+                payload["at"], payload["sent_at_claimed"] = now.isoformat(), payload.get("at")
+                at = now
             rows.append(
                 {
                     "id": event.id,
                     "type": event.type,
-                    "at": event.at or now,
+                    "at": at,
                     "received_at": now,
                     "applied_at": None,
-                    "payload": event.model_dump(mode="json", exclude_none=True),
+                    "payload": payload,
                 }
             )
         if not rows:
@@ -111,7 +122,22 @@ class Engine:
                     if attempt == 4:
                         raise
                     log.warning("event_apply_retry", event_id=event_id, attempt=attempt + 1)
+                except Exception as exc:  # one bad event must not hold up the others
+                    self._set_aside(event_id, exc)
+                    break
         return applied
+
+    def _set_aside(self, event_id: str, exc: Exception) -> None:
+        """Mark an event that cannot be applied as done, with the reason, so it is not
+        re-driven forever and the events after it go on."""
+        reason = f"{type(exc).__name__}: {exc}"[:1000]
+        log.error("event_failed", event_id=event_id, reason=reason)
+        with self.db.transaction() as session:
+            session.execute(
+                update(RawEvent)
+                .where(RawEvent.id == event_id, RawEvent.applied_at.is_(None))
+                .values(applied_at=self.clock.now(), error=reason)
+            )
 
     def _apply_one(self, event_id: str) -> int:
         config = self.configs.current

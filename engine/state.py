@@ -140,7 +140,7 @@ def apply_event(session: Session, event: Event, *, now: datetime, idle: timedelt
         _apply_contact(session, profile, event, now)
     if event.consent:
         for channel, granted in event.consent.items():
-            set_consent(session, profile.id, channel, granted, f"event:{event.id}", now)
+            set_consent(session, profile.id, channel, granted, f"event:{event.id}", at)
         if event.type == "consent.updated" and not any(
             c.granted
             for c in session.scalars(select(Consent).where(Consent.profile_id == profile.id))
@@ -216,8 +216,10 @@ def _normalise_phone(raw: str) -> str:
 
 
 def set_consent(
-    session: Session, profile_id: str, channel: str, granted: bool, source: str, now: datetime
+    session: Session, profile_id: str, channel: str, granted: bool, source: str, at: datetime
 ) -> None:
+    """Record consent as of ``at`` (the event's time): a late, older event never overrides
+    a newer answer — withdrawn consent stays withdrawn."""
     row = session.get(Consent, (profile_id, channel))
     if row is None:
         session.add(
@@ -226,11 +228,11 @@ def set_consent(
                 channel=channel,
                 granted=granted,
                 source=source,
-                updated_at=now,
+                updated_at=at,
             )
         )
-    else:
-        row.granted, row.source, row.updated_at = granted, source, now
+    elif at >= row.updated_at:
+        row.granted, row.source, row.updated_at = granted, source, at
 
 
 def _touch_session(session: Session, profile_id: str, session_id: str, at: datetime) -> None:

@@ -114,9 +114,12 @@ def create_app(
         except SQLAlchemyError:
             log.exception("ingest_failed")
             return _problem(503, "storage unavailable; retry later", headers={"Retry-After": "5"})
+        except ValueError as exc:  # something in the events our storage cannot hold
+            return _problem(422, "invalid event(s)", [{"loc": "body", "msg": str(exc)[:300]}])
         if new:
             try:
-                enqueue_apply(new)
+                # off the event loop: a slow broker must not stall every other request
+                await run_in_threadpool(enqueue_apply, new)
             except Exception:  # durable already; the dispatcher re-drives unapplied events
                 log.exception("enqueue_failed", count=len(new))
         return JSONResponse(

@@ -15,7 +15,8 @@ from typing import Any
 import structlog
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-_PHONE = re.compile(r"\+?\d[\d\s().-]{8,}\d")
+#: ``+7 999 123-45-67`` and bare runs of 10-15 digits; not dates like 2026-11-23T09:00.
+_PHONE = re.compile(r"\+\d[\d\s().-]{7,}\d|(?<![\d.:-])\d{10,15}(?![\d.:-])")
 
 
 def scrub(value: Any) -> Any:

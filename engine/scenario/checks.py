@@ -373,7 +373,7 @@ def window_never_opens(plan: Plan) -> Iterator[Problem]:
             rules = send_rules(plan.settings, model, step, channel)
             if rules.next_opening(_WEEK_START, ZoneInfo("UTC"), horizon_days=7) is not None:
                 continue
-            quiet = ", ".join(q.text for q in rules.quiet)
+            quiet = ", ".join(dict.fromkeys(q.text for q in rules.quiet))
             at: Path_ = ("window",) if step.window else ("quiet_hours",) if step.quiet_hours else ()
             what = f"its window {', '.join(step.window)}" if step.window else "the whole day"
             yield plan.warn(

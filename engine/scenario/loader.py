@@ -26,7 +26,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScala
 
 from engine.conditions import Condition, ConditionError, compile_condition
 from engine.scenario.model import CHANNEL_NAMES, Scenario, Settings, Step
-from engine.timing import DailySpan, SendRules
+from engine.timing import DEFAULT_QUIET_HOURS, QUIET_CHANNELS, DailySpan, SendRules
 
 Path_ = tuple[str | int, ...]
 _M = TypeVar("_M", bound=BaseModel)
@@ -128,10 +128,16 @@ class Config:
 
 
 def send_rules(settings: Settings, scenario: Scenario, step: Step, channel: str) -> SendRules:
-    """Windows of the step, quiet hours of defaults ∪ scenario ∪ step (only stricter)."""
+    """Windows of the step; quiet hours of the engine ∪ defaults ∪ scenario ∪ step.
+
+    The engine's own night (21:00-09:00 for push, SMS and messengers, DESIGN §5) is always
+    there: configuration can make nights longer or cover more channels, never shorter.
+    """
     defaults = settings.defaults
     quiet: list[DailySpan] = []
-    if channel in defaults.quiet_channels:
+    if channel in QUIET_CHANNELS:
+        quiet.append(DailySpan.parse(DEFAULT_QUIET_HOURS, wrap=True))
+    if channel in defaults.quiet_channels or channel in QUIET_CHANNELS:
         quiet += [DailySpan.parse(q, wrap=True) for q in defaults.quiet_hours]
     for extra in (scenario.quiet_hours, step.quiet_hours):
         quiet += [DailySpan.parse(q, wrap=True) for q in extra or ()]
@@ -336,9 +342,15 @@ def _inner_model(annotation: Any, typing: Any) -> Any:
 
 
 def load_config(
-    path: str | os.PathLike[str] = "scenarios.yaml", *, provider_types: Any = None
+    path: str | os.PathLike[str] = "scenarios.yaml",
+    *,
+    provider_types: Any = None,
+    templates_dir: str | os.PathLike[str] | None = None,
 ) -> Config:
-    """Load and compile the configuration rooted at ``path`` or raise :class:`ConfigError`."""
+    """Load and compile the configuration rooted at ``path`` or raise :class:`ConfigError`.
+
+    ``templates_dir`` overrides the ``templates:`` setting (used for stored snapshots).
+    """
     from engine.render import TemplateSet  # render imports the model; keep import order simple
     from engine.scenario.checks import check_config
 
@@ -415,7 +427,10 @@ def load_config(
                 Problem(str(path), line, col + (exc.column or 1) - 1, f"segment '{name}': {exc}")
             )
 
-    templates = TemplateSet(root / settings.templates, settings.defaults.locale)
+    templates = TemplateSet(
+        Path(templates_dir) if templates_dir else root / settings.templates,
+        settings.defaults.locale,
+    )
     check_config(settings, scenarios, segments, templates, main_source, problems, provider_types)
 
     errors = [p for p in problems if p.severity == "error"]
@@ -423,9 +438,12 @@ def load_config(
         raise ConfigError(problems)
     scenarios.sort(key=lambda s: (-s.model.priority, s.id))
     digest = hashlib.sha256()
-    for name in [*files, *templates.files()]:
-        # relative names: the same files give the same version wherever they live
+    # relative names: the same files give the same version wherever they live
+    for name in files:
         digest.update(os.path.relpath(Path(name).resolve(), root.resolve()).encode())
+        digest.update(Path(name).read_bytes())
+    for name in templates.files():
+        digest.update(b"templates:" + os.path.relpath(name, templates.directory).encode())
         digest.update(Path(name).read_bytes())
     return Config(
         root=root,

@@ -220,6 +220,8 @@ class RawEvent(Base):
     received_at: Mapped[datetime]
     applied_at: Mapped[datetime | None]
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    #: Why the event could not be applied (it was set aside, not retried forever).
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 class Delivery(Base):

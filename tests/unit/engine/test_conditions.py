@@ -3,6 +3,7 @@ loads, evaluated at send time without side effects."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -94,3 +95,16 @@ def test_comparing_an_undefined_value_raises_for_the_caller_to_treat_as_false() 
     # journeys._holds and guards.step_condition turn this into "False" / "skip"
     with pytest.raises(UndefinedError):
         compile_condition("cart.nothing_here > 5").evaluate(CONTEXT)
+
+
+def test_conditions_cannot_read_the_machine_clock() -> None:
+    # the engine's time comes only from its Clock: 'now.now()' is refused at load time ...
+    with pytest.raises(ConditionError, match="reads the machine's clock") as refused:
+        compile_condition("now.now().year == 2026")
+    assert refused.value.column == 4
+    # ... and at run time, should a template try it
+    from engine.conditions import Sandbox
+
+    template = Sandbox().from_string("{{ now.now() }}")
+    with pytest.raises(SecurityError):
+        template.render(now=datetime(1999, 1, 1, tzinfo=UTC))
