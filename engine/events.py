@@ -3,16 +3,28 @@
 ``POST /v1/events`` and ``cartflow simulate`` both take these objects. Unknown fields are
 kept (``extra="allow"``), never rejected, so a shop can send more than we understand today.
 Validation errors become a list of ``{"loc": "events.3.cart.items.0.price", "msg": ...}``
-so a client sees which field is wrong and why.
+so a client sees which field is wrong and why. Links (``cart.url``, ``items[].url``,
+``items[].image``) end up in messages, so only absolute ``http(s)`` URLs are accepted:
+never ``javascript:``, ``data:`` or a relative path.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from engine.clock import as_utc
 
@@ -37,8 +49,36 @@ MAX_DEPTH = 32
 #: The most events one request may carry.
 MAX_BATCH = 1000
 
+#: The only URL schemes a link in an event may use (a message links to it).
+URL_SCHEMES = ("http", "https")
+#: The longest link accepted (``carts.url`` holds 2000 characters).
+MAX_URL_LENGTH = 2000
+
+
+def _web_url(value: str) -> str:
+    """``value`` if it is an absolute http(s) URL with a host ("" means "no link")."""
+    if not value:
+        return value
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
+        raise ValueError("only http(s) URLs are accepted; this one contains control characters")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
+    except ValueError:
+        raise ValueError("only http(s) URLs are accepted; this one cannot be parsed") from None
+    scheme = parts.scheme.lower()
+    if scheme not in URL_SCHEMES:
+        what = f"not {scheme[:20]}:" if scheme else "this one has no scheme"
+        raise ValueError(f"only http(s) URLs are accepted, {what} (e.g. https://shop.example/)")
+    if not parts.hostname:
+        raise ValueError("only http(s) URLs with a host are accepted, e.g. https://shop.example/")
+    return value
+
+
 Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+#: A link shown to a shopper: absolute ``http(s)`` only.
+WebUrl = Annotated[str, Field(max_length=MAX_URL_LENGTH), AfterValidator(_web_url)]
 
 
 class _Open(BaseModel):
@@ -50,15 +90,15 @@ class CartItem(_Open):
     name: str = Field(default="", max_length=500)
     price: Money
     quantity: int = Field(default=1, ge=1, le=100_000)
-    url: str | None = None
-    image: str | None = None
+    url: WebUrl | None = None
+    image: WebUrl | None = None
     category: str | None = None
 
 
 class Cart(_Open):
     id: ShortText
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
-    url: str | None = None
+    url: WebUrl | None = None
     items: list[CartItem] = Field(default_factory=list, max_length=500)
 
     @property
@@ -198,10 +238,15 @@ def parse_events(body: Any) -> list[Event]:
 
 def _find_bad_text(value: Any, path: str, depth: int) -> tuple[str, str] | None:
     """The first place (dotted path, reason) no database would store: a NUL, a lone UTF-16
-    surrogate, or nesting deeper than :data:`MAX_DEPTH` — a client mistake to report with
-    a 4xx, not a storage failure to retry."""
+    surrogate, ``NaN`` / ``Infinity`` (Python's json accepts them, and ``1e999`` becomes
+    infinity; JSON has neither, and storing would turn them into null), or nesting deeper
+    than :data:`MAX_DEPTH` — a client mistake to report with a 4xx, not a storage failure
+    to retry. Unknown fields are searched too."""
     if depth > MAX_DEPTH:
         return path, f"nested deeper than {MAX_DEPTH} levels"
+    if isinstance(value, float) and not math.isfinite(value):
+        name = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        return path or "body", f"{name} is not a JSON number; send a finite number or null"
     if isinstance(value, str):
         if "\x00" in value:
             return path, "text contains a NUL character (\\u0000); remove it"

@@ -4,8 +4,12 @@ Each guard looks at a :class:`StepCheck` and answers ``None`` (go on), or a
 :class:`Verdict`: *defer until T*, *skip because R*, *exit because R*. The order is the
 policy::
 
-    exit → step condition → escalation → still browsing → channel (consent,
-    reachability, fallback) → window / quiet hours → frequency caps
+    exit → accepted stops → step condition → escalation → still browsing → channel
+    (consent, reachability, fallback) → window / quiet hours → frequency caps
+
+"Accepted stops" are orders, emptied carts and withdrawn consents the API has answered
+202 for but the worker has not applied yet (:mod:`engine.stops`): they hold the send as
+if they were applied.
 
 The channel is chosen before the window is checked because quiet hours depend on the
 channel (email has none); a closed window defers, it never falls back to another channel.
@@ -21,6 +25,7 @@ from typing import Any, Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from engine import stops
 from engine.context import recipient_zone
 from engine.scenario.loader import CompiledScenario, Config
 from engine.scenario.model import Step
@@ -58,6 +63,8 @@ class StepCheck:
     channel: str | None = None
     contact: Contact | None = None
     notes: list[str] = field(default_factory=list)
+    #: Channels whose consent withdrawal is accepted but not applied yet.
+    withdrawn: set[str] = field(default_factory=set)
 
 
 Guard = Callable[[StepCheck], Verdict | None]
@@ -72,6 +79,23 @@ def exit_conditions(check: StepCheck) -> Verdict | None:
     if check.now >= expires_at:
         expires = format_duration(check.scenario.model.expires)
         return Verdict("exit", f"expired ({expires} after abandonment)")
+    return None
+
+
+def accepted_stops(check: StepCheck) -> Verdict | None:
+    """An order or emptied cart accepted but not applied yet defers the step until it is
+    (then ``exit_conditions`` ends the journey); one that could not be applied ends it.
+    A withdrawn consent not applied yet takes its channel out of the choice."""
+    channels = check.step.channels if check.only_channel is None else (check.only_channel,)
+    found = stops.find(
+        check.session, check.profile.id, check.cart.id, tuple(channels), check.journey.started_at
+    )
+    for stop in found:
+        if stop.channel == stops.ALL:
+            if stop.set_aside:
+                return Verdict("exit", stop.describe())
+            return Verdict("defer", stop.describe(), until=stop.recheck_at(check.now))
+    check.withdrawn = {stop.channel for stop in found}
     return None
 
 
@@ -138,6 +162,9 @@ def channel_choice(check: StepCheck) -> Verdict | None:
     sender_has = check.context.get("_provider_for")
     channels = check.step.channels if check.only_channel is None else (check.only_channel,)
     for channel in channels:
+        if channel in check.withdrawn:
+            check.notes.append(f"{channel}: consent withdrawn (accepted, being applied)")
+            continue
         consent = check.session.get(Consent, (check.profile.id, channel))
         if consent is None or not consent.granted:
             check.notes.append(f"{channel}: no consent")
@@ -218,6 +245,7 @@ def frequency_caps(check: StepCheck) -> Verdict | None:
 #: The policy, in order.
 GUARDS: Sequence[Guard] = (
     exit_conditions,
+    accepted_stops,
     step_condition,
     escalation,
     still_browsing,

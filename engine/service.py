@@ -6,6 +6,8 @@ these methods and nothing deeper, so every mode runs the same code path.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -14,8 +16,10 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from engine import stops
 from engine.clock import Clock
 from engine.configs import ConfigHolder
+from engine.decisions import record
 from engine.events import Event
 from engine.journeys import finish, on_exit_signal, on_idle_timer, shortest_idle
 from engine.locks import lock_for_cart, lock_for_journey
@@ -23,7 +27,7 @@ from engine.sending import Sender
 from engine.state import apply_event
 from engine.steps import SENDING_GRACE, Outcome, run_step
 from engine.store.database import Database
-from engine.store.models import RawEvent
+from engine.store.models import Delivery, EventStop, RawEvent
 from engine.timers import (
     CART_IDLE,
     DEFAULT_LEASE,
@@ -40,6 +44,22 @@ log = structlog.get_logger("cartflow.engine")
 
 #: How far ahead of our clock an event's ``at`` may be before it is taken as "now".
 FUTURE_SKEW = timedelta(minutes=5)
+
+
+class EventConflict(Exception):
+    """An event id already stored (or repeated in the batch) with a different body.
+
+    ``errors`` has one ``{"loc", "msg"}`` per offending event; nothing was stored."""
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__("; ".join(e["msg"] for e in errors))
+        self.errors = errors
+
+
+def digest(payload: dict[str, object]) -> str:
+    """The event as the shop sent it, canonical: what "the same event" means."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class Engine:
@@ -66,15 +86,25 @@ class Engine:
 
     # -- ingestion ---------------------------------------------------------------------
     def ingest(self, events: Sequence[Event]) -> list[str]:
-        """Store events durably; returns the ids that were new (duplicates are ignored)."""
+        """Store events durably; returns the ids that were new.
+
+        The same id with the same body is a duplicate (ignored); the same id with another
+        body raises :class:`EventConflict` and stores nothing. An event that stops
+        reminders (order, emptied cart, withdrawn consent) writes its stops in the same
+        transaction, so they hold from the 202 on (:mod:`engine.stops`)."""
         now = self.clock.now()
-        rows = []
-        seen: set[str] = set()
-        for event in events:
-            if event.id in seen:
-                continue
-            seen.add(event.id)
+        rows: list[dict[str, object]] = []
+        stop_rows: list[dict[str, object]] = []
+        first: dict[str, tuple[int, str]] = {}
+        conflicts: list[dict[str, str]] = []
+        for index, event in enumerate(events):
             payload = event.model_dump(mode="json", exclude_none=True)
+            fingerprint = digest(payload)
+            if event.id in first:
+                if first[event.id][1] != fingerprint:
+                    conflicts.append(_conflict(index, event.id, f"event {first[event.id][0]}"))
+                continue
+            first[event.id] = (index, fingerprint)
             at = event.at or now
             if at > now + FUTURE_SKEW:
                 # a clock far ahead would silence the shopper until then: trust our clock,
@@ -89,8 +119,12 @@ class Engine:
                     "received_at": now,
                     "applied_at": None,
                     "payload": payload,
+                    "digest": fingerprint,
                 }
             )
+            stop_rows += stops.rows_for(event, event.id, now)
+        if conflicts:
+            raise EventConflict(conflicts)
         if not rows:
             return []
         insert = postgresql.insert if self.db.is_postgres else sqlite.insert
@@ -101,8 +135,25 @@ class Engine:
                 .on_conflict_do_nothing(index_elements=["id"])
                 .returning(RawEvent.id)
             )
-            new = [row[0] for row in result]
-        return new
+            new = {row[0] for row in result}
+            known = [str(row["id"]) for row in rows if row["id"] not in new]
+            if known:
+                stored = dict(
+                    session.execute(
+                        select(RawEvent.id, RawEvent.digest).where(RawEvent.id.in_(known))
+                    ).all()
+                )
+                for row in rows:
+                    was = stored.get(str(row["id"]))
+                    if row["id"] in stored and was is not None and was != row["digest"]:
+                        index = first[str(row["id"])][0]
+                        conflicts.append(_conflict(index, str(row["id"]), "an earlier event"))
+                if conflicts:
+                    raise EventConflict(conflicts)  # rolls the whole batch back
+            fresh = [r for r in stop_rows if r["event_id"] in new]
+            if fresh:
+                session.execute(insert(EventStop).values(fresh).on_conflict_do_nothing())
+        return [str(row["id"]) for row in rows if row["id"] in new]
 
     def apply_events(self, ids: Sequence[str]) -> int:
         """Apply stored events (oldest first); each once, whoever else tries. Returns count."""
@@ -133,11 +184,13 @@ class Engine:
         reason = f"{type(exc).__name__}: {exc}"[:1000]
         log.error("event_failed", event_id=event_id, reason=reason)
         with self.db.transaction() as session:
+            now = self.clock.now()
             session.execute(
                 update(RawEvent)
                 .where(RawEvent.id == event_id, RawEvent.applied_at.is_(None))
-                .values(applied_at=self.clock.now(), error=reason)
+                .values(applied_at=now, error=reason)
             )
+            stops.set_aside(session, event_id, now)  # what it stops stays stopped
 
     def _apply_one(self, event_id: str) -> int:
         config = self.configs.current
@@ -159,6 +212,7 @@ class Engine:
             result = apply_event(session, event, now=now, idle=idle)
             for cart_id, reason in result.exits:
                 on_exit_signal(session, self.configs.scenario_for, cart_id, reason, now, idle)
+            stops.applied(session, event_id)  # state says it now
         return 1
 
     def unapplied_event_ids(self, older_than: timedelta, limit: int = 1000) -> list[str]:
@@ -173,6 +227,44 @@ class Engine:
                     .limit(limit)
                 )
             )
+
+    def settle_abandoned_sends(self, limit: int = 500) -> int:
+        """Deliveries left ``sending`` past the grace by a worker that vanished become
+        ``unknown`` (the request may have left: reconcile, never resend). The step's own
+        timer does this for a journey still running; this sweep also covers journeys that
+        ended meanwhile (an order after a crash), so no delivery stays ``sending``."""
+        now = self.clock.now()
+        cutoff = now - self.sending_grace
+        reason = "worker stopped after the request may have left; reconcile, do not resend"
+        with self.db.transaction() as session:
+            query = (
+                select(Delivery)
+                .where(Delivery.status == "sending", Delivery.updated_at < cutoff)
+                .order_by(Delivery.updated_at)
+                .limit(limit)
+            )
+            if self.db.is_postgres:
+                query = query.with_for_update(skip_locked=True)
+            settled = 0
+            for delivery in session.scalars(query):
+                delivery.status, delivery.error, delivery.updated_at = "unknown", reason, now
+                record(
+                    session,
+                    now,
+                    "unknown",
+                    reason,
+                    profile_id=delivery.profile_id,
+                    cart_id=delivery.cart_id,
+                    scenario=delivery.scenario,
+                    step_id=delivery.step_id,
+                    channel=delivery.channel,
+                    delivery_id=delivery.id,
+                    journey_id=delivery.journey_id,
+                )
+                settled += 1
+        if settled:
+            log.warning("deliveries_settled_unknown", count=settled)
+        return settled
 
     # -- timers --------------------------------------------------------------------------
     def claim_due(self, limit: int = 500, lease: timedelta | None = None) -> list[Claim]:
@@ -221,3 +313,13 @@ class Engine:
 
     def now(self) -> datetime:
         return self.clock.now()
+
+
+def _conflict(index: int, event_id: str, earlier: str) -> dict[str, str]:
+    return {
+        "loc": f"events.{index}.id",
+        "msg": (
+            f"event id {event_id!r} was already used by {earlier} with a different body; "
+            "an id names one event: resend it unchanged, or give a new event a new id"
+        ),
+    }

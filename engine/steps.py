@@ -25,6 +25,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from engine import stops
 from engine.context import build_context
 from engine.decisions import record
 from engine.guards import StepCheck, run_guards
@@ -102,22 +103,34 @@ def run_step(
         delivery = outcome
         message = _message(session, delivery)
 
-    # B: pending → sending, exactly one winner — and only while the journey still runs
-    # and the cart is still unpaid (an order may have landed since A)
+    # B: pending → sending, exactly one winner
+    started_at = journey.started_at
     with db.transaction() as session:
-        still_wanted = exists(
-            select(Journey.id).where(Journey.id == delivery.journey_id, Journey.status == "active")
-        ) & ~exists(
-            select(Cart.id).where(
-                Cart.id == delivery.cart_id, Cart.status.in_(("ordered", "emptied"))
+        won = start_sending(session, delivery, started_at, now_fn())
+        if not won:
+            held = stops.find(
+                session, delivery.profile_id, delivery.cart_id, (delivery.channel,), started_at
             )
-        )
-        won = session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery.id, Delivery.status == "pending", still_wanted)
-            .values(status="sending", attempts=Delivery.attempts + 1, updated_at=now_fn())
-            .execution_options(synchronize_session=False)
-        ).rowcount  # type: ignore[attr-defined]
+            if held:
+                # the guards run again shortly and see it applied (or set aside)
+                now = now_fn()
+                reason, until = held[0].describe(), held[0].recheck_at(now)
+                record(
+                    session,
+                    now,
+                    "deferred",
+                    reason,
+                    until=until,
+                    journey_id=delivery.journey_id,
+                    profile_id=delivery.profile_id,
+                    cart_id=delivery.cart_id,
+                    scenario=delivery.scenario,
+                    step_id=delivery.step_id,
+                    channel=delivery.channel,
+                    delivery_id=delivery.id,
+                )
+                release(session, claim, until)
+                return Outcome("deferred", reason, delivery.id)
     if not won:
         return Outcome("stale", "already sent, or no longer wanted", delivery.id)
 
@@ -139,6 +152,35 @@ def run_step(
         return _settle(
             session, configs, scenario, journey_id, delivery.id, result, claim, now_fn(), bound
         )
+
+
+def start_sending(
+    session: Session, delivery: Delivery, journey_started_at: datetime, now: datetime
+) -> bool:
+    """``pending → sending`` as a compare-and-set: True for the one caller that may call
+    the provider. Only while the journey still runs, the cart is unpaid and no order,
+    emptied cart or withdrawn consent on this channel has been *accepted* — applied or
+    not (:mod:`engine.stops`): an order stored after the guards ran still stops it."""
+    still_wanted = (
+        exists(
+            select(Journey.id).where(Journey.id == delivery.journey_id, Journey.status == "active")
+        )
+        & ~exists(
+            select(Cart.id).where(
+                Cart.id == delivery.cart_id, Cart.status.in_(("ordered", "emptied"))
+            )
+        )
+        & stops.none_matching(
+            delivery.profile_id, delivery.cart_id, delivery.channel, journey_started_at
+        )
+    )
+    won = session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery.id, Delivery.status == "pending", still_wanted)
+        .values(status="sending", attempts=Delivery.attempts + 1, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    return bool(won)
 
 
 def _decide(

@@ -1,7 +1,12 @@
-"""Dramatiq actors: the only two messages cartflow sends itself.
+"""Dramatiq actors: the only two messages cartflow sends itself, each on its own queue.
 
-* ``apply_events(ids)`` — apply stored events to state;
-* ``fire_timer(timer_id, kind, ref, token, scheduled_for)`` — run a claimed timer.
+* ``apply_events(ids)`` on :data:`EVENTS_QUEUE` — apply stored events to state;
+* ``fire_timer(timer_id, kind, ref, token, scheduled_for)`` on :data:`QUEUE` — run a
+  claimed timer (abandonment checks and sends).
+
+Events have a queue and worker threads of their own, so a backlog of sends never delays
+state: an order is applied while thousands of reminders wait (and until it is, its stop
+holds them — :mod:`engine.stops`).
 
 Both are safe to receive twice: events apply once (compare-and-set on ``applied_at``),
 timers check their claim token and the send path is idempotent. Timer messages are not
@@ -30,8 +35,12 @@ from engine.timers import Claim
 
 log = structlog.get_logger("cartflow.actors")
 
-#: Queue every cartflow message goes to.
+#: Queue of timer firings (abandonment checks and sends).
 QUEUE = "cartflow"
+#: Queue of event application: never behind the sends.
+EVENTS_QUEUE = "cartflow.events"
+#: Every queue cartflow uses.
+QUEUES = (EVENTS_QUEUE, QUEUE)
 
 
 def middleware() -> list[Any]:
@@ -92,7 +101,7 @@ def declare(broker: dramatiq.Broker, engine: Engine) -> Actors:
     return Actors(
         broker=broker,
         apply_events=dramatiq.actor(
-            broker=broker, actor_name="apply_events", queue_name=QUEUE, max_retries=5
+            broker=broker, actor_name="apply_events", queue_name=EVENTS_QUEUE, max_retries=5
         )(apply_events),
         fire_timer=dramatiq.actor(
             broker=broker, actor_name="fire_timer", queue_name=QUEUE, max_retries=0

@@ -211,19 +211,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_api(_: argparse.Namespace) -> int:
     import uvicorn
 
+    from workers.api import ServerLimits, server_config
     from workers.runtime import Runtime
 
     settings = _settings()
     _logging(settings.log_format)
-    runtime = Runtime(settings, embedded=False)
     try:
-        uvicorn.run(
-            runtime.app(),
-            host=settings.api_host,
-            port=settings.api_port,
-            log_level="warning",
-            access_log=False,
-        )
+        limits = ServerLimits.from_settings(settings)
+    except ValueError as exc:
+        raise CliError(f"CARTFLOW_API_* setting: {exc}") from None
+    runtime = Runtime(settings, embedded=False)
+    config = server_config(runtime.app(), limits, host=settings.api_host, port=settings.api_port)
+    try:
+        uvicorn.Server(config).run()
     finally:
         runtime.stop()
     return 0

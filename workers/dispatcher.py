@@ -2,7 +2,8 @@
 
 Each tick claims due timers in batches (with a lease) and enqueues a ``fire_timer``
 message per timer, until fewer than a batch are due. It also re-drives events that were
-stored but never applied (a message lost between the API's commit and its enqueue), and
+stored but never applied (a message lost between the API's commit and its enqueue),
+settles deliveries a vanished worker left ``sending`` (they become ``unknown``), and
 checks the configuration for a change to hot-reload.
 """
 
@@ -60,6 +61,7 @@ class Dispatcher:
             if lost:
                 log.warning("events_redriven", count=len(lost))
                 self.actors.apply_events.send(lost)
+            self.engine.settle_abandoned_sends()
             self.dispatched += total
             return total
         except Exception:

@@ -7,6 +7,7 @@ process. Production mode: PostgreSQL and Dramatiq on Redis; ``api``, ``worker`` 
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import timedelta
 from typing import Any
@@ -19,11 +20,24 @@ from engine.sending import Sender
 from engine.service import Engine
 from engine.store.database import Database
 from providers.registry import ChannelRouter, validators
-from workers.actors import QUEUE, Actors, declare, redis_broker, stub_broker
+from workers.actors import EVENTS_QUEUE, QUEUE, QUEUES, Actors, declare, redis_broker, stub_broker
 from workers.dispatcher import REDRIVE_AFTER, Dispatcher
 from workers.settings import Settings
 
 log = structlog.get_logger("cartflow.runtime")
+
+
+class _SecondWorkerNotice(logging.Filter):
+    """Events and sends each have a Dramatiq ``Worker`` on one broker (threads of their
+    own); each adds its own consumer middleware, which Dramatiq warns about. Harmless: each
+    worker consumes only its whitelisted queue."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "middleware of the same type twice" not in record.getMessage()
+
+
+for _name in ("dramatiq.broker.RedisBroker", "dramatiq.broker.StubBroker"):
+    logging.getLogger(_name).addFilter(_SecondWorkerNotice())
 
 
 class Runtime:
@@ -58,19 +72,31 @@ class Runtime:
         self.broker = stub_broker() if embedded else redis_broker(settings.redis_url)
         self.actors: Actors = declare(self.broker, self.engine)
         self.worker: Any = None
+        self.event_worker: Any = None
         self.dispatcher: Dispatcher | None = None
         self.api_server: Any = None
         self._api_thread: threading.Thread | None = None
 
-    def start_worker(self, threads: int | None = None, poll_ms: int = 100) -> None:
+    def start_worker(
+        self, threads: int | None = None, poll_ms: int = 100, event_threads: int | None = None
+    ) -> None:
+        """Start the worker threads: ``threads`` for timers and sends, ``event_threads``
+        of their own for event application (so a send backlog never delays state)."""
         from dramatiq import Worker
 
+        self.event_worker = Worker(
+            self.broker,
+            queues={EVENTS_QUEUE},
+            worker_threads=event_threads or self.settings.event_worker_threads,
+            worker_timeout=poll_ms,
+        )
         self.worker = Worker(
             self.broker,
             queues={QUEUE},
             worker_threads=threads or self.settings.worker_threads,
             worker_timeout=poll_ms,
         )
+        self.event_worker.start()
         self.worker.start()
 
     def start_dispatcher(
@@ -103,11 +129,14 @@ class Runtime:
 
         import uvicorn
 
+        from workers.api import ServerLimits, server_config
+
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app(), log_level="warning", access_log=False, lifespan="off")
+        limits = ServerLimits.from_settings(self.settings)
+        config = server_config(self.app(), limits, host=host, port=port)
         self.api_server = uvicorn.Server(config)
         self._api_thread = threading.Thread(
             target=self.api_server.run, kwargs={"sockets": [sock]}, daemon=True, name="cartflow-api"
@@ -117,12 +146,19 @@ class Runtime:
             threading.Event().wait(0.02)
         return int(port)
 
+    def join_queues(self, timeout: float = 30.0) -> None:
+        """Embedded mode: wait until every in-process queue is empty (events first)."""
+        for queue in QUEUES:
+            self.broker.join(queue, timeout=int(timeout * 1000))
+
     def join_queue(self, timeout: float = 30.0) -> None:
         """Embedded mode: wait until the in-process queue is drained."""
         if self.embedded:
-            self.broker.join(QUEUE, timeout=int(timeout * 1000))
-            if self.worker is not None:
-                self.worker.join()
+            for queue in QUEUES:
+                self.broker.join(queue, timeout=int(timeout * 1000))
+            for worker in (self.event_worker, self.worker):
+                if worker is not None:
+                    worker.join()
 
     def stop(self) -> None:
         if self.api_server is not None:
@@ -131,8 +167,9 @@ class Runtime:
                 self._api_thread.join(timeout=5)
         if self.dispatcher is not None:
             self.dispatcher.stop()
-        if self.worker is not None:
-            self.worker.stop(timeout=10_000)
+        for worker in (self.worker, self.event_worker):
+            if worker is not None:
+                worker.stop(timeout=10_000)
         self.broker.close()
         close = getattr(self.sender, "close", None)
         if callable(close):

@@ -7,13 +7,30 @@
 * ``CARTFLOW_API_KEYS`` — comma-separated keys for ``Authorization: Bearer``
   (default none: the API refuses everyone)
 * ``CARTFLOW_LOG_FORMAT`` — ``json`` (default) or ``console``
-* ``CARTFLOW_WORKER_THREADS`` — Dramatiq worker threads per process (default 8)
+* ``CARTFLOW_WORKER_THREADS`` — worker threads per process for timers and sends (default 8)
+* ``CARTFLOW_EVENT_WORKER_THREADS`` — worker threads per process that apply events, on a
+  queue of their own (default 2)
 * ``CARTFLOW_DISPATCH_INTERVAL`` — seconds between dispatcher ticks (default 1.0)
 * ``CARTFLOW_DISPATCH_BATCH`` — timers claimed per query (default 500)
 * ``CARTFLOW_TIMER_LEASE`` — seconds a claimed timer is held (default 60)
 * ``CARTFLOW_API_HOST`` / ``CARTFLOW_API_PORT`` — where ``cartflow api`` listens
   (default 0.0.0.0:8000)
 * ``CARTFLOW_RELOAD_INTERVAL`` — seconds between configuration reload checks (default 5)
+* ``CARTFLOW_PHONE_REGION`` — two-letter country whose national phone formats are
+  scrubbed from logs, e.g. ``8 (999) 123-45-67`` for ``RU`` (default ``RU``)
+
+How long the API waits for a client (docs/deployment.md; a reverse proxy in front should
+use the same or shorter limits):
+
+* ``CARTFLOW_API_HEADER_TIMEOUT`` — seconds to receive a request's line and headers,
+  counted from the connection or the first byte of the next request; then 408 and close
+  (default 10)
+* ``CARTFLOW_API_BODY_TIMEOUT`` — seconds to receive the whole body once the headers are
+  in; then 408 and close (default 10)
+* ``CARTFLOW_API_KEEP_ALIVE`` — whole seconds an idle keep-alive connection stays open
+  (default 5)
+* ``CARTFLOW_API_MAX_CONNECTIONS`` — open connections (or requests in progress) per
+  ``cartflow api`` process beyond which new requests get 503 (default 1000)
 """
 
 from __future__ import annotations
@@ -21,9 +38,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+#: Phone region when ``CARTFLOW_PHONE_REGION`` is unset (the shipped defaults are Russian:
+#: Europe/Moscow, RUB).
+DEFAULT_PHONE_REGION = "RU"
+
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
+
+
+def env_phone_region() -> str:
+    """``CARTFLOW_PHONE_REGION``, upper-cased; :data:`DEFAULT_PHONE_REGION` if unset or empty."""
+    return (_env("CARTFLOW_PHONE_REGION", "").strip() or DEFAULT_PHONE_REGION).upper()
 
 
 @dataclass(frozen=True)
@@ -42,6 +68,9 @@ class Settings:
     )
     log_format: str = field(default_factory=lambda: _env("CARTFLOW_LOG_FORMAT", "json"))
     worker_threads: int = field(default_factory=lambda: int(_env("CARTFLOW_WORKER_THREADS", "8")))
+    event_worker_threads: int = field(
+        default_factory=lambda: int(_env("CARTFLOW_EVENT_WORKER_THREADS", "2"))
+    )
     dispatch_interval: float = field(
         default_factory=lambda: float(_env("CARTFLOW_DISPATCH_INTERVAL", "1.0"))
     )
@@ -51,6 +80,17 @@ class Settings:
     api_port: int = field(default_factory=lambda: int(_env("CARTFLOW_API_PORT", "8000")))
     reload_interval: float = field(
         default_factory=lambda: float(_env("CARTFLOW_RELOAD_INTERVAL", "5"))
+    )
+    phone_region: str = field(default_factory=env_phone_region)
+    api_header_timeout: float = field(
+        default_factory=lambda: float(_env("CARTFLOW_API_HEADER_TIMEOUT", "10"))
+    )
+    api_body_timeout: float = field(
+        default_factory=lambda: float(_env("CARTFLOW_API_BODY_TIMEOUT", "10"))
+    )
+    api_keep_alive: int = field(default_factory=lambda: int(_env("CARTFLOW_API_KEEP_ALIVE", "5")))
+    api_max_connections: int = field(
+        default_factory=lambda: int(_env("CARTFLOW_API_MAX_CONNECTIONS", "1000"))
     )
 
     def __repr__(self) -> str:  # the URLs may hold passwords

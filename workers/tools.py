@@ -137,7 +137,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 raise CliError(
                     "--until takes an ISO time (2026-11-23T12:00:00Z) or +duration (+7d)"
                 ) from None
-    rows = simulate(config, events, until)
+    from engine.service import EventConflict
+
+    try:
+        rows = simulate(config, events, until)
+    except EventConflict as exc:
+        raise CliError(f"{args.events}: {exc}") from None
     if args.format == "jsonl":
         for row in rows:
             print(json.dumps(row, ensure_ascii=False))
@@ -168,6 +173,8 @@ def _db() -> Database:
 
 
 def cmd_status(_: argparse.Namespace) -> int:
+    from workers.settings import Settings
+
     db = _db()
     now = datetime.now().astimezone()
     with db.reading() as session:
@@ -185,11 +192,22 @@ def cmd_status(_: argparse.Namespace) -> int:
         by_status = dict(
             session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all()
         )
+        grace = timedelta(seconds=Settings().timer_lease)
+        stuck = (
+            session.scalar(
+                select(func.count())
+                .select_from(Delivery)
+                .where(Delivery.status == "sending", Delivery.updated_at < now - grace)
+            )
+            or 0
+        )
     lag = (now - oldest).total_seconds() if oldest else 0.0
     print(
         f"timers pending  {pending}\ntimers due      {due}\ntimer lag       {lag:.1f}s\n"
         f"events waiting  {unapplied}\ndeliveries      "
         + ", ".join(f"{k} {v}" for k, v in sorted(by_status.items()))
+        + f"\nsending stuck   {stuck} (longer than {grace.total_seconds():g}s; "
+        "the scheduler settles them as unknown)"
     )
     db.dispose()
     return 0

@@ -222,6 +222,32 @@ class RawEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
     #: Why the event could not be applied (it was set aside, not retried forever).
     error: Mapped[str | None] = mapped_column(Text)
+    #: SHA-256 of the event as the shop sent it: the same id with another body is a
+    #: conflict (409), not a duplicate. Null for events stored before this was kept.
+    digest: Mapped[str | None] = mapped_column(String(64))
+
+
+class EventStop(Base):
+    """Whom an accepted event stops (an order, an emptied cart, a withdrawn consent), from
+    the moment the API answered 202 until the event is applied (``engine.stops``).
+
+    Written in the transaction that stores the event, deleted in the one that applies it;
+    a row whose event was set aside stays, with ``set_aside_at``, and keeps stopping the
+    journeys that began before it arrived.
+    """
+
+    __tablename__ = "event_stops"
+    __table_args__ = (Index("ix_event_stops_who", "kind", "value"),)
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    #: ``cart_id``, ``customer_id`` or ``anonymous_id`` (the last two as in ``identities``).
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200), primary_key=True)
+    #: The channel it stops, or ``*`` for every channel.
+    channel: Mapped[str] = mapped_column(String(20), primary_key=True)
+    #: The event type, for the reason a send was refused.
+    event_type: Mapped[str] = mapped_column(String(40))
+    received_at: Mapped[datetime]
+    set_aside_at: Mapped[datetime | None]
 
 
 class Delivery(Base):
@@ -232,7 +258,16 @@ class Delivery(Base):
     """
 
     __tablename__ = "deliveries"
-    __table_args__ = (Index("ix_deliveries_profile_sent", "profile_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_deliveries_profile_sent", "profile_id", "created_at"),
+        # the sweep that settles deliveries a vanished worker left ``sending``
+        Index(
+            "ix_deliveries_sending",
+            "updated_at",
+            sqlite_where=text("status = 'sending'"),
+            postgresql_where=text("status = 'sending'"),
+        ),
+    )
     id: Mapped[str] = mapped_column(Id, primary_key=True)
     #: ``journey_id:step_id`` — at most once per journey step.
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)

@@ -77,6 +77,12 @@ def without_price() -> dict[str, Any]:
     return body
 
 
+def with_item(**changes: Any) -> dict[str, Any]:
+    body = event()
+    body["cart"]["items"][0].update(changes)
+    return body
+
+
 def post_raw(
     client: httpx.Client, content: bytes, headers: dict[str, str] | None = None
 ) -> httpx.Response:
@@ -160,6 +166,31 @@ INVALID: list[tuple[str, Any, str]] = [
     ("empty-batch", {"events": []}, "events"),
     ("batch-not-a-list", {"events": {"id": "evt_1"}}, "events"),
     ("too-many-events", {"events": [event(id=f"evt_{i}") for i in range(1001)]}, "events"),
+    # links a message would carry: http(s) only
+    (
+        "javascript-item-url",
+        _batch(with_item(url="javascript:alert(document.cookie)")),
+        "events.0.cart.items.0.url",
+    ),
+    (
+        "data-image",
+        with_item(image="data:text/html,<script>alert(1)</script>"),
+        "cart.items.0.image",
+    ),
+    (
+        "javascript-cart-url",
+        event(cart={"id": "c", "url": " JavaScript:alert(1)", "items": []}),
+        "cart.url",
+    ),
+    ("relative-cart-url", event(cart={"id": "c", "url": "/cart/c", "items": []}), "cart.url"),
+    # NaN / Infinity (json.dumps writes them; json.loads would accept them)
+    ("nan-in-unknown-field", event(extra=float("nan")), "extra"),
+    (
+        "infinity-price-in-batch",
+        _batch(with_item(price=float("inf"))),
+        "events.0.cart.items.0.price",
+    ),
+    ("minus-infinity-nested", event(shop={"scores": [1, float("-inf")]}), "shop.scores.1"),
     ("a-list", [event()], "body"),
     ("a-string", "cart.updated", "body"),
     ("null", None, "body"),
@@ -181,6 +212,37 @@ def test_an_invalid_event_is_422_with_the_field_path_and_nothing_is_stored(
     locs = [error["loc"] for error in answer["errors"]]
     assert loc in locs, answer
     assert all(error["msg"] for error in answer["errors"])
+    assert stored(runtime) == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "loc", "name"),
+    [
+        (b'{"events": [' + as_json(event())[:-1] + b', "n": NaN}]}', "events.0.n", "NaN"),
+        (as_json(event())[:-1] + b', "w": 1e999}', "w", "Infinity"),
+        (as_json(event())[:-1] + b', "w": [-Infinity]}', "w.0", "-Infinity"),
+    ],
+    ids=["nan-token", "overflowing-float", "minus-infinity-token"],
+)
+def test_nan_and_infinity_are_refused_not_stored_as_null(
+    api: tuple[httpx.Client, Runtime], content: bytes, loc: str, name: str
+) -> None:
+    client, runtime = api
+    response = post_raw(client, content)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"] == [
+        {"loc": loc, "msg": f"{name} is not a JSON number; send a finite number or null"}
+    ]
+    assert stored(runtime) == 0
+
+
+def test_a_link_error_says_only_http_urls_are_accepted(api: tuple[httpx.Client, Runtime]) -> None:
+    client, runtime = api
+    response = post_raw(client, as_json(_batch(with_item(url="javascript:alert(1)"))))
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["errors"]
+    assert error["loc"] == "events.0.cart.items.0.url"
+    assert "only http(s) URLs are accepted" in error["msg"]
     assert stored(runtime) == 0
 
 
@@ -223,6 +285,47 @@ def test_a_body_over_the_size_limit_is_413(api: tuple[httpx.Client, Runtime]) ->
     response = post_raw(client, as_json(body))
     assert response.status_code == 413, response.text
     assert stored(runtime) == 0
+
+
+def test_a_chunked_body_over_the_size_limit_is_413(api: tuple[httpx.Client, Runtime]) -> None:
+    client, runtime = api
+    # Given a body without Content-Length, so the cap can only be applied while reading
+    chunk = b" " * (256 * 1024)
+
+    def chunks() -> Iterator[bytes]:
+        yield as_json(event())[:-1] + b', "padding": "'
+        for _ in range(5 * 4 + 1):
+            yield chunk
+        yield b'"}'
+
+    # When
+    response = client.post(
+        "/v1/events", content=chunks(), headers={"Content-Type": "application/json", **auth()}
+    )
+    # Then
+    assert response.status_code == 413, response.text
+    assert "body larger than" in response.json()["error"]
+    assert stored(runtime) == 0
+
+
+# -- 405: the method is named in Allow -------------------------------------------------------
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("GET", "/v1/events", "POST"),
+        ("PUT", "/v1/events", "POST"),
+        ("DELETE", "/v1/events", "POST"),
+        ("POST", "/healthz", "GET"),
+    ],
+)
+def test_a_wrong_method_is_405_with_an_allow_header(
+    api: tuple[httpx.Client, Runtime], method: str, path: str, allow: str
+) -> None:
+    client, _ = api
+    response = client.request(method, path, headers=auth())
+    assert response.status_code == 405, response.text
+    assert response.headers["allow"] == allow
+    assert response.json() == {"error": "Method Not Allowed"}
 
 
 # -- 401: no or wrong key --------------------------------------------------------------------

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -12,8 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from engine.clock import SimulatedClock
-from engine.events import MAX_BATCH, EventError, parse_events
-from engine.service import Engine
+from engine.events import MAX_BATCH, MAX_URL_LENGTH, EventError, parse_events
+from engine.service import Engine, EventConflict
 from engine.simulation import Simulation
 from engine.store import Database, RawEvent
 from engine.timers import CART_IDLE
@@ -199,6 +200,94 @@ def test_event_error_message_lists_every_problem() -> None:
         parse_events(body)
 
 
+# -- links: only http(s), since a message links to them (issue 13) ------------------------------
+LINKS = {
+    "cart.url": lambda body, url: body["cart"].update(url=url),
+    "cart.items.0.url": lambda body, url: body["cart"]["items"][0].update(url=url),
+    "cart.items.0.image": lambda body, url: body["cart"]["items"][0].update(image=url),
+}
+NOT_WEB_URLS = [
+    "javascript:alert(document.cookie)",
+    "JavaScript:alert(1)",
+    "  javascript:alert(1)",
+    "java\tscript:alert(1)",
+    "javascript://shop.example/%0aalert(1)",
+    "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+    "vbscript:msgbox(1)",
+    "file:///etc/passwd",
+    "ftp://shop.example/p/1",
+    "//evil.example/p/1",
+    "/cart/9",
+    "shop.example/cart/9",
+    "https:/cart/9",
+    "http://shop.example:port/",
+    "https://[::1/",
+]
+
+
+@pytest.mark.parametrize("url", NOT_WEB_URLS)
+@pytest.mark.parametrize("loc", list(LINKS))
+def test_a_link_that_is_not_http_is_refused_with_its_path(loc: str, url: str) -> None:
+    body = good()
+    LINKS[loc](body, url)
+    (error,) = errors_of({"events": [body]})
+    assert error["loc"] == f"events.0.{loc}"
+    assert "only http(s) URLs" in error["msg"] and "accepted" in error["msg"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://shop.example/cart/9",
+        "http://shop.example/p/1?utm_source=mail#top",
+        "HTTPS://Shop.Example:8443/p/%D0%BA",
+        "https://xn--e1afmkfd.xn--p1ai/корзина",
+        "",
+    ],
+)
+@pytest.mark.parametrize("loc", list(LINKS))
+def test_http_and_https_links_are_accepted(loc: str, url: str) -> None:
+    body = good()
+    LINKS[loc](body, url)
+    assert len(parse_events(body)) == 1
+
+
+def test_a_link_longer_than_max_url_length_is_refused() -> None:
+    body = good()
+    body["cart"]["url"] = "https://shop.example/" + "a" * MAX_URL_LENGTH
+    (error,) = errors_of(body)
+    assert error["loc"] == "cart.url"
+    assert f"at most {MAX_URL_LENGTH} characters" in error["msg"]
+
+
+# -- NaN and Infinity: not JSON, refused wherever they are ----------------------------------------
+@pytest.mark.parametrize(
+    ("place", "loc", "name"),
+    [
+        (item(price=float("nan")), "events.0.cart.items.0.price", "NaN"),
+        (item(quantity=float("inf")), "events.0.cart.items.0.quantity", "Infinity"),
+        (field("", shop={"score": [1, float("-inf")]}), "events.0.shop.score.1", "-Infinity"),
+        (item(colour_weight=float("nan")), "events.0.cart.items.0.colour_weight", "NaN"),
+    ],
+    ids=["price", "quantity", "nested-unknown-field", "unknown-item-field"],
+)
+def test_non_finite_numbers_are_refused_with_their_path(place: Any, loc: str, name: str) -> None:
+    body = good()
+    place(body)
+    (error,) = errors_of({"events": [body]})
+    assert error == {
+        "loc": loc,
+        "msg": f"{name} is not a JSON number; send a finite number or null",
+    }
+
+
+def test_a_float_that_overflows_to_infinity_is_refused() -> None:
+    body = json.loads(json.dumps(good())[:-1] + ', "weight": 1e999}')
+    (error,) = errors_of(body)
+    assert error["loc"] == "weight"
+    assert error["msg"].startswith("Infinity is not a JSON number")
+
+
 # -- idempotent ingestion --------------------------------------------------------------------------
 def test_the_same_event_ingested_twice_is_applied_once(engine: Engine, db: Database) -> None:
     # Given an event that was ingested and applied
@@ -221,16 +310,17 @@ def test_duplicate_ids_in_one_batch_are_stored_once(engine: Engine) -> None:
     assert engine.ingest([event, event]) == ["evt_twice"]
 
 
-def test_a_replayed_id_with_different_content_changes_nothing(
+def test_a_replayed_id_with_different_content_is_a_conflict_and_changes_nothing(
     sim: Simulation, db: Database, clock: SimulatedClock
 ) -> None:
     # Given a cart whose idle timer is due at +30m
     sim.feed([cart_updated(T0, event_id="evt_same")])
 
     # When a different payload arrives later under the same event id
-    sim.feed([cart_updated(T0 + timedelta(minutes=20), event_id="evt_same", items=[])])
+    with pytest.raises(EventConflict, match=r"evt_same.*different body"):
+        sim.feed([cart_updated(T0 + timedelta(minutes=20), event_id="evt_same", items=[])])
 
-    # Then it is ignored: the cart is still full and its timer did not move
+    # Then it is refused: the cart is still full and its timer did not move
     (idle,) = timers(db)
     assert (idle.kind, idle.due_at) == (CART_IDLE, T0 + timedelta(minutes=30))
     sim.run_until(T0 + timedelta(hours=1))

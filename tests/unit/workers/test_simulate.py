@@ -15,7 +15,6 @@ from engine.scenario.loader import load_config
 from engine.store.models import Timer
 from providers.recording import RecordingProvider
 from providers.registry import ChannelRouter, validators
-from workers.actors import QUEUE
 from workers.cli import main
 from workers.runtime import Runtime
 from workers.settings import Settings
@@ -144,11 +143,11 @@ def test_running_worker_takes_the_same_decisions_as_simulate(tmp_path: Path) -> 
 
             def drain() -> None:
                 while True:
-                    runtime.broker.join(QUEUE, timeout=30_000)  # type: ignore[attr-defined]
+                    runtime.join_queues()
                     with runtime.db.sessions() as session:
                         due = session.scalar(select(Timer.due_at).order_by(Timer.due_at).limit(1))
                     if due is None or due > clock.now() or dispatcher.tick() == 0:
-                        runtime.broker.join(QUEUE, timeout=30_000)  # type: ignore[attr-defined]
+                        runtime.join_queues()
                         return
 
             while True:
@@ -163,7 +162,7 @@ def test_running_worker_takes_the_same_decisions_as_simulate(tmp_path: Path) -> 
                         "/v1/events", json=event.model_dump(mode="json", exclude_none=True)
                     )
                     assert response.status_code == 202
-                    runtime.broker.join(QUEUE, timeout=30_000)  # type: ignore[attr-defined]
+                    runtime.join_queues()
                 elif due is not None and due <= end:
                     clock.set(max(clock.now(), due))
                     drain()
