@@ -2,7 +2,10 @@
 
 An expression is compiled once, when the configuration loads; an unknown name or filter
 is a load-time error, not a surprise at 3 a.m. Expressions see only the names in
-:data:`NAMES`, read-only, inside :class:`jinja2.sandbox.ImmutableSandboxedEnvironment`.
+:data:`NAMES`, read-only, inside :class:`engine.sandbox.Sandbox`: what is too big as
+written (``9**(9**9)``, ``range(10**9)``) or reaches for Python internals
+(``cart.__class__``) is refused here, and each evaluation runs within
+:data:`~engine.sandbox.CONDITION_LIMITS`.
 """
 
 from __future__ import annotations
@@ -13,8 +16,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import TemplateSyntaxError, meta, nodes
+from jinja2.environment import TemplateExpression
 from jinja2.exceptions import TemplateAssertionError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.parser import Parser
+
+from engine.sandbox import (
+    CLOCK_READERS,
+    CONDITION_LIMITS,
+    Sandbox,
+    TemplateLimitError,
+    check_limits,
+    column_of,
+    evaluation,
+)
+
+#: Longest condition, in characters: longer logic belongs in named segments.
+MAX_CONDITION_LENGTH = 2_000
 
 #: The names a condition may use, and what they hold (documented in docs/scenarios.md).
 NAMES: Mapping[str, str] = {
@@ -36,23 +53,7 @@ class ConditionError(ValueError):
         self.column = column
 
 
-#: Attributes that would read the machine's clock behind the engine's back.
-CLOCK_READERS = frozenset(
-    {"now", "utcnow", "today", "fromtimestamp", "utcfromtimestamp", "timestamp", "time"}
-)
-
-
-class Sandbox(ImmutableSandboxedEnvironment):
-    """Jinja's immutable sandbox, plus: no reading the wall clock (``now.now()``) — the
-    engine's time comes only from its Clock, so simulate and production agree."""
-
-    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
-        if attr in CLOCK_READERS:
-            return False
-        return bool(super().is_safe_attribute(obj, attr, value))
-
-
-_env = Sandbox(autoescape=False)
+_env = Sandbox(autoescape=False, limits=CONDITION_LIMITS)
 
 
 @dataclass(frozen=True)
@@ -65,15 +66,37 @@ class Condition:
     _compiled: Any
 
     def evaluate(self, context: Mapping[str, Any]) -> bool:
-        return bool(self._compiled(**context))
+        """Raises :class:`~engine.sandbox.LimitError` past :data:`CONDITION_LIMITS`."""
+        with evaluation(CONDITION_LIMITS):
+            return bool(self._compiled(**context))
 
 
 def compile_condition(source: str, *, allowed: Mapping[str, str] = NAMES) -> Condition:
+    """Compile ``source`` or raise :class:`ConditionError` with what, where and a hint."""
     text = str(source).strip()
     if not text:
         raise ConditionError("empty condition; write an expression such as 'cart.value >= 1000'")
+    if len(text) > MAX_CONDITION_LENGTH:
+        raise ConditionError(
+            f"condition of {len(text):,} characters; the limit is {MAX_CONDITION_LENGTH:,} "
+            "(name its parts as segments and combine them)"
+        )
     try:
-        ast = _env.parse("{{ (" + text + ") }}")
+        return _compile(text, allowed)
+    except ConditionError:
+        raise
+    except (RecursionError, SyntaxError, MemoryError):  # Python's own nesting limits
+        raise ConditionError(
+            "condition nests too deeply (too many operators or brackets in a row); "
+            "name its parts as segments and combine them"
+        ) from None
+    except ValueError as exc:  # a number of more than 4300 digits
+        raise ConditionError(f"condition does not parse: {exc}") from None
+
+
+def _compile(text: str, allowed: Mapping[str, str]) -> Condition:
+    try:
+        ast = _parse(text)
     except TemplateSyntaxError as exc:
         raise ConditionError(f"condition does not parse: {exc.message}") from None
     for getattr_node in ast.find_all(nodes.Getattr):
@@ -83,11 +106,16 @@ def compile_condition(source: str, *, allowed: Mapping[str, str] = NAMES) -> Con
                 "recipient's local time on the engine's clock)",
                 column=_find(text, "." + getattr_node.attr),
             )
+    try:
+        check_limits(ast, CONDITION_LIMITS)
+    except TemplateLimitError as exc:
+        raise ConditionError(exc.message or str(exc), column=column_of(text, exc.needle)) from None
     for node in ast.find_all((nodes.Filter, nodes.Test)):
         table = _env.filters if isinstance(node, nodes.Filter) else _env.tests
         if node.name not in table:
             kind = "filter" if isinstance(node, nodes.Filter) else "test"
-            close = difflib.get_close_matches(node.name, list(table), n=1)
+            public = [name for name in table if not name.startswith("_")]
+            close = difflib.get_close_matches(node.name, public, n=1)
             hint = f" — did you mean '{close[0]}'?" if close else ""
             raise ConditionError(
                 f"unknown {kind} '{node.name}'{hint}", column=_find(text, node.name)
@@ -102,10 +130,29 @@ def compile_condition(source: str, *, allowed: Mapping[str, str] = NAMES) -> Con
                 column=_find(text, name),
             )
     try:
-        compiled = _env.compile_expression(text, undefined_to_none=True)
+        template = _env.from_string(_env.guard(ast))
     except (TemplateSyntaxError, TemplateAssertionError) as exc:
         raise ConditionError(f"condition does not compile: {exc.message}") from None
-    return Condition(source=text, names=names, _compiled=compiled)
+    return Condition(
+        source=text, names=names, _compiled=TemplateExpression(template, undefined_to_none=True)
+    )
+
+
+def _parse(text: str) -> nodes.Template:
+    """``text`` as ``result = (text)``, the way :meth:`jinja2.Environment.compile_expression`
+    builds it, so the tree can be checked and guarded before it compiles."""
+    parser = Parser(_env, text, state="variable")
+    expression = parser.parse_expression()
+    if not parser.stream.eos:
+        raise TemplateSyntaxError(
+            f"unexpected {parser.stream.current.value!r} after the expression",
+            parser.stream.current.lineno,
+        )
+    tree = nodes.Template(
+        [nodes.Assign(nodes.Name("result", "store"), expression, lineno=1)], lineno=1
+    )
+    tree.set_environment(_env)
+    return tree
 
 
 def _find(text: str, word: str) -> int | None:

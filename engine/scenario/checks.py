@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import TemplateError, TemplateSyntaxError, meta, nodes
 
 from engine.conditions import Condition
+from engine.sandbox import TemplateLimitError
 from engine.scenario.loader import CompiledScenario, Path_, Problem, Source, send_rules
 from engine.scenario.model import Discount, Settings, Step
 from engine.timing import format_duration
@@ -56,6 +57,7 @@ def check_config(
     provider_types: Any = None,
 ) -> None:
     seen: dict[str, CompiledScenario] = {}
+    checked: dict[tuple[str, tuple[str, ...]], list[Problem]] = {}  # a file is checked once
     for scenario in scenarios:
         where = scenario.source.where((*scenario.loc, "scenario"))
         if scenario.id in seen:
@@ -69,7 +71,7 @@ def check_config(
             )
         seen[scenario.id] = scenario
         _check_segments(scenario, settings, problems)
-        _check_steps(scenario, settings, templates, problems)
+        _check_steps(scenario, settings, templates, problems, checked)
         if not scenario.partial:
             plan = Plan.of(scenario, settings, templates)
             for lint in LINTS:
@@ -130,7 +132,11 @@ def _template_uses(step: Step) -> Iterator[tuple[str, tuple[str, ...], Path_]]:
 
 
 def _check_steps(
-    scenario: CompiledScenario, settings: Settings, templates: Any, problems: list[Problem]
+    scenario: CompiledScenario,
+    settings: Settings,
+    templates: Any,
+    problems: list[Problem],
+    checked: dict[tuple[str, tuple[str, ...]], list[Problem]],
 ) -> None:
     path = scenario.source.path
     ids: set[str] = set()
@@ -146,7 +152,7 @@ def _check_steps(
         ids.add(step.id)
         for ref, channels, rest in _template_uses(step):
             where = scenario.source.where(scenario.step_loc(i, *rest))
-            _check_template(path, where, ref, channels, settings, templates, problems)
+            _check_template(path, where, ref, channels, settings, templates, problems, checked)
 
 
 def _check_template(
@@ -157,14 +163,13 @@ def _check_template(
     settings: Settings,
     templates: Any,
     problems: list[Problem],
+    checked: dict[tuple[str, tuple[str, ...]], list[Problem]],
 ) -> None:
-    from engine.render import CONTEXT_NAMES, OPTIONAL_BLOCKS, REQUIRED_BLOCKS
-
     defaults = settings.defaults
     locales = list(dict.fromkeys([defaults.locale, *defaults.locales]))
     for locale in locales:
         name = f"{ref}.{locale}.j2"
-        if not (templates.directory / name).is_file():
+        if not templates.has(name):
             if locale == defaults.locale and templates.name_for(ref, None, defaults.locale):
                 continue  # the default locale may be served by a locale-less file
             problems.append(
@@ -176,44 +181,52 @@ def _check_template(
                 )
             )
             continue
-        file_path = str(templates.directory / name)
-        try:
-            source = templates.env.loader.get_source(templates.env, name)[0]
-            ast = templates.env.parse(source)
-            templates.env.compile(source, name=name)
-        except TemplateSyntaxError as exc:
-            problems.append(
-                Problem(file_path, exc.lineno or 1, 1, f"template syntax: {exc.message}")
+        if (name, channels) not in checked:
+            checked[(name, channels)] = list(_check_file(name, channels, templates))
+        problems.extend(checked[(name, channels)])
+
+
+def _check_file(name: str, channels: tuple[str, ...], templates: Any) -> Iterator[Problem]:
+    """Problems of the template file ``name`` used for ``channels``."""
+    from engine.render import CONTEXT_NAMES, OPTIONAL_BLOCKS, REQUIRED_BLOCKS
+
+    file_path = str(templates.directory / name)
+    try:
+        source = templates.source(name)
+        ast = templates.env.parse(source, name=name)  # parsed once: compiled from it next
+        templates.env.get_template(name)  # compiled once, kept for rendering
+    except TemplateLimitError as exc:
+        yield Problem(file_path, exc.lineno or 1, exc.column or 1, exc.message or "")
+        return
+    except TemplateSyntaxError as exc:
+        yield Problem(file_path, exc.lineno or 1, 1, f"template syntax: {exc.message}")
+        return
+    except (RecursionError, SyntaxError, MemoryError, ValueError) as exc:  # nesting, digits
+        reason = str(exc) if isinstance(exc, ValueError) else "it nests too deeply"
+        yield Problem(file_path, 1, 1, f"template does not compile: {reason}; simplify it")
+        return
+    blocks = {node.name for node in ast.find_all(nodes.Block)}
+    for channel in channels:
+        missing = [b for b in REQUIRED_BLOCKS[channel] if b not in blocks]
+        if missing:
+            has = ", ".join(REQUIRED_BLOCKS[channel] + OPTIONAL_BLOCKS.get(channel, ()))
+            yield Problem(
+                file_path,
+                1,
+                1,
+                f"template used for {channel} needs {{% block {missing[0]} %}}"
+                f" (a {channel} message has: {has})",
             )
-            continue
-        blocks = templates.blocks(name)
-        for channel in channels:
-            missing = [b for b in REQUIRED_BLOCKS[channel] if b not in blocks]
-            if missing:
-                has = ", ".join(REQUIRED_BLOCKS[channel] + OPTIONAL_BLOCKS.get(channel, ()))
-                problems.append(
-                    Problem(
-                        file_path,
-                        1,
-                        1,
-                        f"template used for {channel} needs {{% block {missing[0]} %}}"
-                        f" (a {channel} message has: {has})",
-                    )
-                )
-        for unknown in sorted(set(meta.find_undeclared_variables(ast)) - set(CONTEXT_NAMES)):
-            close = difflib.get_close_matches(unknown, CONTEXT_NAMES, n=1)
-            hint = (
-                f" — did you mean '{close[0]}'?"
-                if close
-                else f" (known: {', '.join(CONTEXT_NAMES)})"
-            )
-            problems.append(
-                Problem(
-                    file_path,
-                    *_name_position(source, ast, unknown),
-                    f"template uses '{unknown}', which the message context does not have{hint}",
-                )
-            )
+    for unknown in sorted(set(meta.find_undeclared_variables(ast)) - set(CONTEXT_NAMES)):
+        close = difflib.get_close_matches(unknown, CONTEXT_NAMES, n=1)
+        hint = (
+            f" — did you mean '{close[0]}'?" if close else f" (known: {', '.join(CONTEXT_NAMES)})"
+        )
+        yield Problem(
+            file_path,
+            *_name_position(source, ast, unknown),
+            f"template uses '{unknown}', which the message context does not have{hint}",
+        )
 
 
 def _name_position(source: str, ast: nodes.Template, name: str) -> tuple[int, int]:
@@ -404,7 +417,7 @@ def sms_too_long(plan: Plan) -> Iterator[Problem]:
                 continue
             shape = SmsShape.of(text)
             if shape.parts > step.max_sms_parts:
-                source = templates.env.loader.get_source(templates.env, name)[0]
+                source = templates.source(name)
                 code = f", a {len(_sample_code(step))}-character code" if step.discount else ""
                 yield Problem(
                     str(templates.directory / name),
