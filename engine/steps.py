@@ -272,7 +272,8 @@ def _decide(
             currency=cart.currency,
             now=now,
         )
-    locale = profile.locale or config.settings.defaults.locale
+    defaults = config.settings.defaults
+    locale = scenario.model.locale_for(profile.locale, defaults.locale)
     render_context = {k: v for k, v in context.items() if not k.startswith("_")}
     render_context.update(
         discount=view(token),
@@ -283,7 +284,11 @@ def _decide(
     assert ref is not None  # the loader makes sure every channel of the step has one
     try:
         parts = config.templates.render(
-            ref, check.channel, locale, render_context, config.settings.defaults.locale
+            ref,
+            check.channel,
+            locale,
+            render_context,
+            scenario.model.default_locale(defaults.locale),
         )
     except RenderError as exc:
         if token is not None:
