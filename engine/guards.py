@@ -4,8 +4,9 @@ Each guard looks at a :class:`StepCheck` and answers ``None`` (go on), or a
 :class:`Verdict`: *defer until T*, *skip because R*, *exit because R*. The order is the
 policy::
 
-    exit → accepted stops → step condition → escalation → still browsing → channel
-    (consent, reachability, fallback) → window / quiet hours → frequency caps
+    exit → accepted stops → scenario switched off → step condition → escalation →
+    still browsing → channel (consent, reachability, fallback) → window / quiet hours →
+    frequency caps
 
 "Accepted stops" are orders, emptied carts and withdrawn consents the API has answered
 202 for but the worker has not applied yet (:mod:`engine.stops`): they hold the send as
@@ -63,6 +64,8 @@ class StepCheck:
     channel: str | None = None
     contact: Contact | None = None
     notes: list[str] = field(default_factory=list)
+    #: Scenarios the live configuration has switched off (``enabled: false``).
+    live_disabled: frozenset[str] = frozenset()
     #: Channels whose consent withdrawal is accepted but not applied yet.
     withdrawn: set[str] = field(default_factory=set)
 
@@ -96,6 +99,14 @@ def accepted_stops(check: StepCheck) -> Verdict | None:
                 return Verdict("exit", stop.describe())
             return Verdict("defer", stop.describe(), until=stop.recheck_at(check.now))
     check.withdrawn = {stop.channel for stop in found}
+    return None
+
+
+def scenario_enabled(check: StepCheck) -> Verdict | None:
+    """A marketer who switches a campaign off expects nothing more to go out: journeys in
+    flight end at their next step, whatever version they started on."""
+    if check.scenario.id in check.live_disabled:
+        return Verdict("exit", "scenario disabled")
     return None
 
 
@@ -246,6 +257,7 @@ def frequency_caps(check: StepCheck) -> Verdict | None:
 GUARDS: Sequence[Guard] = (
     exit_conditions,
     accepted_stops,
+    scenario_enabled,
     step_condition,
     escalation,
     still_browsing,

@@ -209,11 +209,22 @@ def schedule_step(
     if step is None:
         finish(session, journey, "completed", "all steps done", now)
         return None
+    expires_at = journey.anchor_at + scenario.model.expires
+    shifted = False
     if step.after_previous is not None:
-        due = previous_at + step.after_previous
+        due = previous_at + step.after_previous  # counts from the actual send already
+        shifted = bool((journey.state or {}).get("shifted"))
     else:
         due = journey.anchor_at + (step.after or timedelta(0))
-    expires_at = journey.anchor_at + scenario.model.expires
+        if index > 0 and (journey.state or {}).get("shifted"):
+            # a deferred step shifts what follows: the gap the scenario planned between
+            # the two steps is kept from when the previous one actually went (or was
+            # skipped) — unless keeping it would pass the journey's expiry. (A step that
+            # is merely late — a backlog, events dated in the past — shifts nothing.)
+            gap = planned_offset(scenario, index) - planned_offset(scenario, index - 1)
+            kept = previous_at + max(gap, timedelta(0))
+            if due < kept <= expires_at:
+                due, shifted = kept, True
     if due > expires_at:
         finish(
             session,
@@ -226,9 +237,22 @@ def schedule_step(
     due = max(due, now)
     state = dict(journey.state or {})
     state["due_at"] = due.isoformat()
+    # a step moved by its predecessor's deferral moves the next one in turn
+    state["shifted"] = shifted
     journey.state = state
     set_timer(session, JOURNEY_STEP, journey.id, due)
     return due
+
+
+def planned_offset(scenario: CompiledScenario, index: int) -> timedelta:
+    """When step ``index`` is planned, counted from abandonment, if nothing is deferred."""
+    offset = timedelta(0)
+    for step in scenario.model.steps[: index + 1]:
+        if step.after_previous is not None:
+            offset += step.after_previous
+        else:
+            offset = step.after or timedelta(0)
+    return offset
 
 
 def finish(session: Session, journey: Journey, status: str, reason: str, now: datetime) -> None:

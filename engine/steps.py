@@ -97,7 +97,17 @@ def run_step(
             return _recover(session, scenario, journey, delivery, claim, now, sending_grace)
         # A new step, or a pending one (a retry, or a crash before sending): either way
         # every guard runs again — quiet hours, consent and exits hold for retries too.
-        outcome = _decide(session, config, scenario, journey, claim, now, sender, delivery)
+        outcome = _decide(
+            session,
+            config,
+            scenario,
+            journey,
+            claim,
+            now,
+            sender,
+            delivery,
+            live_disabled=configs.current.disabled,
+        )
         if isinstance(outcome, Outcome):
             return outcome
         delivery = outcome
@@ -192,6 +202,8 @@ def _decide(
     now: datetime,
     sender: Sender,
     pending: Delivery | None = None,
+    *,
+    live_disabled: frozenset[str] = frozenset(),
 ) -> Delivery | Outcome:
     step = scenario.step(journey.step_index)
     assert step is not None
@@ -216,8 +228,9 @@ def _decide(
         due_at=due_at,
         only_channel=pending.channel if pending is not None else None,
         own_delivery_id=pending.id if pending is not None else None,
+        live_disabled=live_disabled,
     )
-    if journey.group == "holdout":
+    if journey.group == "holdout" and journey.scenario not in live_disabled:
         verdict_kind, reason = "skip", "holdout (control group): nothing is sent"
         until = None
     else:
@@ -235,6 +248,7 @@ def _decide(
     if verdict_kind == "defer":
         assert until is not None
         record(session, now, "deferred", reason, until=until, **common)
+        journey.state = {**(journey.state or {}), "shifted": True}  # it shifts the next step
         release(session, claim, until)
         return Outcome("deferred", reason)
     if verdict_kind == "skip":
@@ -258,7 +272,8 @@ def _decide(
             currency=cart.currency,
             now=now,
         )
-    locale = profile.locale or config.settings.defaults.locale
+    defaults = config.settings.defaults
+    locale = scenario.model.locale_for(profile.locale, defaults.locale)
     render_context = {k: v for k, v in context.items() if not k.startswith("_")}
     render_context.update(
         discount=view(token),
@@ -269,7 +284,11 @@ def _decide(
     assert ref is not None  # the loader makes sure every channel of the step has one
     try:
         parts = config.templates.render(
-            ref, check.channel, locale, render_context, config.settings.defaults.locale
+            ref,
+            check.channel,
+            locale,
+            render_context,
+            scenario.model.default_locale(defaults.locale),
         )
     except RenderError as exc:
         if token is not None:
@@ -369,12 +388,18 @@ def _message(session: Session, delivery: Delivery) -> Message:
 
 
 def _advance(
-    session: Session, scenario: CompiledScenario, journey: Journey, from_index: int, now: datetime
+    session: Session,
+    scenario: CompiledScenario,
+    journey: Journey,
+    from_index: int,
+    now: datetime,
+    previous_at: datetime | None = None,
 ) -> None:
-    """Move to the next step once (compare-and-set on the step index)."""
+    """Move to the next step once (compare-and-set on the step index); the next step's
+    delays count from ``previous_at``, when this one went (default: now)."""
     if journey.step_index != from_index or journey.status != "active":
         return
-    schedule_step(session, scenario, journey, from_index + 1, now, previous_at=now)
+    schedule_step(session, scenario, journey, from_index + 1, now, previous_at=previous_at or now)
 
 
 def release_after_advance(session: Session, claim: Claim, journey: Journey) -> None:
@@ -393,6 +418,7 @@ def _recover(
     grace: timedelta,
 ) -> Outcome:
     """The step ran before and got past writing its delivery."""
+    went_at = delivery.sent_at or delivery.updated_at  # before this recovery touches it
     if delivery.status == "sending":
         if now - delivery.updated_at < grace:
             release(session, claim, delivery.updated_at + grace)
@@ -410,7 +436,7 @@ def _recover(
             channel=delivery.channel,
             delivery_id=delivery.id,
         )
-    _advance(session, scenario, journey, journey.step_index, now)
+    _advance(session, scenario, journey, journey.step_index, now, previous_at=went_at)
     if journey.status != "active":
         release(session, claim, None)
     return Outcome(

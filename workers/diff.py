@@ -14,6 +14,7 @@ import subprocess
 import tarfile
 import tempfile
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -99,29 +100,43 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if not affected:
         print("  none would take a different path")
     if args.apply == "migrate":
-        moved = migrate(
-            db,
-            holder,
-            old,
-            new,
-            [j.id for j in journeys if j.scenario_version == old.version],
-            SystemClock().now(),
-        )
-        print(f"migrated {moved} journey(s) to {new.version}")
+        ids = [j.id for j in journeys if j.scenario_version == old.version]
+        result = migrate(db, holder, old, new, ids, SystemClock().now())
+        print("\n".join(result.lines(new.version, left=len(journeys) - len(ids))))
     else:
         print("running journeys keep their version (use --apply migrate to move them)")
     db.dispose()
     return 0
 
 
+@dataclass
+class Migration:
+    """What ``--apply migrate`` did, journey by journey."""
+
+    migrated: int = 0
+    #: Journeys the new version ended at once, by reason (scenario removed, expired …).
+    ended: Counter[str] = field(default_factory=Counter)
+
+    def lines(self, version: str, left: int) -> list[str]:
+        out = [f"migrated {self.migrated} journey(s) to {version}"]
+        for reason, count in sorted(self.ended.items()):
+            out.append(f"ended {count} journey(s): {reason}")
+        if not self.ended:
+            out.append("ended 0 journey(s)")
+        out.append(f"left {left} journey(s) on their version")
+        return out
+
+
 def migrate(
     db: Database, holder: ConfigHolder, old: Config, new: Config, ids: list[str], now: datetime
-) -> int:
-    """Move journeys to ``new``: same step id if it still exists, re-planned timer."""
+) -> Migration:
+    """Move journeys to ``new``: same step id if it still exists, re-planned timer. A
+    journey the new version ends at once (its scenario is gone, its next step falls after
+    the expiry, no step is left) is counted as ended, with the reason, not as migrated."""
     from engine.journeys import finish, schedule_step
 
     holder.attach(db)
-    moved = 0
+    result = Migration()
     with db.transaction() as session:
         for journey in session.scalars(
             select(Journey).where(Journey.id.in_(ids)).with_for_update()
@@ -129,7 +144,9 @@ def migrate(
             before = old.scenario(journey.scenario)
             after = new.scenario(journey.scenario)
             if after is None:
-                finish(session, journey, "exited", f"scenario removed in config {new.version}", now)
+                reason = f"scenario removed in config {new.version}"
+                finish(session, journey, "exited", reason, now)
+                result.ended[reason] += 1
                 continue
             current = before.step(journey.step_index) if before else None
             index = next(
@@ -140,5 +157,8 @@ def migrate(
             schedule_step(
                 session, after, journey, index, now, previous_at=journey.last_sent_at or now
             )
-            moved += 1
-    return moved
+            if journey.status == "active":
+                result.migrated += 1
+            else:
+                result.ended[journey.exit_reason or journey.status] += 1
+    return result

@@ -153,6 +153,9 @@ class Config:
     version: str
     files: list[str]
     warnings: list[Problem] = field(default_factory=list)
+    #: Scenarios present but switched off (``enabled: false``): no new journeys, and the
+    #: journeys in flight exit at their next step.
+    disabled: frozenset[str] = frozenset()
 
     def scenario(self, scenario_id: str) -> CompiledScenario | None:
         return next((s for s in self.scenarios if s.id == scenario_id), None)
@@ -639,6 +642,7 @@ def load_config(
         root=root,
         settings=settings,
         scenarios=[s for s in scenarios if s.model.enabled],
+        disabled=frozenset(s.id for s in scenarios if not s.model.enabled),
         segments=segments,
         templates=templates,
         version=digest.hexdigest()[:16],

@@ -134,8 +134,27 @@ class Audience(Strict):
     exclude: str | None = None
 
 
+def _discount_percent(value: Any) -> Decimal:
+    """``7``, ``7.5``, ``"7%"`` → Decimal; what the docs promise, in marketer words."""
+    hint = 'discount percent must be more than 0 and at most 100, e.g. 7 or "7%"'
+    text = str(value).strip()
+    if isinstance(value, bool) or not text:
+        raise ValueError(hint)
+    text = text[:-1].strip() if text.endswith("%") else text
+    try:
+        number = Decimal(text)
+    except ArithmeticError:
+        raise ValueError(f"{hint}; got {value!r}") from None
+    if not number.is_finite() or not 0 < number <= 100:
+        raise ValueError(f"{hint}; got {value!r}")
+    return number
+
+
+DiscountPercent = Annotated[Decimal, BeforeValidator(_discount_percent)]
+
+
 class Discount(Strict):
-    percent: Decimal | None = Field(default=None, gt=0, le=100)
+    percent: DiscountPercent | None = None
     amount: Decimal | None = Field(default=None, gt=0)
     ttl: Duration = timedelta(hours=48)
     prefix: str = Field(default="CF", pattern=r"^[A-Z0-9]{0,10}$")
@@ -267,7 +286,19 @@ class Scenario(Strict):
     #: A step deferred by caps longer than this is skipped.
     max_staleness: Duration = timedelta(hours=24)
     quiet_hours: QuietHours | None = None
+    #: The locales this scenario's templates exist in (default: ``defaults.locales``);
+    #: the first is its default — shoppers in another locale get that one.
+    locales: tuple[str, ...] = ()
     steps: tuple[Step, ...] = Field(min_length=1)
+
+    def locale_for(self, shopper_locale: str | None, default_locale: str) -> str:
+        """The locale a shopper gets in this scenario."""
+        if not self.locales:
+            return shopper_locale or default_locale
+        return shopper_locale if shopper_locale in self.locales else self.locales[0]
+
+    def default_locale(self, default_locale: str) -> str:
+        return self.locales[0] if self.locales else default_locale
 
 
 class ProviderSettings(BaseModel):

@@ -60,8 +60,9 @@ def test_sms_due_at_night_is_deferred_to_the_window_opening(
     sent = {d.channel: d.created_at for d in deliveries(db)}
     assert moscow(sent["push"]) == datetime(2026, 11, 22, 20, 30)
     assert moscow(sent["sms"]) == datetime(2026, 11, 23, 10, 0)
-    # ... and the email, which has no quiet hours, at +24h (20:00 Moscow)
-    assert moscow(sent["email"]) == datetime(2026, 11, 23, 20, 0)
+    # ... and the email kept the 21 h the scenario planned after the SMS (+3h → +24h),
+    # counted from when the SMS actually went: 07:00 Moscow the day after
+    assert moscow(sent["email"]) == datetime(2026, 11, 24, 7, 0)
     # ... the deferral is on record with its reason and the time it waits for
     (deferred,) = decisions(db, "deferred")
     assert deferred.step_id == "sms" and deferred.channel == "sms"
@@ -71,7 +72,7 @@ def test_sms_due_at_night_is_deferred_to_the_window_opening(
     assert not any(in_quiet_hours(at) for channel, at, _ in recorder.calls if channel != "email")
 
 
-def test_push_due_at_night_waits_for_nine_and_sms_for_ten(
+def test_push_due_at_night_waits_for_nine_and_the_sms_keeps_its_gap(
     sim: Simulation, clock: SimulatedClock, db: Database
 ) -> None:
     # Given a cart left at 21:00 Moscow: push due 21:30, SMS due 00:00
@@ -82,11 +83,14 @@ def test_push_due_at_night_waits_for_nine_and_sms_for_ten(
     # When the night passes
     sim.run_until(start + timedelta(days=2))
 
-    # Then the push went at 09:00 (quiet hours end), the SMS at 10:00 (its window)
+    # Then the push went at 09:00 (quiet hours end), and the SMS kept the 2½ h the
+    # scenario puts between them (+30m → +3h): 11:30, not one hour later at 10:00
     sent = {d.channel: moscow(d.created_at) for d in deliveries(db)}
     assert sent["push"] == datetime(2026, 11, 23, 9, 0)
-    assert sent["sms"] == datetime(2026, 11, 23, 10, 0)
-    assert [d.step_id for d in decisions(db, "deferred")] == ["push", "sms"]
+    assert sent["sms"] == datetime(2026, 11, 23, 11, 30)
+    # ... and the email its 21 h after the SMS
+    assert sent["email"] == datetime(2026, 11, 24, 8, 30)
+    assert [d.step_id for d in decisions(db, "deferred")] == ["push"]
 
 
 def test_time_zone_comes_from_the_profile(

@@ -101,7 +101,7 @@ def test_in_flight_journeys_counted_and_migrated(
     new_config = load_config(new, provider_types=validators())
     holder = ConfigHolder(new_config)
     moved = migrate(db, holder, config, new_config, ids, datetime(2026, 11, 23, 12, tzinfo=UTC))
-    assert moved == 2
+    assert (moved.migrated, sum(moved.ended.values())) == (2, 0)
     new_version = new_config.version
     with db.sessions() as session:
         anna = session.scalar(select(Journey).where(Journey.cart_id == "cart_anna"))
@@ -146,7 +146,9 @@ def test_cli_migrate_moves_running_journeys(
         )
         == 0
     )
-    assert "migrated 2 journey(s)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "migrated 2 journey(s)" in out
+    assert "ended 0 journey(s)" in out and "left 0 journey(s) on their version" in out
     db = Database(url)
     with db.sessions() as session:
         versions = set(
@@ -154,3 +156,34 @@ def test_cli_migrate_moves_running_journeys(
         )
     db.dispose()
     assert versions == {load_config(new, provider_types=validators()).version}
+
+
+def test_cli_migrate_reports_a_journey_it_ended_as_ended(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given anna waiting for the email step and emma (high_value_cart) for hers
+    config = load_config(ROOT / "scenarios.yaml", provider_types=validators())
+    events = [
+        e
+        for e in read_events(str(ROOT / "examples" / "events.jsonl"))
+        if e.at and e.at < datetime(2026, 11, 23, 12, tzinfo=UTC)
+    ]
+    simulate(config, events, until=datetime(2026, 11, 23, 12, tzinfo=UTC), workdir=tmp_path)
+    url = f"sqlite:///{tmp_path / 'simulate.db'}"
+    # and a new version whose abandoned_cart has no email step any more
+    new = _copy(tmp_path, "new")
+    step_file = new.parent / "scenarios" / "abandoned_cart.yaml"
+    text = step_file.read_text()
+    step_file.write_text(text[: text.index("  - id: email")])
+    # When migrating
+    args = ["diff", str(ROOT / "scenarios.yaml"), str(new), "--database", url]
+    assert main([*args, "--apply", "migrate"]) == 0
+    out = capsys.readouterr().out
+    # Then the report says what happened to each: one moved, one ended with its reason
+    assert "migrated 1 journey(s)" in out, out
+    assert "ended 1 journey(s): all steps done" in out, out
+    db = Database(url)
+    with db.sessions() as session:
+        anna = session.scalar(select(Journey).where(Journey.cart_id == "cart_anna"))
+    db.dispose()
+    assert anna is not None and anna.status == "completed"

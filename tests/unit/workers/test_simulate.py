@@ -39,13 +39,12 @@ EXPECTED = [
     ("2026-11-23T16:02", "cart_oleg", "sms", "sent"),  # no SMS consent: the offer by email
     ("2026-11-23T20:00", "cart_dmitry", "push", "deferred"),  # 23:00 MSK: quiet hours
     ("2026-11-24T06:00", "cart_dmitry", "push", "sent"),  # 09:00 MSK, when quiet hours end
-    ("2026-11-24T06:00", "cart_dmitry", "sms", "deferred"),  # SMS window opens at 10:00
     ("2026-11-24T07:00", "cart_anna", "email", "sent"),
-    ("2026-11-24T07:00", "cart_dmitry", "sms", "sent"),  # 10:00 MSK
+    ("2026-11-24T08:30", "cart_dmitry", "sms", "sent"),  # 2½ h after the push, not 1 h
     ("2026-11-24T12:01", "cart_maria", "email", "sent"),
     ("2026-11-24T12:32", "cart_emma", "sms", "skipped"),  # journey.sent < 2 is false
     ("2026-11-24T13:02", "cart_oleg", "email", "sent"),
-    ("2026-11-24T19:30", "cart_dmitry", "email", "sent"),
+    ("2026-11-25T05:30", "cart_dmitry", "email", "sent"),  # 21 h after his SMS
 ]
 
 
