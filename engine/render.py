@@ -25,8 +25,7 @@ configuration has been validated and loaded; rendering a message runs within
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -89,6 +88,18 @@ _GSM_BASIC = set(
 _GSM_EXTENDED = set("^{}\\[~]|€\f")
 
 
+def _pack(text: str, per_part: int, wide: Callable[[str], bool]) -> int:
+    """Parts of a concatenated SMS: an escape pair (GSM-7) or a surrogate pair (UCS-2)
+    is never split across two parts, so a part may carry one unit less."""
+    parts, used = 1, 0
+    for ch in text:
+        size = 2 if wide(ch) else 1
+        if used + size > per_part:
+            parts, used = parts + 1, 0
+        used += size
+    return parts
+
+
 @dataclass(frozen=True)
 class SmsShape:
     """How an SMS text travels: encoding, length in units, and the number of parts."""
@@ -100,16 +111,17 @@ class SmsShape:
 
     @classmethod
     def of(cls, text: str) -> SmsShape:
+        wide: Callable[[str], bool]
         if all(ch in _GSM_BASIC or ch in _GSM_EXTENDED for ch in text):
-            length = sum(2 if ch in _GSM_EXTENDED else 1 for ch in text)
-            single, multi, encoding = 160, 153, "GSM-7"
+            # an extended character is an escape pair: two septets
+            wide, single, multi, encoding = _GSM_EXTENDED.__contains__, 160, 153, "GSM-7"
         else:
-            # UTF-16 code units: characters outside the BMP (emoji) take two.
-            length = sum(2 if ord(ch) > 0xFFFF else 1 for ch in text)
-            single, multi, encoding = 70, 67, "UCS-2"
+            # UTF-16 code units: characters outside the BMP (emoji) are a surrogate pair
+            wide, single, multi, encoding = (lambda ch: ord(ch) > 0xFFFF), 70, 67, "UCS-2"
+        length = sum(2 if wide(ch) else 1 for ch in text)
         if length <= single:
             return cls(encoding, length, 1 if length else 0, single)
-        return cls(encoding, length, math.ceil(length / multi), multi)
+        return cls(encoding, length, _pack(text, multi, wide), multi)
 
 
 class TemplateSandbox(Sandbox):

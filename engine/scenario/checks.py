@@ -152,7 +152,17 @@ def _check_steps(
         ids.add(step.id)
         for ref, channels, rest in _template_uses(step):
             where = scenario.source.where(scenario.step_loc(i, *rest))
-            _check_template(path, where, ref, channels, settings, templates, problems, checked)
+            _check_template(
+                path,
+                where,
+                ref,
+                channels,
+                settings,
+                templates,
+                problems,
+                checked,
+                scenario.model.locales,
+            )
 
 
 def _check_template(
@@ -164,20 +174,27 @@ def _check_template(
     templates: Any,
     problems: list[Problem],
     checked: dict[tuple[str, tuple[str, ...]], list[Problem]],
+    own_locales: tuple[str, ...] = (),
 ) -> None:
+    """A scenario with its own ``locales`` needs templates in those only (its first is
+    its default); otherwise in ``defaults.locale`` and ``defaults.locales``."""
     defaults = settings.defaults
-    locales = list(dict.fromkeys([defaults.locale, *defaults.locales]))
+    if own_locales:
+        locales, default, required_by = list(own_locales), own_locales[0], "the scenario's locales"
+    else:
+        locales = list(dict.fromkeys([defaults.locale, *defaults.locales]))
+        default, required_by = defaults.locale, "defaults.locales"
     for locale in locales:
         name = f"{ref}.{locale}.j2"
         if not templates.has(name):
-            if locale == defaults.locale and templates.name_for(ref, None, defaults.locale):
+            if locale == default and templates.name_for(ref, None, default):
                 continue  # the default locale may be served by a locale-less file
             problems.append(
                 Problem(
                     path,
                     *where,
                     f"missing template {settings.templates}/{name} for locale '{locale}' "
-                    f"(locales required by defaults.locales: {', '.join(locales)})",
+                    f"(locales required by {required_by}: {', '.join(locales)})",
                 )
             )
             continue

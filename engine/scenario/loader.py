@@ -419,10 +419,17 @@ def _plain(node: Any, loc: Path_, source: Source, problems: list[Problem]) -> An
 def _pydantic_problems(
     exc: ValidationError, model: type[BaseModel], source: Source, prefix: Path_ = ()
 ) -> Iterator[Problem]:
-    for err in exc.errors():
-        data_loc = _data_loc(err["loc"])
+    errors = exc.errors()
+    located = [_data_loc(e["loc"]) for e in errors]
+    for err, data_loc in zip(errors, located, strict=True):
         full = (*prefix, *data_loc)
-        msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if err["type"] == "too_short" and any(
+            other[: len(data_loc)] == data_loc and len(other) > len(data_loc) for other in located
+        ):
+            continue  # "steps: should have at least 1 item" only echoes a broken step
+        msg = _in_marketer_words(err) or str(err["msg"]).removeprefix("Value error, ").removeprefix(
+            "Assertion failed, "
+        )
         if err["type"] == "extra_forbidden":
             key = str(data_loc[-1])
             known = _fields_at(model, data_loc[:-1])
@@ -451,6 +458,50 @@ def _pydantic_problems(
         line, col = source.where(full)
         where = ".".join(str(p) for p in data_loc)
         yield Problem(source.path, line, col, f"{where}: {msg}" if where else msg)
+
+
+def _in_marketer_words(err: Any) -> str | None:
+    """pydantic's wording ("Input should be less than or equal to 100") in words a
+    marketer reads, with an example; None to keep pydantic's own."""
+    kind, ctx = err["type"], err.get("ctx") or {}
+    bounds = {
+        "greater_than": "more than {gt}",
+        "greater_than_equal": "at least {ge}",
+        "less_than": "less than {lt}",
+        "less_than_equal": "at most {le}",
+    }
+    if kind in bounds:
+        return f"must be {bounds[kind].format(**ctx)}; got {err.get('input')!r}"
+    words = {
+        "int_parsing": "must be a whole number, e.g. 3",
+        "int_type": "must be a whole number, e.g. 3",
+        "int_from_float": "must be a whole number, e.g. 3",
+        "float_parsing": "must be a number, e.g. 2.5",
+        "float_type": "must be a number, e.g. 2.5",
+        "decimal_parsing": "must be a number, e.g. 2.5",
+        "decimal_type": "must be a number, e.g. 2.5",
+        "bool_parsing": "must be true or false",
+        "bool_type": "must be true or false",
+        "string_type": "must be text; put it in quotes",
+        "list_type": "must be a list, e.g. [a, b]",
+        "tuple_type": "must be a list, e.g. [a, b]",
+        "dict_type": "must be a mapping of keys to values",
+        "model_type": "must be a mapping of keys to values",
+        "model_attributes_type": "must be a mapping of keys to values",
+    }
+    if kind in words:
+        return f"{words[kind]}; got {err.get('input')!r}"
+    if kind == "too_short":
+        least = ctx.get("min_length", 1)
+        return f"needs at least {least} item{'s' if least != 1 else ''}"
+    if kind == "string_pattern_mismatch":
+        return (
+            f"{err.get('input')!r} does not fit: use lowercase letters, digits and '_' "
+            f"(pattern {ctx.get('pattern')})"
+            if "a-z0-9_" in str(ctx.get("pattern"))
+            else f"{err.get('input')!r} does not match the expected form {ctx.get('pattern')}"
+        )
+    return None
 
 
 #: How a literal error names the value it rejects, by field.

@@ -164,6 +164,16 @@ def test_template_error_becomes_a_render_error(templates: TemplateSet) -> None:
         ("😀" * 35, "UCS-2", 70, 1),  # outside the BMP: two UTF-16 units each
         ("😀" * 36, "UCS-2", 72, 2),
         ("a" * 159 + "я", "UCS-2", 160, 3),  # one Cyrillic letter switches the whole text
+        # an escape pair is never split across parts: 152 + (€ would straddle) → 3 parts
+        ("a" * 152 + "€" + "a" * 152, "GSM-7", 306, 3),
+        ("a" * 151 + "€" + "a" * 153, "GSM-7", 306, 2),  # € fits at the end of part 1
+        ("€" * 153, "GSM-7", 306, 3),  # 76 pairs per part, not 76.5
+        ("€" * 152, "GSM-7", 304, 2),
+        # a surrogate pair is never split either
+        ("я" * 66 + "😀" + "я" * 66, "UCS-2", 134, 3),
+        ("я" * 65 + "😀" + "я" * 67, "UCS-2", 134, 2),
+        ("😀" * 67, "UCS-2", 134, 3),  # 33 emoji per 67-unit part
+        ("😀" * 66, "UCS-2", 132, 2),
     ],
 )
 def test_sms_shape(text: str, encoding: str, length: int, parts: int) -> None:
