@@ -236,13 +236,12 @@ class Engine:
         now = self.clock.now()
         cutoff = now - self.sending_grace
         reason = "worker stopped after the request may have left; reconcile, do not resend"
+        stuck = Delivery.status == "sending", Delivery.updated_at < cutoff
+        with self.db.reading() as session:  # every tick: never take SQLite's write lock idly
+            if session.scalar(select(Delivery.id).where(*stuck).limit(1)) is None:
+                return 0
         with self.db.transaction() as session:
-            query = (
-                select(Delivery)
-                .where(Delivery.status == "sending", Delivery.updated_at < cutoff)
-                .order_by(Delivery.updated_at)
-                .limit(limit)
-            )
+            query = select(Delivery).where(*stuck).order_by(Delivery.updated_at).limit(limit)
             if self.db.is_postgres:
                 query = query.with_for_update(skip_locked=True)
             settled = 0

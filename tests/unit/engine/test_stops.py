@@ -202,3 +202,32 @@ def test_an_id_repeated_inside_one_batch_with_another_body_is_a_conflict(
     with pytest.raises(EventConflict, match="event 0"):
         engine.ingest([a, b])
     assert engine.ingest([a, a]) == ["evt_twice"]
+
+
+def test_a_delivery_left_sending_by_a_dead_worker_is_settled_after_the_journey_ended(
+    sim: Simulation, clock: SimulatedClock, db: Database, recorder: ClockedRecorder
+) -> None:
+    # Given an SMS a worker moved to `sending` and then died on (the provider call never
+    # returned), and the shopper's order ending the journey meanwhile
+    from engine.sending import SendResult
+
+    push_sent(sim, recorder)
+    recorder.scripted.append(SendResult.retryable("recording", "HTTP 503", retry_after=600))
+    sim.run_until(T0 + 3 * HOUR)
+    with db.reading() as session:
+        pending = session.scalar(select(Delivery).where(Delivery.status == "pending"))
+        journey = session.scalar(select(Journey))
+    assert pending is not None and journey is not None
+    with db.transaction() as session:
+        assert start_sending(session, pending, journey.started_at, clock.now())
+    sim.feed([order_completed(T0 + 3 * HOUR)])  # at the same moment
+    assert journeys(db)[0].status == "exited"
+    # When the sending grace has passed and the scheduler's sweep runs
+    assert sim.engine.settle_abandoned_sends() == 0  # not yet: a live worker may be sending
+    clock.set(clock.now() + sim.engine.sending_grace + timedelta(seconds=1))
+    assert sim.engine.settle_abandoned_sends() == 1
+    # Then the SMS is `unknown` with the reason, recorded as a decision, never resent
+    sms = next(d for d in deliveries(db) if d.step_id == "sms")
+    assert sms.status == "unknown" and sms.error and "do not resend" in sms.error
+    assert [d.delivery_id for d in decisions(db, "unknown")] == [sms.id]
+    assert sim.engine.settle_abandoned_sends() == 0
