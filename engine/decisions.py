@@ -8,7 +8,7 @@ from datetime import datetime
 import structlog
 from sqlalchemy.orm import Session
 
-from engine.store.models import Decision, Journey
+from engine.store.models import Decision, Delivery, Journey
 
 log = structlog.get_logger("cartflow.decisions")
 
@@ -56,3 +56,29 @@ def record(
         until=until.isoformat() if until else None,
     )
     return row
+
+
+def record_for(
+    session: Session,
+    delivery: Delivery,
+    at: datetime,
+    decision: str,
+    reason: str,
+    *,
+    until: datetime | None = None,
+) -> Decision:
+    """A decision about one delivery, outside the journey's own step run."""
+    return record(
+        session,
+        at,
+        decision,
+        reason,
+        until=until,
+        journey_id=delivery.journey_id,
+        profile_id=delivery.profile_id,
+        cart_id=delivery.cart_id,
+        scenario=delivery.scenario,
+        step_id=delivery.step_id,
+        channel=delivery.channel,
+        delivery_id=delivery.id,
+    )

@@ -19,13 +19,13 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from engine import stops
 from engine.clock import Clock
 from engine.configs import ConfigHolder
-from engine.decisions import record
+from engine.decisions import record_for
 from engine.events import Event
 from engine.journeys import finish, on_exit_signal, on_idle_timer, shortest_idle
 from engine.locks import lock_for_cart, lock_for_journey
 from engine.sending import Sender
 from engine.state import apply_event
-from engine.steps import SENDING_GRACE, Outcome, run_step
+from engine.steps import LEFT_SENDING, SENDING_GRACE, Outcome, run_step
 from engine.store.database import Database
 from engine.store.models import Delivery, EventStop, RawEvent
 from engine.timers import (
@@ -235,7 +235,6 @@ class Engine:
         ended meanwhile (an order after a crash), so no delivery stays ``sending``."""
         now = self.clock.now()
         cutoff = now - self.sending_grace
-        reason = "worker stopped after the request may have left; reconcile, do not resend"
         stuck = Delivery.status == "sending", Delivery.updated_at < cutoff
         with self.db.reading() as session:  # every tick: never take SQLite's write lock idly
             if session.scalar(select(Delivery.id).where(*stuck).limit(1)) is None:
@@ -246,20 +245,8 @@ class Engine:
                 query = query.with_for_update(skip_locked=True)
             settled = 0
             for delivery in session.scalars(query):
-                delivery.status, delivery.error, delivery.updated_at = "unknown", reason, now
-                record(
-                    session,
-                    now,
-                    "unknown",
-                    reason,
-                    profile_id=delivery.profile_id,
-                    cart_id=delivery.cart_id,
-                    scenario=delivery.scenario,
-                    step_id=delivery.step_id,
-                    channel=delivery.channel,
-                    delivery_id=delivery.id,
-                    journey_id=delivery.journey_id,
-                )
+                delivery.status, delivery.error, delivery.updated_at = "unknown", LEFT_SENDING, now
+                record_for(session, delivery, now, "unknown", LEFT_SENDING)
                 settled += 1
         if settled:
             log.warning("deliveries_settled_unknown", count=settled)

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from engine import stops
 from engine.context import build_context
-from engine.decisions import record
+from engine.decisions import record, record_for
 from engine.guards import StepCheck, run_guards
 from engine.journeys import finish, schedule_step
 from engine.locks import lock_for_journey
@@ -49,6 +49,8 @@ MAX_ATTEMPTS = 3
 DEFAULT_RETRY_AFTER = timedelta(minutes=5)
 #: A delivery left ``sending`` longer than this by a dead worker becomes ``unknown``.
 SENDING_GRACE = timedelta(seconds=30)
+#: Why such a delivery is ``unknown``.
+LEFT_SENDING = "worker stopped after the request may have left; reconcile, do not resend"
 
 
 @dataclass(frozen=True)
@@ -125,20 +127,7 @@ def run_step(
                 # the guards run again shortly and see it applied (or set aside)
                 now = now_fn()
                 reason, until = held[0].describe(), held[0].recheck_at(now)
-                record(
-                    session,
-                    now,
-                    "deferred",
-                    reason,
-                    until=until,
-                    journey_id=delivery.journey_id,
-                    profile_id=delivery.profile_id,
-                    cart_id=delivery.cart_id,
-                    scenario=delivery.scenario,
-                    step_id=delivery.step_id,
-                    channel=delivery.channel,
-                    delivery_id=delivery.id,
-                )
+                record_for(session, delivery, now, "deferred", reason, until=until)
                 release(session, claim, until)
                 return Outcome("deferred", reason, delivery.id)
     if not won:
@@ -424,7 +413,7 @@ def _recover(
             release(session, claim, delivery.updated_at + grace)
             return Outcome("deferred", "another worker may still be sending", delivery.id)
         delivery.status = "unknown"
-        delivery.error = "worker stopped after the request may have left; reconcile, do not resend"
+        delivery.error = LEFT_SENDING
         delivery.updated_at = now
         record(
             session,
