@@ -1,4 +1,5 @@
-"""The native event (DESIGN §7, a contract) and its validation.
+"""The native event (a contract: every type, field and limit in docs/events.md) and its
+validation.
 
 ``POST /v1/events`` and ``cartflow simulate`` both take these objects. Unknown fields are
 kept (``extra="allow"``), never rejected, so a shop can send more than we understand today.
@@ -194,7 +195,7 @@ class Event(_Open):
 
 
 class Batch(BaseModel):
-    # unknown fields next to "events" are kept out of the way, never rejected (DESIGN §7)
+    # unknown fields next to "events" are kept out of the way, never rejected (docs/events.md)
     model_config = ConfigDict(extra="ignore")
     events: list[Event] = Field(min_length=1, max_length=MAX_BATCH)
 

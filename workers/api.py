@@ -1,4 +1,4 @@
-"""The HTTP app: ``POST /v1/events`` (DESIGN §7) and health, and the server around it.
+"""The HTTP app: ``POST /v1/events`` (docs/events.md) and health, and the server around it.
 
 202 only after the batch is durably stored; 4xx with a field-level error list for any
 client mistake; API-key auth with ``Authorization: Bearer``. Served by uvicorn, configured
