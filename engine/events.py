@@ -1,4 +1,5 @@
-"""The native event (DESIGN §7, a contract) and its validation.
+"""The native event (a contract: every type, field and limit in docs/events.md) and its
+validation.
 
 ``POST /v1/events`` and ``cartflow simulate`` both take these objects. Unknown fields are
 kept (``extra="allow"``), never rejected, so a shop can send more than we understand today.
@@ -75,10 +76,18 @@ def _web_url(value: str) -> str:
     return value
 
 
+#: What :func:`_web_url` accepts, as a JSON Schema pattern for ``/openapi.json`` (a little
+#: stricter than the validator: printable ASCII after the host).
+WEB_URL_PATTERN = r"^$|^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(:[0-9]{1,4})?(/[!-~]*)?$"
+
 Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
 #: A link shown to a shopper: absolute ``http(s)`` only.
-WebUrl = Annotated[str, Field(max_length=MAX_URL_LENGTH), AfterValidator(_web_url)]
+WebUrl = Annotated[
+    str,
+    Field(max_length=MAX_URL_LENGTH, json_schema_extra={"pattern": WEB_URL_PATTERN}),
+    AfterValidator(_web_url),
+]
 
 
 class _Open(BaseModel):
@@ -86,6 +95,8 @@ class _Open(BaseModel):
 
 
 class CartItem(_Open):
+    """One line of a cart: ``price`` is for one, a decimal amount in the cart's currency."""
+
     sku: ShortText
     name: str = Field(default="", max_length=500)
     price: Money
@@ -96,6 +107,8 @@ class CartItem(_Open):
 
 
 class Cart(_Open):
+    """The whole cart as it is now, never a difference; empty ``items`` means emptied."""
+
     id: ShortText
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
     url: WebUrl | None = None
@@ -113,7 +126,11 @@ class Cart(_Open):
 
 
 class Contact(_Open):
-    email: str | None = Field(default=None, max_length=320)
+    """How to reach the shopper, and in which language and time zone."""
+
+    email: str | None = Field(
+        default=None, max_length=320, json_schema_extra={"pattern": r"^[^@\s]+@[^@\s]+\.[^@\s]+$"}
+    )
     phone: str | None = Field(default=None, max_length=32)
     push_token: str | None = Field(default=None, max_length=4096)
     locale: str | None = Field(default=None, max_length=35)
@@ -147,6 +164,8 @@ class Contact(_Open):
 
 
 class Order(_Open):
+    """An order placed; ``cart_id`` names the cart it paid for."""
+
     id: ShortText
     cart_id: ShortText | None = None
     total: Money | None = None
@@ -154,8 +173,32 @@ class Order(_Open):
     discount_code: str | None = None
 
 
+def _needs(event_type: str, field: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """JSON Schema: an event of ``event_type`` has ``field``, matching ``schema``."""
+    return {
+        "if": {"properties": {"type": {"const": event_type}}, "required": ["type"]},
+        "then": {"required": [field], "properties": {field: schema}},
+    }
+
+
+#: The rules of :meth:`Event._shape`, in JSON Schema for ``/openapi.json``.
+EVENT_RULES: dict[str, Any] = {
+    "anyOf": [
+        {"required": [key], "properties": {key: {"type": "string", "minLength": 1}}}
+        for key in ("anonymous_id", "customer_id")
+    ],
+    "allOf": [
+        _needs("cart.updated", "cart", {"type": "object"}),
+        _needs("order.completed", "order", {"type": "object"}),
+        _needs("consent.updated", "consent", {"type": "object", "minProperties": 1}),
+    ],
+}
+
+
 class Event(_Open):
     """One native event. ``at`` must carry a time zone offset."""
+
+    model_config = ConfigDict(json_schema_extra=EVENT_RULES)
 
     id: ShortText
     type: EventType
@@ -194,7 +237,9 @@ class Event(_Open):
 
 
 class Batch(BaseModel):
-    # unknown fields next to "events" are kept out of the way, never rejected (DESIGN §7)
+    """Up to 1000 events in one request: all of them are stored, or none."""
+
+    # unknown fields next to "events" are kept out of the way, never rejected (docs/events.md)
     model_config = ConfigDict(extra="ignore")
     events: list[Event] = Field(min_length=1, max_length=MAX_BATCH)
 

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import sys
+import textwrap
 import threading
+from collections.abc import Callable
 from typing import Any, ClassVar, TextIO
 
 from engine.sending import Message, SendResult
 from providers.base import Provider
 
 _lock = threading.Lock()
+#: Where a message's text starts under its heading line.
+INDENT = " " * 8
+#: The gutter in front of each line of an email body, so it reads as one block.
+EMAIL_GUTTER = "│ "
+#: The most of an email's text shown.
+EMAIL_CHARS = 300
 
 
 def mask(address: str) -> str:
@@ -27,23 +35,43 @@ class ConsoleProvider(Provider):
     channels = ("push", "sms", "email", "messenger")
     settings: ClassVar[dict[str, bool]] = {"stream": False, "show_address": False}
 
-    def __init__(self, stream: TextIO | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        stamp: Callable[[Message], str] | None = None,
+        **options: Any,
+    ) -> None:
+        """``stamp`` (the demo's: the shopper's local time) puts a word of context after
+        the channel tag on each message's heading line; default none."""
         super().__init__(**options)
         self.stream = stream or sys.stdout
+        self.stamp = stamp
 
     def send(self, message: Message) -> SendResult:
         parts = message.parts
         meta = message.metadata
         where = f"{meta.get('scenario')}/{meta.get('step')}"
-        head = f"[{message.channel.upper():5}] cart {meta.get('cart_id')} · {where}"
+        stamp = f" {self.stamp(message)} ·" if self.stamp is not None else ""
+        head = f"[{message.channel.upper():5}]{stamp} cart {meta.get('cart_id')} · {where}"
         if message.channel == "push":
             title, text = parts.get("title", ""), parts.get("body", "")
             body = f"{title} — {text}  {parts.get('url', '')}".rstrip()
         elif message.channel == "email":
-            body = f"Subject: {parts.get('subject', '')}\n        {parts.get('text', '')[:300]}"
+            text = parts.get("text", "")
+            shown = text[:EMAIL_CHARS].rstrip() + ("…" if len(text) > EMAIL_CHARS else "")
+            gutter = EMAIL_GUTTER.rstrip()
+            block = "\n".join(
+                f"{EMAIL_GUTTER}{line}" if line.strip() else gutter for line in shown.splitlines()
+            )
+            body = f"Subject: {parts.get('subject', '')}\n{block}"
         else:
             shape = f"({parts.get('encoding', '')}, {parts.get('segments', '1')} part(s))"
             body = f"{parts.get('text', '')}  {shape}"
         with _lock:
-            print(f"{head} → {mask(message.address)}\n        {body}", file=self.stream, flush=True)
+            print(
+                f"{head} → {mask(message.address)}\n{textwrap.indent(body, INDENT)}",
+                file=self.stream,
+                flush=True,
+            )
         return SendResult.accepted(self.name, f"console-{message.delivery_id}")

@@ -1,4 +1,4 @@
-"""The HTTP app: ``POST /v1/events`` (DESIGN §7) and health, and the server around it.
+"""The HTTP app: ``POST /v1/events`` (docs/events.md) and health, and the server around it.
 
 202 only after the batch is durably stored; 4xx with a field-level error list for any
 client mistake; API-key auth with ``Authorization: Bearer``. Served by uvicorn, configured
@@ -41,6 +41,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from engine.events import EventError, parse_events
 from engine.service import Engine, EventConflict
+from workers.openapi import OPERATION, RESPONSES, describe
 from workers.settings import Settings
 
 log = structlog.get_logger("cartflow.api")
@@ -144,7 +145,15 @@ def create_app(
 ) -> FastAPI:
     """The ASGI app. Its body deadline and size cap are ``app.state.limits``
     (:class:`ServerLimits`), which :func:`server_config` sets to the server's own."""
-    app = FastAPI(title="cartflow", version="0.1.0", docs_url="/docs", redoc_url=None)
+    app = FastAPI(
+        title="cartflow",
+        version="0.1.0",
+        description="Abandoned-cart reminders. The shop sends native events to "
+        "`POST /v1/events` (docs/events.md).",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.openapi = describe(app)  # type: ignore[method-assign]
     app.state.limits = ServerLimits()
     keys = [k.encode() for k in api_keys]
 
@@ -171,8 +180,17 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "config_version": engine.configs.current.version}
 
-    @app.post("/v1/events", status_code=202)
+    @app.post(
+        "/v1/events",
+        status_code=202,
+        response_model=None,
+        summary="Send one event or a batch",
+        responses=RESPONSES,
+        openapi_extra=OPERATION,  # the body is read by hand: see workers.openapi
+    )
     async def post_events(request: Request) -> JSONResponse:
+        """Store the events durably, then answer ``202``; idempotent on each event's
+        ``id``. Every refusal stores nothing."""
         if not authorised(request):
             return _problem(
                 401,

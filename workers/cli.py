@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except CliError as exc:
         print(f"cartflow {args.command}: {exc}", file=sys.stderr)
-        return 2
+        return exc.code
     except Exception as exc:  # never a traceback to a user; CARTFLOW_DEBUG=1 shows it
         if os.environ.get("CARTFLOW_DEBUG"):
             raise
@@ -48,7 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 class CliError(Exception):
-    """A user mistake on the command line: printed as one line, exit 2."""
+    """A user mistake on the command line: printed as one line, exit :attr:`code`."""
+
+    #: The exit status (2: the command line was wrong).
+    code: int = 2
 
 
 def build_parser() -> argparse.ArgumentParser:

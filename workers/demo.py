@@ -1,14 +1,9 @@
 """``cartflow demo``: the whole product in one process on an accelerated clock, fed by a
-small shop simulator that talks to the real HTTP API.
+small shop simulator (:mod:`workers.shop`) that talks to the real HTTP API.
 
-Shoppers (each with a persona):
-
-* ``buyer``     — adds to cart and pays within minutes: never reminded;
-* ``leaver``    — adds to cart and never comes back: gets push, SMS and email;
-* ``push_back`` — comes back after the push and buys: recovered, no SMS or email after;
-* ``email_back``— comes back the next day after the email and buys;
-* ``emptier``   — empties the cart after the push: the journey stops;
-* ``browser``   — keeps browsing past the idle time before leaving: abandonment waits.
+Each message is printed as its channel carries it, stamped with the shopper's own local
+time, so one sees a push or SMS wait for its send window; the summary ends with a line
+for every shopper who got nothing, and why, as the decision log recorded it.
 """
 
 from __future__ import annotations
@@ -16,7 +11,6 @@ from __future__ import annotations
 import random
 import tempfile
 import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,134 +18,34 @@ from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from engine.clock import AcceleratedClock
-from engine.store.models import Cart, Delivery, Journey, RawEvent
+from engine.sending import Message
+from engine.store.models import Cart, Decision, Delivery, Journey, RawEvent
+from engine.timing import DEFAULT_QUIET_HOURS, format_duration
 from providers.console import ConsoleProvider
 from providers.registry import ChannelRouter
 from workers.runtime import Runtime
 from workers.settings import Settings
+from workers.shop import Shopper, make_shoppers, shopper_script
 
-PERSONAS = (
-    "leaver",
-    "push_back",
-    "buyer",
-    "email_back",
-    "emptier",
-    "browser",
-    "leaver",
-    "push_back",
-)
-NAMES = {"ru": ["Анна", "Иван", "Мария", "Олег"], "uk": ["Оксана", "Тарас"], "en": ["Emma", "Jack"]}
-CATALOG = [
-    ("SKU-SNEAK", "Кроссовки", 4990, "shoes"),
-    ("SKU-JACKET", "Куртка", 8990, "outerwear"),
-    ("SKU-CAP", "Кепка", 1290, "accessories"),
-    ("SKU-SOCKS", "Носки", 390, "accessories"),
-]
+#: Deliveries that reached the shopper's channel.
+SENT = ("accepted", "delivered")
 
 
-@dataclass
-class Action:
-    at: datetime
-    event: dict[str, Any]
+def shop_time(moment: datetime, zone: str) -> str:
+    """``moment`` as the shopper's wall clock shows it: ``Tue 09:00 GMT``."""
+    return moment.astimezone(ZoneInfo(zone)).strftime("%a %H:%M %Z")
 
 
-def shopper_script(index: int, persona: str, start: datetime, rng: random.Random) -> list[Action]:
-    locale = ("ru", "ru", "uk", "en")[index % 4]
-    zone = {"ru": "Europe/Moscow", "uk": "Europe/Kyiv", "en": "Europe/London"}[locale]
-    anon, cust, cart_id = f"anon_{index}", f"cust_{index}", f"cart_{index}"
-    arrive = start + timedelta(minutes=20 * index + rng.randint(0, 10))
-    items: list[dict[str, Any]] = [
-        {
-            "sku": sku,
-            "name": name,
-            "price": price,
-            "quantity": rng.randint(1, 2),
-            "category": cat,
-            "url": f"https://shop.example/p/{sku}",
-            "image": f"https://shop.example/i/{sku}.jpg",
-        }
-        for sku, name, price, cat in rng.sample(CATALOG, rng.randint(1, 3))
-    ]
-    cart = {
-        "id": cart_id,
-        "currency": "RUB",
-        "url": f"https://shop.example/cart/{cart_id}",
-        "items": items,
-    }
-    first = rng.choice(NAMES[locale])
-    contact = {
-        "email": f"shopper{index}@example.com",
-        "phone": f"+7999{index:07d}",
-        "push_token": f"push-token-{index}",
-        "locale": locale,
-        "timezone": zone,
-        "first_name": first,
-    }
-    base = {"anonymous_id": anon, "session_id": f"sess_{index}"}
-    n = 0
-
-    def ev(at: datetime, kind: str, **extra: Any) -> Action:
-        nonlocal n
-        n += 1
-        return Action(
-            at, {"id": f"evt_{index}_{n}", "type": kind, "at": at.isoformat(), **base, **extra}
-        )
-
-    script = [
-        ev(arrive, "session.started"),
-        ev(arrive + timedelta(minutes=1), "product.viewed", properties={"sku": items[0]["sku"]}),
-        ev(
-            arrive + timedelta(minutes=2),
-            "customer.identified",
-            customer_id=cust,
-            contact=contact,
-            consent={"push": True, "sms": True, "email": True},
-        ),
-        ev(arrive + timedelta(minutes=3), "cart.updated", customer_id=cust, cart=cart),
-    ]
-    order = {
-        "id": f"order_{index}",
-        "cart_id": cart_id,
-        "currency": "RUB",
-        "total": sum(i["price"] * i["quantity"] for i in items),
-    }
-    t = arrive + timedelta(minutes=3)
-    if persona == "buyer":
-        script.append(
-            ev(t + timedelta(minutes=8), "checkout.started", customer_id=cust, cart={"id": cart_id})
-        )
-        script.append(
-            ev(t + timedelta(minutes=12), "order.completed", customer_id=cust, order=order)
-        )
-    elif persona == "push_back":
-        script.append(ev(t + timedelta(minutes=50), "session.started", customer_id=cust))
-        script.append(
-            ev(t + timedelta(minutes=55), "order.completed", customer_id=cust, order=order)
-        )
-    elif persona == "email_back":
-        script.append(
-            ev(
-                t + timedelta(hours=24, minutes=40),
-                "order.completed",
-                customer_id=cust,
-                order=order,
-            )
-        )
-    elif persona == "emptier":
-        script.append(
-            ev(
-                t + timedelta(minutes=45),
-                "cart.updated",
-                customer_id=cust,
-                cart={**cart, "items": []},
-            )
-        )
-    elif persona == "browser":
-        for minutes in (15, 28, 41):
-            script.append(ev(t + timedelta(minutes=minutes), "page.viewed", customer_id=cust))
-    return script
+def hours(duration: timedelta) -> str:
+    """A demo length as one would type it: ``27h``, ``90m``, ``2d`` (``format_duration``
+    unless it is whole hours that are not whole days)."""
+    seconds = int(duration.total_seconds())
+    if seconds and seconds % 3600 == 0 and seconds % 86400:
+        return f"{seconds // 3600}h"
+    return format_duration(duration)
 
 
 def run_demo(
@@ -173,7 +67,13 @@ def run_demo(
         timer_lease=60.0 * speed,
     )
     clock = AcceleratedClock(start, speed)
-    console = ConsoleProvider(stream=out)
+    cast = make_shoppers(shoppers)
+    zones = {shopper.cart_id: shopper.zone for shopper in cast}
+
+    def local_time(message: Message) -> str:
+        return shop_time(clock.now(), zones.get(str(message.metadata.get("cart_id")), "UTC"))
+
+    console = ConsoleProvider(stream=out, stamp=local_time)
     sender = ChannelRouter({channel: console for channel in ("push", "sms", "email", "messenger")})
     runtime = Runtime(settings, embedded=True, clock=clock, sender=sender)
     runtime.start_worker(threads=2, poll_ms=10)  # at 2400x, 100 ms of polling is 4 shop minutes
@@ -183,17 +83,14 @@ def run_demo(
     )
     port = runtime.start_api("127.0.0.1", 0)
     print(
-        f"cartflow demo: {shoppers} shoppers, {duration} of shop time at {speed:g}x "
-        f"(API on http://127.0.0.1:{port}, database {workdir / 'demo.db'})\n",
+        f"cartflow demo: {shoppers} shoppers, {hours(duration)} of shop time at {speed:g}x "
+        f"(API on http://127.0.0.1:{port}, database {workdir / 'demo.db'})\n"
+        f"Times are each shopper's own: no push or SMS at night there ({DEFAULT_QUIET_HOURS}).\n",
         file=out,
         flush=True,
     )
     actions = sorted(
-        (
-            a
-            for i in range(shoppers)
-            for a in shopper_script(i, PERSONAS[i % len(PERSONAS)], start, rng)
-        ),
+        (a for shopper in cast for a in shopper_script(shopper, start, rng)),
         key=lambda a: a.at,
     )
     end = start + duration
@@ -217,7 +114,7 @@ def run_demo(
             response.raise_for_status()
         _sleep_until(clock, end)
     runtime.stop()
-    summary = summarise(runtime)
+    summary = summarise(runtime, cast)
     print_summary(summary, out)
     return summary
 
@@ -230,7 +127,9 @@ def _sleep_until(clock: AcceleratedClock, moment: datetime) -> None:
         time.sleep(min(left, 0.2))
 
 
-def summarise(runtime: Runtime) -> dict[str, Any]:
+def summarise(runtime: Runtime, shoppers: list[Shopper] | None = None) -> dict[str, Any]:
+    """The run in numbers, plus ``shoppers``: one dict per shopper (``name``, ``cart``,
+    ``persona``, ``sent`` and, for those who got nothing, ``why``)."""
     with runtime.db.reading() as session:
         carts = session.scalar(select(func.count()).select_from(Cart)) or 0
         abandoned = session.scalar(select(func.count()).select_from(Journey)) or 0
@@ -243,7 +142,7 @@ def summarise(runtime: Runtime) -> dict[str, Any]:
         per_channel = dict(
             session.execute(
                 select(Delivery.channel, func.count())
-                .where(Delivery.status.in_(("accepted", "delivered")))
+                .where(Delivery.status.in_(SENT))
                 .group_by(Delivery.channel)
             ).all()
         )
@@ -280,6 +179,7 @@ def summarise(runtime: Runtime) -> dict[str, Any]:
             session.scalar(select(func.count()).select_from(Cart).where(Cart.status == "ordered"))
             or 0
         )
+        people = [_shopper_outcome(session, shopper) for shopper in shoppers or ()]
     return {
         "carts": carts,
         "abandoned": abandoned,
@@ -289,7 +189,77 @@ def summarise(runtime: Runtime) -> dict[str, Any]:
         "sent_after_purchase": after_purchase,
         "holdout": holdout,
         "sent_before_order_arrived": in_flight,
+        "shoppers": people,
     }
+
+
+def _shopper_outcome(session: Session, shopper: Shopper) -> dict[str, Any]:
+    sent = (
+        session.scalar(
+            select(func.count())
+            .select_from(Delivery)
+            .where(Delivery.cart_id == shopper.cart_id, Delivery.status.in_(SENT))
+        )
+        or 0
+    )
+    return {
+        "name": shopper.first_name,
+        "cart": shopper.cart_id,
+        "persona": shopper.persona,
+        "sent": sent,
+        "why": None if sent else why_nothing(session, shopper.cart_id, shopper.zone),
+    }
+
+
+def why_nothing(session: Session, cart_id: str, zone: str) -> str:
+    """Why the shopper with ``cart_id`` got no message, read from the cart, its journeys
+    and the decision log (never from what the demo meant them to do); times in ``zone``."""
+    cart = session.get(Cart, cart_id)
+    if cart is None:
+        return "no cart reached cartflow"
+    journeys = list(
+        session.scalars(
+            select(Journey).where(Journey.cart_id == cart_id).order_by(Journey.started_at)
+        )
+    )
+    held = [j for j in journeys if j.group == "holdout"]
+    if held:
+        return f"control group of {held[0].scenario}: no messages, to measure what they bring"
+    if not journeys:
+        refused = session.scalars(
+            select(Decision.reason)
+            .where(Decision.cart_id == cart_id, Decision.decision == "skipped")
+            .order_by(Decision.at.desc(), Decision.id.desc())
+        ).first()
+        if refused:
+            return refused
+        return {
+            "ordered": "bought before the cart counted as abandoned",
+            "emptied": "emptied the cart before it counted as abandoned",
+            "active": "still browsing: the cart has not counted as abandoned yet",
+        }.get(cart.status, f"cart {cart.status}, no journey started")
+    journey = journeys[-1]
+    last = session.scalars(
+        select(Decision)
+        .where(Decision.journey_id == journey.id, Decision.decision.in_(("skipped", "deferred")))
+        .order_by(Decision.at.desc(), Decision.id.desc())
+    ).first()
+    if journey.status != "active":
+        ended = {
+            "order.completed": "bought before the first reminder",
+            "cart.emptied": "emptied the cart before the first reminder",
+        }.get(journey.exit_reason or "", f"journey ended: {journey.exit_reason}")
+        if last is not None and last.decision == "skipped":
+            return f"{ended} (last skip: {last.reason})"
+        return ended
+    if last is not None and last.decision == "skipped":
+        return f"skipped: {last.reason}"
+    if last is not None and last.until is not None:
+        return f"waiting until {shop_time(last.until, zone)}: {last.reason}"
+    due = (journey.state or {}).get("due_at")
+    if due:
+        return f"first reminder due {shop_time(datetime.fromisoformat(due), zone)}"
+    return "journey running, nothing due yet"
 
 
 def print_summary(summary: dict[str, Any], out: Any) -> None:
@@ -315,4 +285,9 @@ def print_summary(summary: dict[str, Any], out: Any) -> None:
             f"  (+{summary['sent_before_order_arrived']} sent while the order event was still on "
             "its way: the clock runs fast; lower --speed)"
         )
+    nothing = [s for s in summary.get("shoppers", ()) if not s["sent"]]
+    if nothing:
+        lines.append("got nothing")
+        width = max(len(f"{s['name']} ({s['cart']})") for s in nothing)
+        lines.extend(f"  {s['name'] + ' (' + s['cart'] + ')':{width}}  {s['why']}" for s in nothing)
     print("\n".join(lines), file=out, flush=True)

@@ -77,7 +77,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if not args.database:
         print("\n(in-flight journeys: pass --database URL or set CARTFLOW_DATABASE_URL)")
         return 0
-    db = Database(args.database)
+    from workers.tools import existing_database
+
+    db = existing_database(args.database, read_only=args.apply == "keep")
     holder = ConfigHolder(new)
     holder.add_version(old)
     affected: Counter[str] = Counter()

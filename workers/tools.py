@@ -166,10 +166,67 @@ def cmd_preview(args: argparse.Namespace) -> int:
     return preview(args)
 
 
+class NoDatabase(CliError):
+    """A read-only command found nothing to read: exit 1."""
+
+    code = 1
+
+
+#: How to point a read-only command at another database, in every "no database" message.
+_POINT_ELSEWHERE = (
+    "set CARTFLOW_DATABASE_URL to the database your cartflow processes use "
+    "(e.g. sqlite:////srv/cartflow/cartflow.db)"
+)
+
+
+def existing_database(url: str, *, read_only: bool = True) -> Database:
+    """``url`` opened (read-only unless asked), once it is known to hold cartflow's
+    schema; else :class:`NoDatabase` saying where it looked (password masked) and how to
+    look elsewhere. Never creates a database (an empty ``cartflow.db`` helps nobody)."""
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    from engine.store.database import masked_url, sqlite_file
+
+    shown = masked_url(url)
+    try:
+        path = sqlite_file(url)
+    except ArgumentError:
+        raise NoDatabase(f"cannot read the database URL {shown}; {_POINT_ELSEWHERE}") from None
+    where = f"{path} ({shown})" if path is not None else shown
+    if path is not None and not path.is_file():
+        raise NoDatabase(f"no database at {where}; {_POINT_ELSEWHERE}")
+    try:
+        db = Database(url, read_only=read_only)
+    except (SQLAlchemyError, ImportError) as exc:  # an unknown dialect or driver
+        raise NoDatabase(
+            f"cannot use the database URL {shown}: {exc}; {_POINT_ELSEWHERE}"
+        ) from None
+    try:
+        missing = db.missing_tables()
+    except SQLAlchemyError as exc:
+        db.dispose()
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+        raise NoDatabase(
+            f"cannot open the database {where}: {reason}; {_POINT_ELSEWHERE}"
+        ) from None
+    if missing:
+        db.dispose()
+        from engine.store.models import Base
+
+        what = (
+            "no cartflow tables"
+            if len(missing) == len(Base.metadata.tables)
+            else f"an older cartflow schema (missing {', '.join(missing)}; any cartflow "
+            "process migrates it on start)"
+        )
+        raise NoDatabase(f"the database {where} has {what}; {_POINT_ELSEWHERE}")
+    return db
+
+
 def _db() -> Database:
     from workers.settings import Settings
 
-    return Database(Settings().database_url)
+    return existing_database(Settings().database_url)
 
 
 def cmd_status(_: argparse.Namespace) -> int:

@@ -8,12 +8,13 @@ readers going meanwhile. PostgreSQL uses psycopg 3 and row locks (``FOR UPDATE``
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 #: Where Alembic's scripts live (``migrations/`` at the repository root).
@@ -28,19 +29,56 @@ def normalise_url(url: str) -> str:
     return url
 
 
-class Database:
-    """A SQLAlchemy engine plus a session factory, and the schema migrations."""
+def masked_url(url: str) -> str:
+    """``url`` fit to print: the password, if any, as ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: show no more than its scheme
+        return url.split("://")[0] + "://…" if "://" in url else "(not a URL)"
 
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite ``url`` names, absolute (relative paths are from the current
+    folder); ``None`` for other databases and for in-memory SQLite."""
+    parsed = make_url(normalise_url(url))
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    name = parsed.database or ""
+    if name in ("", ":memory:") or name.startswith("file:"):
+        return None
+    return Path(name).expanduser().absolute()
+
+
+class Database:
+    """A SQLAlchemy engine plus a session factory, and the schema migrations.
+
+    ``read_only=True`` (for tools that only look) never writes: a SQLite file is opened
+    with ``mode=ro``, so a missing one is an error instead of a new empty database, and
+    its journal mode is left as it is; PostgreSQL sessions are read-only transactions.
+    """
+
+    def __init__(
+        self, url: str, *, echo: bool = False, pool_size: int = 10, read_only: bool = False
+    ) -> None:
         self.url = normalise_url(url)
+        self.read_only = read_only
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if self.url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 60, "check_same_thread": False}
+            path = sqlite_file(self.url)
+            if read_only and path is not None:
+                # our own URI: a path with spaces, '?' or '#' stays one path
+                uri = path.as_uri() + "?mode=ro"
+                kwargs["creator"] = lambda: sqlite3.connect(
+                    uri, uri=True, timeout=60, check_same_thread=False
+                )
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            if read_only:
+                kwargs["connect_args"] = {"options": "-c default_transaction_read_only=on"}
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.is_sqlite:
-            _make_sqlite_serialisable(self.engine)
+            _make_sqlite_serialisable(self.engine, read_only=read_only)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -65,6 +103,15 @@ class Database:
         with connection, Session(bind=connection) as session:
             yield session
 
+    def missing_tables(self) -> list[str]:
+        """The cartflow tables this database lacks (all of them when it was never
+        migrated), sorted; empty when the schema is there."""
+        from engine.store.models import Base
+
+        with self.engine.connect() as connection:
+            present = set(inspect(connection).get_table_names())
+        return sorted(set(Base.metadata.tables) - present)
+
     def migrate(self, revision: str = "head") -> None:
         """Bring the schema to ``revision`` with Alembic (idempotent)."""
         from alembic import command
@@ -84,18 +131,19 @@ class Database:
         self.engine.dispose()
 
 
-def _make_sqlite_serialisable(engine: Engine) -> None:
+def _make_sqlite_serialisable(engine: Engine, *, read_only: bool = False) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        if not read_only:  # setting the journal mode is a write
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=60000")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        readonly = connection.get_execution_options().get("cartflow_readonly")
+        readonly = read_only or connection.get_execution_options().get("cartflow_readonly")
         connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")

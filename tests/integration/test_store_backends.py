@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import inspect, select
-from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy.exc import IntegrityError, InternalError, OperationalError, StatementError
 
 from engine.store.database import Database
 from engine.store.models import Cart, Journey, Profile, RawEvent
@@ -23,6 +23,9 @@ BACKENDS = [
 ]
 MSK = timezone(timedelta(hours=3))
 T = datetime(2026, 11, 22, 10, 0, 0, 123456, tzinfo=MSK)
+#: A write refused by a read-only handle: SQLite says "readonly database" (OperationalError),
+#: PostgreSQL "read-only transaction" (InternalError).
+READ_ONLY_REFUSALS = (OperationalError, InternalError)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -208,3 +211,23 @@ def test_one_active_journey_per_cart(db: Database) -> None:
             select(Journey.id).where(Journey.status == "active").order_by(Journey.id)
         ).all()
     assert active == ["j_again", "j_other_cart"]
+
+
+def test_a_read_only_handle_reads_and_never_writes(db: Database) -> None:
+    # Given a migrated database with one profile
+    with db.transaction() as session:
+        session.add(_profile())
+    # When it is opened read-only, as `cartflow status` and `report` open it
+    reader = Database(db.url, read_only=True)
+    try:
+        # Then the schema is there and rows can be read
+        assert reader.missing_tables() == []
+        with reader.reading() as session:
+            assert session.scalars(select(Profile.id)).all() == ["p1"]
+        # but nothing can be written
+        with pytest.raises(READ_ONLY_REFUSALS), reader.transaction() as session:
+            session.add(_profile("p2"))
+    finally:
+        reader.dispose()
+    with db.sessions() as session:
+        assert session.scalars(select(Profile.id)).all() == ["p1"]
