@@ -1,4 +1,4 @@
-"""Durable-timer dispatch throughput on a real PostgreSQL (DESIGN §4).
+"""Durable-timer dispatch throughput on a real PostgreSQL (architecture §4).
 
 Each size N (default 100k and 1M) gets a ``timers`` table of its own (schema
 ``cartflow_bench_<N>``, dropped at the end) holding N pending timers. Then, round by round and

@@ -352,7 +352,7 @@ def _apply_order(
         applied.exits.append((cart.id, "order.completed"))
     if not order.cart_id:
         # "They paid for their cart": a snapshot older than this order, arriving late,
-        # must not bring a cart back (DESIGN §3.2).
+        # must not bring a cart back (architecture §3.2).
         attributes = dict(profile.attributes or {})
         previous = attributes.get("last_order_at")
         if previous is None or at.isoformat() > str(previous):

@@ -1,4 +1,4 @@
-"""Durable timers (DESIGN §4): rows indexed by ``due_at``, claimed in batches with a lease.
+"""Durable timers (architecture §4): rows indexed by ``due_at``, claimed in batches with a lease.
 
 Claiming moves ``due_at`` forward to the end of the lease and stamps a ``claim_token``.
 A worker that finishes moves or deletes the row; a worker that dies leaves it, and the row

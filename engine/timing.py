@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 _DURATION = re.compile(r"(\d+)\s*(w|d|h|m|s)")
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-#: Quiet hours the engine always enforces for push, SMS and messengers (DESIGN §5).
+#: Quiet hours the engine always enforces for push, SMS and messengers (architecture §5).
 DEFAULT_QUIET_HOURS = "21:00-09:00"
 #: Channels quiet hours apply to by default; email has none.
 QUIET_CHANNELS = frozenset({"push", "sms", "messenger"})

@@ -1,4 +1,4 @@
-"""``cartflow`` command line (DESIGN §9, a contract).
+"""``cartflow`` command line (architecture §9, a contract).
 
 Every command turns bad input into a one-line error and an exit code, never a traceback.
 """

@@ -25,7 +25,7 @@ from providers.recording import RecordingProvider
 from providers.registry import ChannelRouter, validators
 from workers.cli import CliError
 
-#: Decisions ``simulate`` prints (DESIGN §9), plus send outcomes when a provider failed.
+#: Decisions ``simulate`` prints (architecture §9), plus send outcomes when a provider failed.
 SHOWN = ("sent", "deferred", "skipped", "exited", "failed", "unknown")
 
 

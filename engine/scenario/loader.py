@@ -167,7 +167,7 @@ class Config:
 def send_rules(settings: Settings, scenario: Scenario, step: Step, channel: str) -> SendRules:
     """Windows of the step; quiet hours of the engine ∪ defaults ∪ scenario ∪ step.
 
-    The engine's own night (21:00-09:00 for push, SMS and messengers, DESIGN §5) is always
+    The engine's own night (21:00-09:00 for push, SMS and messengers, architecture §5) is always
     there: configuration can make nights longer or cover more channels, never shorter.
     """
     defaults = settings.defaults

@@ -185,7 +185,7 @@ class Journey(Base):
 
 
 class Timer(Base):
-    """A durable timer (DESIGN §4). ``due_at`` moves forward by the lease when claimed,
+    """A durable timer (architecture §4). ``due_at`` moves forward by the lease when claimed,
     so an expired lease simply makes the row due again: claiming costs O(due), not
     O(pending)."""
 

@@ -17,7 +17,7 @@ Per test:
 ``config_path``   a configuration directory in ``tmp_path``: the shipped templates, the
                   classic push → SMS → email scenario, webhook providers → ``fake_provider``.
 ``make_runtime``  builds :class:`workers.runtime.Runtime` objects, stopped at teardown.
-``cart_event`` / ``order_event``  native event builders (DESIGN §7) — plain functions,
+``cart_event`` / ``order_event``  native event builders (docs/events.md) — plain functions,
                   imported by the test modules like ``cartflow_process`` (a ``cartflow``
                   subcommand as a child process, killed by pid on the way out).
 

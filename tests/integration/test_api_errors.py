@@ -1,4 +1,4 @@
-"""``POST /v1/events`` refuses bad input with a clear 4xx — never a 5xx (DESIGN §5, §7).
+"""``POST /v1/events`` refuses bad input with a clear 4xx — never a 5xx (architecture §5, §7).
 
 A real API (uvicorn on a free port) in front of a real PostgreSQL; no workers run, so
 "nothing half-applied" is read straight from the ``events`` table.

@@ -1,4 +1,4 @@
-"""Two dispatchers at once never dispatch a timer twice (DESIGN §4: ``FOR UPDATE SKIP
+"""Two dispatchers at once never dispatch a timer twice (architecture §4: ``FOR UPDATE SKIP
 LOCKED`` on PostgreSQL, any number of dispatcher replicas).
 """
 

@@ -1,6 +1,6 @@
-"""One cart's path (DESIGN §3) through the production wiring: ``POST /v1/events`` → Dramatiq on
-Redis → real worker threads → PostgreSQL → the dispatcher → webhook providers → a fake
-provider server.
+"""One cart's path (architecture §3) through the production wiring: ``POST /v1/events`` →
+Dramatiq on Redis → real worker threads → PostgreSQL → the dispatcher → webhook providers →
+a fake provider server.
 
 Events are dated in the past, so every timer is already due and only the dispatcher's
 ticks and the workers stand between the POST and the sends.

@@ -1,4 +1,4 @@
-"""The same event twice is applied once (DESIGN §3.1: idempotent on the event ``id``).
+"""The same event twice is applied once (architecture §3.1: idempotent on the event ``id``).
 
 Real API, PostgreSQL, Redis and worker threads; the dispatcher runs the journey through,
 so a doubly-applied event would show as a doubled cart, journey or delivery.

@@ -1,4 +1,4 @@
-"""Production mode as ops run it (DESIGN §6): ``cartflow api``, ``cartflow worker`` and
+"""Production mode as ops run it (architecture §6): ``cartflow api``, ``cartflow worker`` and
 ``cartflow scheduler`` as three processes configured only through the environment, one
 PostgreSQL, one Redis — and each stops cleanly on SIGTERM.
 """

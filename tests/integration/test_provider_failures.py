@@ -1,4 +1,4 @@
-"""What a provider answers decides what happens next (DESIGN §5): refused before acceptance
+"""What a provider answers decides what happens next (architecture §5): refused before acceptance
 (429, 5xx) may be retried — the same delivery, the same id; a clear refusal (4xx) is
 final; a timeout after the request left is ``unknown`` and never resent.
 

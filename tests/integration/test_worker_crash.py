@@ -1,4 +1,4 @@
-"""A worker that dies mid-step neither loses nor duplicates the step (DESIGN §4, §5).
+"""A worker that dies mid-step neither loses nor duplicates the step (architecture §4, §5).
 
 ``cartflow worker`` runs as a child process; the dispatcher runs in this process. The
 fake provider holds the first push request open; once it has arrived the worker is

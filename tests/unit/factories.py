@@ -1,4 +1,4 @@
-"""Native events (DESIGN §7) for one shopper, and read-backs of what the engine stored.
+"""Native events (docs/events.md) for one shopper, and read-backs of what the engine stored.
 
 Plain functions, not fixtures: tests call them with the moment they need.
 """

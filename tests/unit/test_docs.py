@@ -189,7 +189,7 @@ def test_the_readme_links_the_event_contract() -> None:
 def test_the_link_checker_sees_links_that_leave(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
     page.write_text(
-        "[a](../shared/DESIGN.md) [b](https://x.example) [c](#here) ![d](img.png)\n"
+        "[a](../outside/README.md) [b](https://x.example) [c](#here) ![d](img.png)\n"
         "```\n[e](not-a-link.md)\n```\n"
     )
-    assert _relative_links(page) == ["../shared/DESIGN.md", "img.png"]
+    assert _relative_links(page) == ["../outside/README.md", "img.png"]

@@ -1,4 +1,4 @@
-"""The native event contract (DESIGN §7): validation with dotted field paths
+"""The native event contract (docs/events.md): validation with dotted field paths
 (engine/events.py), and idempotent ingestion (Engine.ingest / apply_events)."""
 
 from __future__ import annotations

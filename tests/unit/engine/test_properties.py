@@ -1,7 +1,7 @@
 """Properties of the whole engine over random shopper behaviour (hypothesis).
 
 One shopper in Moscow, three days of random cart updates, emptied carts, page views and
-orders, against the shipped configuration. Whatever she does, the promises of DESIGN §5
+orders, against the shipped configuration. Whatever she does, the promises of architecture §5
 hold: at most one message per journey step, nothing after she paid, nothing about an
 empty cart, no push or SMS at night, at most one SMS a day, never a journey while she is
 active.

@@ -1,4 +1,4 @@
-"""Durable timers (DESIGN §4, engine/timers.py): one row per (kind, ref), claimed with a
+"""Durable timers (architecture §4, engine/timers.py): one row per (kind, ref), claimed with a
 lease, released only by the claim that holds them."""
 
 from __future__ import annotations
