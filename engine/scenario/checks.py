@@ -11,7 +11,9 @@ Lint only warns. It is :data:`LINTS`, one flat ordered list of small functions (
 each looking at a :class:`Plan` and yielding warnings with a hint::
 
     fires_at_abandonment → unreachable_steps → after_expiry → discount_expires_first
-    → window_never_opens → sms_too_long
+    → window_never_opens → window_outlasts_expiry → caps_leave_no_room → sms_too_long
+
+(the two before the last are in :mod:`engine.scenario.reachability`).
 
 Lint reasons about the *nominal schedule*: a step with ``after`` is due that long after
 the abandonment anchor (the cart's last activity), one with ``after_previous`` that long
@@ -25,7 +27,7 @@ import difflib
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -38,7 +40,9 @@ from engine.paths import check_paths, unguarded_reads
 from engine.sandbox import TemplateLimitError
 from engine.scenario.loader import CompiledScenario, Path_, Problem, Source, send_rules
 from engine.scenario.model import Discount, Settings, Step
-from engine.timing import format_duration
+from engine.scenario.reachability import WEEK_START as _WEEK_START
+from engine.scenario.reachability import as_schedule as _d
+from engine.scenario.reachability import caps_leave_no_room, window_outlasts_expiry
 from engine.tokens import CODE_LENGTH
 
 #: Worst-case first name for the SMS length lint: 20 characters outside GSM-7 (UCS-2).
@@ -47,8 +51,6 @@ SAMPLE_FIRST_NAME = "Константин-Александр"
 SAMPLE_CART_URL = (
     "https://shop.example.com/cart/restore?utm_source=cartflow&utm_medium=sms&c=".ljust(100, "7")
 )
-#: A Monday, where the window lint starts looking for an opening (a week ahead).
-_WEEK_START = datetime(2026, 1, 5, tzinfo=UTC)
 
 
 def check_config(
@@ -336,14 +338,6 @@ class Plan:
 Lint = Callable[[Plan], Iterator[Problem]]
 
 
-def _d(delta: timedelta) -> str:
-    """A duration as a schedule reads it: hours from one hour up to a week (``48h``)."""
-    if delta < timedelta(hours=1) or delta >= timedelta(days=7):
-        return format_duration(delta)
-    hours, rest = divmod(int(delta.total_seconds()), 3600)
-    return f"{hours}h" + (format_duration(timedelta(seconds=rest)) if rest else "")
-
-
 def fires_at_abandonment(plan: Plan) -> Iterator[Problem]:
     """A step due sooner than the trigger's ``idle``: the journey only starts when the cart
     has been idle that long, so the step goes out at that moment. Fine, but said, since
@@ -581,6 +575,8 @@ LINTS: Sequence[Lint] = (
     after_expiry,
     discount_expires_first,
     window_never_opens,
+    window_outlasts_expiry,
+    caps_leave_no_room,
     sms_too_long,
 )
 
