@@ -1,11 +1,12 @@
 """Sandboxed Jinja expressions for triggers, audiences, exclusions and step conditions.
 
 An expression is compiled once, when the configuration loads; an unknown name or filter
-is a load-time error, not a surprise at 3 a.m. Expressions see only the names in
-:data:`NAMES`, read-only, inside :class:`engine.sandbox.Sandbox`: what is too big as
-written (``9**(9**9)``, ``range(10**9)``) or reaches for Python internals
-(``cart.__class__``) is refused here, and each evaluation runs within
-:data:`~engine.sandbox.CONDITION_LIMITS`.
+is a load-time error, not a surprise at 3 a.m., and so is an unknown attribute
+(``cart.valeu``, checked against :mod:`engine.context_schema`). Expressions see only the
+names of :data:`~engine.context_schema.CONDITION_NAMES`, read-only, inside
+:class:`engine.sandbox.Sandbox`: what is too big as written (``9**(9**9)``,
+``range(10**9)``) or reaches for Python internals (``cart.__class__``) is refused here,
+and each evaluation runs within :data:`~engine.sandbox.CONDITION_LIMITS`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from jinja2.environment import TemplateExpression
 from jinja2.exceptions import TemplateAssertionError
 from jinja2.parser import Parser
 
+from engine.context_schema import CONDITION_NAMES, Type
+from engine.paths import check_paths
 from engine.sandbox import (
     CLOCK_READERS,
     CONDITION_LIMITS,
@@ -33,16 +36,8 @@ from engine.sandbox import (
 #: Longest condition, in characters: longer logic belongs in named segments.
 MAX_CONDITION_LENGTH = 2_000
 
-#: The names a condition may use, and what they hold (documented in docs/scenarios.md).
-NAMES: Mapping[str, str] = {
-    "cart": "the cart: id, value, currency, item_count, items, url, created_at",
-    "visitor": "behaviour: sessions, page_views, product_views, last_seen_at, is_known",
-    "customer": "the known customer: id, orders_30d, orders_total, first_name, locale",
-    "session": "the current session: id, started_at, page_views",
-    "journey": "the journey: scenario, step, group, started_at, sent (messages so far)",
-    "now": "the recipient's local time (a datetime)",
-    "segments": "the names of the segments the visitor is in (a set)",
-}
+#: The names a condition may use, and what they hold (the context schema's).
+NAMES: Mapping[str, str] = {name: t.description for name, t in CONDITION_NAMES.items()}
 
 
 class ConditionError(ValueError):
@@ -58,8 +53,8 @@ _env = Sandbox(autoescape=False, limits=CONDITION_LIMITS)
 
 @dataclass(frozen=True)
 class Condition:
-    """A compiled expression. ``evaluate`` returns a bool; errors count as False and are
-    reported by the caller's decision log."""
+    """A compiled expression. ``evaluate`` returns a bool or raises; the caller fails
+    closed (:func:`engine.condition_failures.evaluate`)."""
 
     source: str
     names: frozenset[str]
@@ -71,7 +66,7 @@ class Condition:
             return bool(self._compiled(**context))
 
 
-def compile_condition(source: str, *, allowed: Mapping[str, str] = NAMES) -> Condition:
+def compile_condition(source: str, *, allowed: Mapping[str, Type] = CONDITION_NAMES) -> Condition:
     """Compile ``source`` or raise :class:`ConditionError` with what, where and a hint."""
     text = str(source).strip()
     if not text:
@@ -94,7 +89,7 @@ def compile_condition(source: str, *, allowed: Mapping[str, str] = NAMES) -> Con
         raise ConditionError(f"condition does not parse: {exc}") from None
 
 
-def _compile(text: str, allowed: Mapping[str, str]) -> Condition:
+def _compile(text: str, allowed: Mapping[str, Type]) -> Condition:
     try:
         ast = _parse(text)
     except TemplateSyntaxError as exc:
@@ -129,6 +124,9 @@ def _compile(text: str, allowed: Mapping[str, str]) -> Condition:
                 f"unknown name '{name}' in condition{hint} (known: {', '.join(allowed)})",
                 column=_find(text, name),
             )
+    unknown = check_paths(ast, allowed, text)
+    if unknown:
+        raise ConditionError(unknown[0].message, column=unknown[0].column)
     try:
         template = _env.from_string(_env.guard(ast))
     except (TemplateSyntaxError, TemplateAssertionError) as exc:

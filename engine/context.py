@@ -1,5 +1,9 @@
-"""The names conditions and templates see: ``cart``, ``visitor``, ``customer``,
-``session``, ``journey``, ``now``, ``segments`` (documented in docs/scenarios.md)."""
+"""The context conditions and templates see, built as :mod:`engine.context_schema`
+declares it: ``cart``, ``visitor``, ``customer``, ``session``, ``journey``, ``now``,
+``segments`` (the table in docs/scenarios.md is generated from the same declaration).
+
+A segment that cannot be evaluated counts as "not in the segment" and is listed under
+:data:`FAILED` in the context, for the caller to record (fail closed)."""
 
 from __future__ import annotations
 
@@ -10,7 +14,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from engine import context_schema as schema
+from engine.condition_failures import ConditionKind, Failed, evaluate
 from engine.scenario.loader import Config
+from engine.state import BOOKKEEPING_ATTRIBUTES
 from engine.store.models import Cart, Contact, Identity, Journey, Profile
 from engine.store.models import Session as VisitSession
 from engine.timing import zone_or_default
@@ -40,17 +47,25 @@ def recipient_zone(session: Session, profile: Profile, default: str) -> ZoneInfo
     return zone_or_default(None, default)
 
 
+#: Context key of the conditions that could not be evaluated while it was built
+#: (:class:`~engine.condition_failures.Failed`); internal, like every name starting with ``_``.
+FAILED = "_failed"
+
+
 def cart_view(cart: Cart) -> dict[str, Any]:
-    return {
-        "id": cart.id,
-        "value": float(cart.value),
-        "currency": cart.currency,
-        "item_count": cart.item_count,
-        "items": cart.items,
-        "url": cart.url,
-        "status": cart.status,
-        "created_at": cart.created_at,
-    }
+    return schema.view(
+        schema.CART,
+        {
+            "id": cart.id,
+            "value": float(cart.value),
+            "currency": cart.currency,
+            "item_count": cart.item_count,
+            "items": cart.items,
+            "url": cart.url,
+            "status": cart.status,
+            "created_at": cart.created_at,
+        },
+    )
 
 
 def build_context(
@@ -91,7 +106,15 @@ def build_context(
         )
         or 0
     )
-    features = dict(profile.attributes or {})
+    features = {
+        k: v for k, v in (profile.attributes or {}).items() if k not in BOOKKEEPING_ATTRIBUTES
+    }
+    latest = session.scalar(
+        select(VisitSession)
+        .where(VisitSession.profile_id == profile.id)
+        .order_by(VisitSession.last_seen_at.desc(), VisitSession.id)
+        .limit(1)
+    )
     known = (
         session.scalar(
             select(Identity.value)
@@ -102,35 +125,52 @@ def build_context(
     )
     context: dict[str, Any] = {
         "cart": cart_view(cart),
-        "visitor": {
-            "sessions": sessions,
-            "last_seen_at": profile.last_seen_at,
-            "is_known": known,
-            **features,
-        },
-        "customer": {
-            "id": profile.id,
-            "first_name": profile.first_name,
-            "locale": profile.locale or defaults.locale,
-            "orders_30d": orders_30d,
-            "orders_total": orders_total,
-        },
-        "session": {"count": sessions},
-        "journey": {
-            "scenario": journey.scenario if journey else None,
-            "step": journey.step_index if journey else None,
-            "group": journey.group if journey else None,
-            "started_at": journey.started_at if journey else None,
-            "sent": (journey.state or {}).get("sent", 0) if journey else 0,
-        },
+        "visitor": schema.view(
+            schema.VISITOR,
+            {"sessions": sessions, "last_seen_at": profile.last_seen_at, "is_known": known},
+            features,
+        ),
+        "customer": schema.view(
+            schema.CUSTOMER,
+            {
+                "id": profile.id,
+                "first_name": profile.first_name,
+                "locale": profile.locale or defaults.locale,
+                "orders_30d": orders_30d,
+                "orders_total": orders_total,
+            },
+        ),
+        "session": schema.view(
+            schema.SESSION,
+            {
+                "id": latest.id if latest else None,
+                "started_at": latest.started_at if latest else None,
+                "last_seen_at": latest.last_seen_at if latest else None,
+                "count": sessions,
+            },
+        ),
+        "journey": schema.view(
+            schema.JOURNEY,
+            {
+                "scenario": journey.scenario if journey else None,
+                "step": journey.step_index if journey else None,
+                "group": journey.group if journey else None,
+                "started_at": journey.started_at if journey else None,
+                "sent": (journey.state or {}).get("sent", 0) if journey else 0,
+            },
+        ),
         "now": now.astimezone(zone),
     }
-    context["segments"] = {name for name, cond in config.segments.items() if _safe(cond, context)}
+    segments: set[str] = set()
+    failed: list[Failed] = []
+    for name, condition in config.segments.items():
+        held = evaluate(
+            condition, context, kind=ConditionKind.SEGMENT, which=name, version=config.version
+        )
+        if isinstance(held, Failed):
+            failed.append(held)
+        elif held:
+            segments.add(name)
+    context["segments"] = segments
+    context[FAILED] = failed
     return context
-
-
-def _safe(condition: Any, context: dict[str, Any]) -> bool:
-    try:
-        return bool(condition.evaluate(context))
-    except Exception:
-        return False

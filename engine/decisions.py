@@ -3,11 +3,14 @@ answer (``cartflow simulate`` prints these; ``cartflow why`` will read them)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 import structlog
 from sqlalchemy.orm import Session
 
+from engine.condition_failures import Failed
 from engine.store.models import Decision, Delivery, Journey
 
 log = structlog.get_logger("cartflow.decisions")
@@ -82,3 +85,15 @@ def record_for(
         channel=delivery.channel,
         delivery_id=delivery.id,
     )
+
+
+def record_failures(session: Session, at: datetime, failures: Iterable[Failed], **ids: Any) -> None:
+    """Record each segment that could not be evaluated (it counted as "not in it")."""
+    for failed in failures:
+        record(
+            session,
+            at,
+            "skipped",
+            f"segment '{failed.which}' counted as not matching: {failed.describe()}",
+            **ids,
+        )

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine import stops
+from engine.condition_failures import ConditionKind, Failed, evaluate
 from engine.context import recipient_zone
 from engine.scenario.loader import CompiledScenario, Config
 from engine.scenario.model import Step
@@ -114,10 +115,16 @@ def step_condition(check: StepCheck) -> Verdict | None:
     condition = check.scenario.step_conditions.get(check.step.id)
     if condition is None:
         return None
-    try:
-        holds = condition.evaluate(check.context)
-    except Exception as exc:
-        return Verdict("skip", f"step condition failed to evaluate: {exc}")
+    holds = evaluate(
+        condition,
+        check.context,
+        kind=ConditionKind.STEP,
+        version=check.config.version,
+        scenario=check.scenario.id,
+        which=check.step.id,
+    )
+    if isinstance(holds, Failed):  # nothing is sent on what could not be evaluated
+        return Verdict("skip", holds.describe())
     return None if holds else Verdict("skip", f"step condition is false ({condition.source})")
 
 

@@ -14,8 +14,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.context import build_context
-from engine.decisions import record
+from engine.condition_failures import ConditionKind, Failed, evaluate
+from engine.context import FAILED, build_context
+from engine.decisions import record, record_failures
 from engine.scenario.loader import CompiledScenario, Config
 from engine.state import new_id
 from engine.store.models import Cart, Delivery, Identity, Journey, Profile
@@ -70,13 +71,25 @@ def try_start(
     if active is not None:
         return None  # a cart is in at most one journey at a time
     context = build_context(session, config, profile, cart, now)
+    record_failures(session, now, context[FAILED], profile_id=profile.id, cart_id=cart.id)
     refusals: list[tuple[str, str]] = []
     for scenario in eligible:
-        reason = _refusal(session, scenario, profile, context, now)
-        if reason is not None:
+        refusal = _refusal(session, config, scenario, profile, context, now)
+        if refusal is None:
+            return start_journey(session, config, scenario, cart, profile, now)
+        reason, failed = refusal
+        if failed:  # on record whatever else matches: the configuration needs fixing
+            record(
+                session,
+                now,
+                "skipped",
+                f"not entered: {reason}",
+                profile_id=profile.id,
+                cart_id=cart.id,
+                scenario=scenario.id,
+            )
+        else:
             refusals.append((scenario.id, reason))
-            continue
-        return start_journey(session, config, scenario, cart, profile, now)
     # Nothing matched: say why, per scenario ("why didn't she get anything?").
     for scenario_id, reason in refusals:
         record(
@@ -93,20 +106,33 @@ def try_start(
 
 def _refusal(
     session: Session,
+    config: Config,
     scenario: CompiledScenario,
     profile: Profile,
     context: dict[str, object],
     now: datetime,
-) -> str | None:
+) -> tuple[str, bool] | None:
+    """Why the cart does not enter ``scenario`` and whether a condition failed to
+    evaluate; None when it enters. A trigger that fails keeps the cart out; an exclusion
+    that fails excludes (fail closed)."""
     model = scenario.model
-    if scenario.when is not None and not _holds(scenario.when, context):
-        return f"trigger condition is false ({model.trigger.when})"
+    at = {"scenario": scenario.id, "version": config.version}
+    if scenario.when is not None:
+        held = evaluate(scenario.when, context, kind=ConditionKind.TRIGGER, **at)
+        if isinstance(held, Failed):
+            return held.describe(), True
+        if not held:
+            return f"trigger condition is false ({model.trigger.when})", False
     segments = context.get("segments")
     assert isinstance(segments, set)
     if model.audience.segments and not segments.intersection(model.audience.segments):
-        return f"not in audience segments {list(model.audience.segments)}"
-    if scenario.exclude is not None and _holds(scenario.exclude, context):
-        return f"excluded ({model.audience.exclude})"
+        return f"not in audience segments {list(model.audience.segments)}", False
+    if scenario.exclude is not None:
+        held = evaluate(scenario.exclude, context, kind=ConditionKind.EXCLUDE, **at)
+        if isinstance(held, Failed):
+            return f"excluded: {held.describe()}", True
+        if held:
+            return f"excluded ({model.audience.exclude})", False
     recent = session.scalar(
         select(Journey.started_at)
         .where(
@@ -124,15 +150,9 @@ def _refusal(
         .limit(1)
     )
     if recent is not None:
-        return f"re-entry cooldown {format_duration(model.reentry)} since {recent.isoformat()}"
+        cooldown = format_duration(model.reentry)
+        return f"re-entry cooldown {cooldown} since {recent.isoformat()}", False
     return None
-
-
-def _holds(condition: object, context: dict[str, object]) -> bool:
-    try:
-        return bool(condition.evaluate(context))  # type: ignore[attr-defined]
-    except Exception:
-        return False
 
 
 def stable_key(session: Session, profile: Profile) -> str:

@@ -46,6 +46,7 @@ from jinja2 import (
 )
 from jinja2.runtime import Context
 
+from engine.context_schema import TEMPLATE_NAMES
 from engine.sandbox import TEMPLATE_LIMITS, Sandbox, TemplateLimitError, evaluation
 
 #: Largest template file, in bytes (an email with inline styles is a few dozen KB).
@@ -67,18 +68,8 @@ REQUIRED_BLOCKS: Mapping[str, tuple[str, ...]] = {
     "messenger": ("text",),
 }
 OPTIONAL_BLOCKS: Mapping[str, tuple[str, ...]] = {"push": ("url",), "email": ("html",)}
-#: Names a template may use (the render context).
-CONTEXT_NAMES = (
-    "cart",
-    "customer",
-    "visitor",
-    "journey",
-    "step",
-    "discount",
-    "locale",
-    "now",
-    "links",
-)
+#: Names a template may use (the render context, as engine.context_schema declares it).
+CONTEXT_NAMES = tuple(TEMPLATE_NAMES)
 
 # GSM 03.38 basic set plus the extension table (extension chars cost two septets).
 _GSM_BASIC = set(

@@ -113,7 +113,11 @@ class Sandbox(ImmutableSandboxedEnvironment):
         return charge_built(result) if isinstance(result, SEQUENCES) else result
 
     def getattr(self, obj: Any, attribute: str) -> Any:
+        """A record's own data comes before a mapping's methods: ``cart.items`` is the
+        cart's items (as :mod:`engine.context_schema` declares), not ``dict.items``."""
         charge_step()
+        if isinstance(obj, dict) and attribute in obj and not attribute.startswith("_"):
+            return obj[attribute]
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:

@@ -29,6 +29,10 @@ ACTIVITY = frozenset(
     {"session.started", "page.viewed", "product.viewed", "cart.updated", "checkout.started"}
 )
 
+#: Profile attributes the engine keeps for itself (cart-less orders, see _paid_before):
+#: not a visitor's features, so conditions and templates never see them.
+BOOKKEEPING_ATTRIBUTES = frozenset({"last_order_at", "last_order_id"})
+
 
 @dataclass
 class Applied:

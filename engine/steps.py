@@ -26,8 +26,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine import stops
-from engine.context import build_context
-from engine.decisions import record, record_for
+from engine.context import FAILED, build_context
+from engine.decisions import record, record_failures, record_for
 from engine.guards import StepCheck, run_guards
 from engine.journeys import finish, schedule_step
 from engine.locks import lock_for_journey
@@ -201,6 +201,9 @@ def _decide(
     assert cart is not None and profile is not None
     context = build_context(session, config, profile, cart, now, journey)
     context["_provider_for"] = sender.provider_for
+    condition = scenario.step_conditions.get(step.id)
+    if condition is not None and "segments" in condition.names:  # the failure decides it
+        record_failures(session, now, context[FAILED], journey=journey, step_id=step.id)
     due_at = datetime.fromisoformat(
         (journey.state or {}).get("due_at") or claim.scheduled_for.isoformat()
     )

@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="scenarios.yaml")
     p.set_defaults(func=cmd_validate)
 
+    p = sub.add_parser("schema", help="write JSON Schemas of the files, for editors")
+    p.add_argument("--out", default="schema", help="directory to write them in (default: schema)")
+    p.set_defaults(func=cmd_schema)
+
     p = sub.add_parser("preview", help="render one step as the channel carries it")
     p.add_argument("scenario")
     p.add_argument("step")
@@ -154,6 +158,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"ok: {len(config.scenarios)} scenario(s), {len(config.files)} file(s), "
         f"{len(config.warnings)} warning(s), version {config.version}"
     )
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from engine.scenario.editor_schema import write_schemas
+
+    try:
+        written = write_schemas(Path(args.out))
+    except OSError as exc:
+        raise CliError(f"cannot write {args.out}: {exc.strerror}") from None
+    for path in written:
+        print(f"wrote {path}")
     return 0
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from engine import context_schema as schema
 from engine.events import Cart as CartModel
 from engine.render import RenderError, SmsShape
 from engine.scenario.loader import load_config
@@ -65,39 +66,64 @@ def preview(args: argparse.Namespace) -> int:
     locale = args.locale or config.settings.defaults.locale
     now = datetime.now(UTC)
     context: dict[str, Any] = {
-        "cart": {
-            "id": cart.id,
-            "value": float(cart.value),
-            "currency": cart.currency,
-            "item_count": sum(i.quantity for i in cart.items),
-            "url": cart.url,
-            "items": [i.model_dump(mode="json", exclude_none=True) for i in cart.items],
-        },
-        "customer": {
-            "id": "preview",
-            "first_name": {"ru": "Анна", "uk": "Оксана"}.get(locale, "Emma"),
-            "locale": locale,
-            "orders_30d": 0,
-            "orders_total": 0,
-        },
-        "visitor": {"sessions": 2, "is_known": True},
-        "session": {"count": 2},
-        "journey": {"scenario": scenario.id, "step": 0, "group": "treatment", "sent": 0},
+        "cart": schema.view(
+            schema.CART,
+            {
+                "id": cart.id,
+                "value": float(cart.value),
+                "currency": cart.currency,
+                "item_count": sum(i.quantity for i in cart.items),
+                "url": cart.url,
+                "items": [i.model_dump(mode="json", exclude_none=True) for i in cart.items],
+                "status": "abandoned",
+                "created_at": now,
+            },
+        ),
+        "customer": schema.view(
+            schema.CUSTOMER,
+            {
+                "id": "preview",
+                "first_name": {"ru": "Анна", "uk": "Оксана"}.get(locale, "Emma"),
+                "locale": locale,
+                "orders_30d": 0,
+                "orders_total": 0,
+            },
+        ),
+        "visitor": schema.view(
+            schema.VISITOR, {"sessions": 2, "last_seen_at": now, "is_known": True}
+        ),
+        "session": schema.view(
+            schema.SESSION,
+            {"id": "preview", "started_at": now, "last_seen_at": now, "count": 2},
+        ),
+        "journey": schema.view(
+            schema.JOURNEY,
+            {
+                "scenario": scenario.id,
+                "step": 0,
+                "group": "treatment",
+                "started_at": now,
+                "sent": 0,
+            },
+        ),
         "now": now,
         "segments": set(),
-        "step": {"id": step.id, "channel": step.channel},
-        "links": {"cart": cart.url},
+        "step": schema.view(schema.STEP, {"id": step.id, "channel": step.channel}),
+        "links": schema.view(schema.LINKS, {"cart": cart.url}),
         "discount": None,
     }
     if step.discount is not None:
         d = step.discount
-        context["discount"] = {
-            "code": f"{d.prefix}PREVIEW1",
-            "percent": float(d.percent) if d.percent else None,
-            "amount": float(d.amount) if d.amount else None,
-            "currency": cart.currency,
-            "expires_at": now + d.ttl,
-        }
+        context["discount"] = schema.view(
+            schema.DISCOUNT,
+            {
+                "code": f"{d.prefix}PREVIEW1",
+                "percent": float(d.percent) if d.percent else None,
+                "amount": float(d.amount) if d.amount else None,
+                "currency": cart.currency,
+                "expires_at": now + d.ttl,
+            },
+        )
     status = 0
     refs = (
         [(v.id, step.template_for(step.channel, v.id)) for v in step.variants]

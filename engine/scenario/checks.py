@@ -2,14 +2,18 @@
 compile, and lint — mistakes that load fine but would misbehave with shoppers.
 
 Errors refuse the configuration: duplicate scenario or step ids, undefined segments,
-templates that are missing, do not parse, lack a channel's block or use a name the message
-context does not have, and provider settings the provider rejects.
+templates that are missing, do not parse, lack a channel's block, use a name or an
+attribute the message context does not have (:mod:`engine.context_schema`) or one the step
+cannot provide (``discount`` on a step without ``discount:``), and provider settings the
+provider rejects.
 
 Lint only warns. It is :data:`LINTS`, one flat ordered list of small functions (STYLE §5),
 each looking at a :class:`Plan` and yielding warnings with a hint::
 
     fires_at_abandonment → unreachable_steps → after_expiry → discount_expires_first
-    → window_never_opens → sms_too_long
+    → window_never_opens → window_outlasts_expiry → caps_leave_no_room → sms_too_long
+
+(the two before the last are in :mod:`engine.scenario.reachability`).
 
 Lint reasons about the *nominal schedule*: a step with ``after`` is due that long after
 the abandonment anchor (the cart's last activity), one with ``after_previous`` that long
@@ -23,7 +27,7 @@ import difflib
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,10 +35,14 @@ from zoneinfo import ZoneInfo
 from jinja2 import TemplateError, TemplateSyntaxError, meta, nodes
 
 from engine.conditions import Condition
+from engine.context_schema import TEMPLATE_NAMES
+from engine.paths import check_paths, unguarded_reads
 from engine.sandbox import TemplateLimitError
 from engine.scenario.loader import CompiledScenario, Path_, Problem, Source, send_rules
 from engine.scenario.model import Discount, Settings, Step
-from engine.timing import format_duration
+from engine.scenario.reachability import WEEK_START as _WEEK_START
+from engine.scenario.reachability import as_schedule as _d
+from engine.scenario.reachability import caps_leave_no_room, window_outlasts_expiry
 from engine.tokens import CODE_LENGTH
 
 #: Worst-case first name for the SMS length lint: 20 characters outside GSM-7 (UCS-2).
@@ -43,8 +51,6 @@ SAMPLE_FIRST_NAME = "Константин-Александр"
 SAMPLE_CART_URL = (
     "https://shop.example.com/cart/restore?utm_source=cartflow&utm_medium=sms&c=".ljust(100, "7")
 )
-#: A Monday, where the window lint starts looking for an opening (a week ahead).
-_WEEK_START = datetime(2026, 1, 5, tzinfo=UTC)
 
 
 def check_config(
@@ -57,7 +63,7 @@ def check_config(
     provider_types: Any = None,
 ) -> None:
     seen: dict[str, CompiledScenario] = {}
-    checked: dict[tuple[str, tuple[str, ...]], list[Problem]] = {}  # a file is checked once
+    checked: dict[tuple[str, tuple[str, ...]], FileCheck] = {}  # a file is checked once
     for scenario in scenarios:
         where = scenario.source.where((*scenario.loc, "scenario"))
         if scenario.id in seen:
@@ -136,7 +142,7 @@ def _check_steps(
     settings: Settings,
     templates: Any,
     problems: list[Problem],
-    checked: dict[tuple[str, tuple[str, ...]], list[Problem]],
+    checked: dict[tuple[str, tuple[str, ...]], FileCheck],
 ) -> None:
     path = scenario.source.path
     ids: set[str] = set()
@@ -152,7 +158,7 @@ def _check_steps(
         ids.add(step.id)
         for ref, channels, rest in _template_uses(step):
             where = scenario.source.where(scenario.step_loc(i, *rest))
-            _check_template(
+            for name, check in _check_template(
                 path,
                 where,
                 ref,
@@ -162,7 +168,9 @@ def _check_steps(
                 problems,
                 checked,
                 scenario.model.locales,
-            )
+            ):
+                if step.discount is None and not scenario.partial:  # dropped: reported
+                    problems.extend(check.without_discount(name, scenario.id, step.id))
 
 
 def _check_template(
@@ -173,11 +181,13 @@ def _check_template(
     settings: Settings,
     templates: Any,
     problems: list[Problem],
-    checked: dict[tuple[str, tuple[str, ...]], list[Problem]],
+    checked: dict[tuple[str, tuple[str, ...]], FileCheck],
     own_locales: tuple[str, ...] = (),
-) -> None:
-    """A scenario with its own ``locales`` needs templates in those only (its first is
-    its default); otherwise in ``defaults.locale`` and ``defaults.locales``."""
+) -> Iterator[tuple[str, FileCheck]]:
+    """Check the files of ``ref`` in every required locale (each once); yields each
+    file's name and check for what depends on the step. A scenario with its own
+    ``locales`` needs templates in those only (its first is its default); otherwise in
+    ``defaults.locale`` and ``defaults.locales``."""
     defaults = settings.defaults
     if own_locales:
         locales, default, required_by = list(own_locales), own_locales[0], "the scenario's locales"
@@ -199,29 +209,68 @@ def _check_template(
             )
             continue
         if (name, channels) not in checked:
-            checked[(name, channels)] = list(_check_file(name, channels, templates))
-        problems.extend(checked[(name, channels)])
+            checked[(name, channels)] = _check_file(name, channels, templates)
+        problems.extend(checked[(name, channels)].problems)
+        yield name, checked[(name, channels)]
 
 
-def _check_file(name: str, channels: tuple[str, ...], templates: Any) -> Iterator[Problem]:
+@dataclass(frozen=True)
+class FileCheck:
+    """What checking one template file found: its problems, and where it reads
+    ``discount`` outside ``{% if discount %}`` (an error on a step without one)."""
+
+    file_path: str
+    problems: list[Problem]
+    discount_reads: tuple[tuple[int, int, str], ...] = ()
+
+    def without_discount(self, name: str, scenario: str, step: str) -> Iterator[Problem]:
+        for line, column, text in self.discount_reads:
+            yield Problem(
+                self.file_path,
+                line,
+                column,
+                f"template uses '{text}', but step '{step}' of scenario '{scenario}' has no "
+                "'discount:' (it would print nothing); give the step a discount or write "
+                "{% if discount %}…{% endif %}",
+            )
+
+
+def _check_file(name: str, channels: tuple[str, ...], templates: Any) -> FileCheck:
     """Problems of the template file ``name`` used for ``channels``."""
-    from engine.render import CONTEXT_NAMES, OPTIONAL_BLOCKS, REQUIRED_BLOCKS
-
     file_path = str(templates.directory / name)
     try:
         source = templates.source(name)
         ast = templates.env.parse(source, name=name)  # parsed once: compiled from it next
         templates.env.get_template(name)  # compiled once, kept for rendering
     except TemplateLimitError as exc:
-        yield Problem(file_path, exc.lineno or 1, exc.column or 1, exc.message or "")
-        return
+        problem = Problem(file_path, exc.lineno or 1, exc.column or 1, exc.message or "")
+        return FileCheck(file_path, [problem])
     except TemplateSyntaxError as exc:
-        yield Problem(file_path, exc.lineno or 1, 1, f"template syntax: {exc.message}")
-        return
+        problem = Problem(file_path, exc.lineno or 1, 1, f"template syntax: {exc.message}")
+        return FileCheck(file_path, [problem])
     except (RecursionError, SyntaxError, MemoryError, ValueError) as exc:  # nesting, digits
         reason = str(exc) if isinstance(exc, ValueError) else "it nests too deeply"
-        yield Problem(file_path, 1, 1, f"template does not compile: {reason}; simplify it")
-        return
+        problem = Problem(file_path, 1, 1, f"template does not compile: {reason}; simplify it")
+        return FileCheck(file_path, [problem])
+    reads = tuple(
+        (read.lineno, *_read_position(source, read)) for read in unguarded_reads(ast, "discount")
+    )
+    return FileCheck(file_path, list(_file_problems(file_path, source, ast, channels)), reads)
+
+
+def _read_position(source: str, read: nodes.Getattr | nodes.Getitem) -> tuple[int, str]:
+    """Column and text of ``discount.code`` (or ``discount["code"]``) on its line."""
+    key = read.attr if isinstance(read, nodes.Getattr) else getattr(read.arg, "value", "")
+    line = source.splitlines()[read.lineno - 1] if source else ""
+    match = re.search(rf"\bdiscount\s*(\.\s*{re.escape(str(key))}\b|\[)", line)
+    return (match.start() + 1 if match else 1), f"discount.{key}"
+
+
+def _file_problems(
+    file_path: str, source: str, ast: nodes.Template, channels: tuple[str, ...]
+) -> Iterator[Problem]:
+    from engine.render import OPTIONAL_BLOCKS, REQUIRED_BLOCKS
+
     blocks = {node.name for node in ast.find_all(nodes.Block)}
     for channel in channels:
         missing = [b for b in REQUIRED_BLOCKS[channel] if b not in blocks]
@@ -234,16 +283,17 @@ def _check_file(name: str, channels: tuple[str, ...], templates: Any) -> Iterato
                 f"template used for {channel} needs {{% block {missing[0]} %}}"
                 f" (a {channel} message has: {has})",
             )
-    for unknown in sorted(set(meta.find_undeclared_variables(ast)) - set(CONTEXT_NAMES)):
-        close = difflib.get_close_matches(unknown, CONTEXT_NAMES, n=1)
-        hint = (
-            f" — did you mean '{close[0]}'?" if close else f" (known: {', '.join(CONTEXT_NAMES)})"
-        )
+    known = list(TEMPLATE_NAMES)
+    for unknown in sorted(set(meta.find_undeclared_variables(ast)) - set(known)):
+        close = difflib.get_close_matches(unknown, known, n=1)
+        hint = f" — did you mean '{close[0]}'?" if close else f" (known: {', '.join(known)})"
         yield Problem(
             file_path,
             *_name_position(source, ast, unknown),
             f"template uses '{unknown}', which the message context does not have{hint}",
         )
+    for error in check_paths(ast, TEMPLATE_NAMES, source):
+        yield Problem(file_path, error.lineno, error.column, error.message)
 
 
 def _name_position(source: str, ast: nodes.Template, name: str) -> tuple[int, int]:
@@ -301,14 +351,6 @@ class Plan:
 
 
 Lint = Callable[[Plan], Iterator[Problem]]
-
-
-def _d(delta: timedelta) -> str:
-    """A duration as a schedule reads it: hours from one hour up to a week (``48h``)."""
-    if delta < timedelta(hours=1) or delta >= timedelta(days=7):
-        return format_duration(delta)
-    hours, rest = divmod(int(delta.total_seconds()), 3600)
-    return f"{hours}h" + (format_duration(timedelta(seconds=rest)) if rest else "")
 
 
 def fires_at_abandonment(plan: Plan) -> Iterator[Problem]:
@@ -504,6 +546,8 @@ def _sample(plan: Plan, step: Step, locale: str) -> dict[str, Any]:
             "orders_total": 12,
         },
         "visitor": {"sessions": 12, "last_seen_at": now, "is_known": True},
+        "session": {"id": "s_1", "started_at": now, "last_seen_at": now, "count": 12},
+        "segments": set(plan.settings.segments),
         "journey": {
             "scenario": plan.scenario.id,
             "step": 0,
@@ -546,6 +590,8 @@ LINTS: Sequence[Lint] = (
     after_expiry,
     discount_expires_first,
     window_never_opens,
+    window_outlasts_expiry,
+    caps_leave_no_room,
     sms_too_long,
 )
 

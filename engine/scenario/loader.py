@@ -37,6 +37,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
 from engine.conditions import Condition, ConditionError, compile_condition
+from engine.context_schema import SEGMENT_NAMES
 from engine.scenario.model import CHANNEL_NAMES, Scenario, Settings, Step
 from engine.timing import DEFAULT_QUIET_HOURS, QUIET_CHANNELS, DailySpan, SendRules
 
@@ -663,7 +664,7 @@ def load_config(
     segments: dict[str, Condition] = {}
     for name, expr in (settings.segments or {}).items():
         try:
-            segments[name] = compile_condition(expr)
+            segments[name] = compile_condition(expr, allowed=SEGMENT_NAMES)
         except ConditionError as exc:
             line, col = main_source.where(("segments", name))
             problems.append(

@@ -3,7 +3,9 @@
 Pydantic models with ``extra="forbid"``: an unknown key is an error with a hint, never
 silently ignored. Durations are strings (``30m``, ``3h``, ``2d``), windows are
 ``[days] HH:MM-HH:MM`` in the recipient's time zone. docs/scenarios.md documents every
-key; this module is the source of truth for it.
+key; this module is the source of truth for it, and for the JSON Schema editors check
+the files with as they are typed (``cartflow schema``; each key's ``description`` and
+``examples`` are what the editor shows).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -45,10 +48,16 @@ def _duration(value: Any) -> timedelta:
     return parse_duration(value)
 
 
+#: What an editor accepts as a duration (the loader says more when it is wrong).
+DURATION_SCHEMA: dict[str, Any] = {
+    "anyOf": [{"type": "string", "pattern": r"^\s*(\d+\s*[wdhmsWDHMS]\s*)+$"}, {"const": 0}],
+    "examples": ["30m", "3h", "2d", "1h30m"],
+}
 Duration = Annotated[
     timedelta,
     BeforeValidator(_duration),
     PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema(DURATION_SCHEMA),
 ]
 
 
@@ -61,8 +70,22 @@ def _spans(value: Any, *, wrap: bool) -> tuple[str, ...]:
     return tuple(str(item) for item in items)
 
 
-Windows = Annotated[tuple[str, ...], BeforeValidator(lambda v: _spans(v, wrap=False))]
-QuietHours = Annotated[tuple[str, ...], BeforeValidator(lambda v: _spans(v, wrap=True))]
+_SPAN = {"type": "string", "pattern": r"^[A-Za-z, -]*\d{1,2}:\d{2}\s*-\s*\d{1,2}:\d{2}\s*$"}
+#: A ``[days] HH:MM-HH:MM`` span, or a list of them.
+SPANS_SCHEMA: dict[str, Any] = {
+    "anyOf": [_SPAN, {"type": "array", "items": _SPAN, "minItems": 1}],
+    "examples": ["10:00-20:00", "mon-fri 10:00-20:00", ["sat,sun 12:00-18:00"]],
+}
+Windows = Annotated[
+    tuple[str, ...],
+    BeforeValidator(lambda v: _spans(v, wrap=False)),
+    WithJsonSchema(SPANS_SCHEMA),
+]
+QuietHours = Annotated[
+    tuple[str, ...],
+    BeforeValidator(lambda v: _spans(v, wrap=True)),
+    WithJsonSchema(SPANS_SCHEMA),
+]
 
 
 def _percent(value: Any) -> float:
@@ -77,7 +100,15 @@ def _percent(value: Any) -> float:
     return number
 
 
-Percent = Annotated[float, BeforeValidator(_percent)]
+#: A percentage: a number, or text ending in ``%``.
+PERCENT_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "number", "minimum": 0, "maximum": 100},
+        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*%\s*$"},
+    ],
+    "examples": ["10%", 5],
+}
+Percent = Annotated[float, BeforeValidator(_percent), WithJsonSchema(PERCENT_SCHEMA)]
 
 
 class Strict(BaseModel):
@@ -85,16 +116,43 @@ class Strict(BaseModel):
 
 
 class Defaults(Strict):
-    timezone: str = "UTC"
-    locale: str = "en"
-    #: Locales every template must exist in (``validate`` checks).
-    locales: tuple[str, ...] = ()
-    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
-    quiet_hours: QuietHours = (DEFAULT_QUIET_HOURS,)
-    #: Channels quiet hours apply to (email has none by default).
-    quiet_channels: tuple[Channel, ...] = ("push", "sms", "messenger")
-    #: A visitor seen this recently is "still browsing": reminders wait.
-    browsing_grace: Duration = timedelta(minutes=10)
+    """What holds for every scenario unless it says otherwise."""
+
+    timezone: str = Field(
+        default="UTC",
+        description="Time zone when neither the profile nor the phone number tells (IANA).",
+        examples=["Europe/Moscow", "Europe/Kyiv"],
+    )
+    locale: str = Field(
+        default="en", description="The shop's language: the templates' fallback.", examples=["ru"]
+    )
+    locales: tuple[str, ...] = Field(
+        default=(),
+        description="Locales every template must exist in (validate checks).",
+        examples=[["ru", "uk", "en"]],
+    )
+    currency: str = Field(
+        default="USD",
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 code of amounts in the configuration.",
+        examples=["RUB"],
+    )
+    quiet_hours: QuietHours = Field(
+        default=(DEFAULT_QUIET_HOURS,),
+        description="Never send on the quiet channels then, recipient's local time; "
+        "21:00-09:00 always applies.",
+        examples=["21:00-09:00"],
+    )
+    quiet_channels: tuple[Channel, ...] = Field(
+        default=("push", "sms", "messenger"),
+        description="Channels quiet hours apply to (email has none by default).",
+        examples=[["push", "sms", "messenger"]],
+    )
+    browsing_grace: Duration = Field(
+        default=timedelta(minutes=10),
+        description='A visitor seen this recently is "still browsing": reminders wait.',
+        examples=["10m"],
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -111,15 +169,29 @@ class Defaults(Strict):
 class CapRule(Strict):
     """At most ``max`` messages on ``channel`` (or ``any``) per rolling ``per``."""
 
-    channel: Literal["any", "push", "sms", "email", "messenger"] = "any"
-    max: int = Field(ge=1)
-    per: Duration
+    channel: Literal["any", "push", "sms", "email", "messenger"] = Field(
+        default="any", description="The channel counted, or any.", examples=["any", "sms"]
+    )
+    max: int = Field(ge=1, description="Most messages within 'per'.", examples=[3])
+    per: Duration = Field(description="The rolling period.", examples=["7d", "24h"])
 
 
 class Trigger(Strict):
-    on: Literal["cart.abandoned"] = "cart.abandoned"
-    idle: Duration = timedelta(minutes=30)
-    when: str | None = None
+    """When a cart enters the scenario."""
+
+    on: Literal["cart.abandoned"] = Field(
+        default="cart.abandoned", description="The event that starts a journey."
+    )
+    idle: Duration = Field(
+        default=timedelta(minutes=30),
+        description="How long the cart and the visitor stay quiet before it counts as abandoned.",
+        examples=["30m"],
+    )
+    when: str | None = Field(
+        default=None,
+        description="A condition the cart must meet (see 'Conditions' in docs/scenarios.md).",
+        examples=["cart.value >= 1000"],
+    )
 
     @field_validator("idle")
     @classmethod
@@ -130,8 +202,18 @@ class Trigger(Strict):
 
 
 class Audience(Strict):
-    segments: tuple[str, ...] = ()
-    exclude: str | None = None
+    """Who the scenario is for."""
+
+    segments: tuple[str, ...] = Field(
+        default=(),
+        description="Only visitors in one of these segments (defined under 'segments:').",
+        examples=[["hesitant"]],
+    )
+    exclude: str | None = Field(
+        default=None,
+        description="A condition that keeps a cart out; one that cannot be evaluated excludes.",
+        examples=["customer.orders_30d > 0"],
+    )
 
 
 def _discount_percent(value: Any) -> Decimal:
@@ -154,10 +236,26 @@ DiscountPercent = Annotated[Decimal, BeforeValidator(_discount_percent)]
 
 
 class Discount(Strict):
-    percent: DiscountPercent | None = None
-    amount: Decimal | None = Field(default=None, gt=0)
-    ttl: Duration = timedelta(hours=48)
-    prefix: str = Field(default="CF", pattern=r"^[A-Z0-9]{0,10}$")
+    """A one-off code the step's message carries (``discount`` in its template)."""
+
+    percent: DiscountPercent | None = Field(
+        default=None,
+        description="Percent off (give this or 'amount').",
+        examples=[5, "7%"],
+        json_schema_extra={"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "null"}]},
+    )
+    amount: Decimal | None = Field(
+        default=None, gt=0, description="Amount off, in defaults.currency.", examples=[300]
+    )
+    ttl: Duration = Field(
+        default=timedelta(hours=48), description="How long the code works.", examples=["48h"]
+    )
+    prefix: str = Field(
+        default="CF",
+        pattern=r"^[A-Z0-9]{0,10}$",
+        description="What every code starts with.",
+        examples=["CF"],
+    )
 
     @model_validator(mode="after")
     def _one(self) -> Discount:
@@ -169,8 +267,11 @@ class Discount(Strict):
 class Escalation(Strict):
     """Run the step only if the previous message was not ``unless``-ed within ``within``."""
 
-    unless: Literal["delivered", "opened", "clicked"]
-    within: Duration
+    unless: Literal["delivered", "opened", "clicked"] = Field(
+        description="What the previous message must have been to skip this step.",
+        examples=["opened"],
+    )
+    within: Duration = Field(description="How long to wait for it.", examples=["2h"])
 
 
 #: A template reference, or one per channel (``{push: cart/push, email: cart/email}``)
@@ -191,30 +292,76 @@ def _refs(ref: TemplateRef | None) -> tuple[str, ...]:
 
 
 class Variant(Strict):
-    id: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
-    weight: int = Field(default=1, ge=0)
-    template: TemplateRef
+    """One arm of an A/B test; each journey gets one, by weight."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]+$", description="The variant's id.", examples=["a"])
+    weight: int = Field(default=1, ge=0, description="Its share of journeys.", examples=[1])
+    template: TemplateRef = Field(
+        description="Its template (or one per channel).", examples=["abandoned_cart/sms"]
+    )
 
 
 class Step(Strict):
-    id: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
-    #: Delay from the cart's last activity (the abandonment anchor).
-    after: Duration | None = None
-    #: Delay from the previous step's send (or its skip).
-    after_previous: Duration | None = None
-    channel: Channel
-    fallback: tuple[Channel, ...] = ()
-    window: Windows | None = None
-    quiet_hours: QuietHours | None = None
-    when: str | None = None
-    discount: Discount | None = None
-    template: TemplateRef | None = None
-    variants: tuple[Variant, ...] = ()
-    escalate: Escalation | None = None
-    #: An SMS that needs more parts than this is a lint warning (and refused at send).
-    max_sms_parts: int = Field(default=3, ge=1, le=10)
-    #: What a frequency cap does to this step: wait for room, or skip.
-    on_cap: Literal["defer", "skip"] = "defer"
+    """One message of the journey."""
+
+    id: str = Field(
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="The step's id, unique in the scenario.",
+        examples=["push"],
+    )
+    after: Duration | None = Field(
+        default=None,
+        description="Delay from the cart's last activity (the abandonment anchor).",
+        examples=["30m", "3h"],
+    )
+    after_previous: Duration | None = Field(
+        default=None,
+        description="Delay from the previous step's send (or its skip).",
+        examples=["24h"],
+    )
+    channel: Channel = Field(description="The channel to send on.", examples=["push"])
+    fallback: tuple[Channel, ...] = Field(
+        default=(),
+        description="Channels to try, in order, without consent or a contact on 'channel'.",
+        examples=[["email"]],
+    )
+    window: Windows | None = Field(
+        default=None,
+        description="When the step may send, recipient's local time; outside it waits.",
+        examples=["10:00-20:00", "mon-fri 11:00-19:00"],
+    )
+    quiet_hours: QuietHours | None = Field(
+        default=None, description="More quiet hours for this step.", examples=["13:00-14:00"]
+    )
+    when: str | None = Field(
+        default=None,
+        description="A condition checked at send time; false (or failing) skips the step.",
+        examples=["journey.sent < 2"],
+    )
+    discount: Discount | None = Field(default=None, description="A code for this message.")
+    template: TemplateRef | None = Field(
+        default=None,
+        description="templates/<ref>.<locale>.j2, or one per channel.",
+        examples=["abandoned_cart/push", {"sms": "abandoned_cart/sms", "email": "cart/email"}],
+    )
+    variants: tuple[Variant, ...] = Field(
+        default=(), description="A/B variants instead of one template."
+    )
+    escalate: Escalation | None = Field(
+        default=None, description="Send only if the previous message was not engaged with."
+    )
+    max_sms_parts: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="An SMS needing more parts is a lint warning, and skipped at send.",
+        examples=[3],
+    )
+    on_cap: Literal["defer", "skip"] = Field(
+        default="defer",
+        description="What a frequency cap does to this step: wait for room, or skip.",
+        examples=["defer"],
+    )
 
     @model_validator(mode="after")
     def _shape(self) -> Step:
@@ -263,33 +410,59 @@ class Step(Strict):
 
 
 class Scenario(Strict):
-    scenario: str = Field(pattern=r"^[a-z0-9_]+$")
-    description: str = ""
-    enabled: bool = True
-    #: Higher first; a cart is in at most one journey at a time.
-    priority: int = 0
-    trigger: Trigger = Trigger()
-    audience: Audience = Audience()
-    #: Stable control group that gets nothing, for measuring lift.
-    holdout: Percent = 0.0
-    #: The same shopper does not re-enter this scenario within this time.
-    reentry: Duration = timedelta(days=7)
+    """One campaign: who enters, and the messages they get (a file in scenarios/)."""
+
+    scenario: str = Field(
+        pattern=r"^[a-z0-9_]+$", description="The scenario's id.", examples=["abandoned_cart"]
+    )
+    description: str = Field(default="", description="What it is for, in words.")
+    enabled: bool = Field(
+        default=True, description="false: no new journeys; those in flight end at their next step."
+    )
+    priority: int = Field(
+        default=0,
+        description="Higher first; a cart is in at most one journey at a time.",
+        examples=[10],
+    )
+    trigger: Trigger = Field(default=Trigger(), description="When a cart enters.")
+    audience: Audience = Field(default=Audience(), description="Who the scenario is for.")
+    holdout: Percent = Field(
+        default=0.0,
+        description="Stable control group that gets nothing, for measuring lift.",
+        examples=["10%"],
+    )
+    reentry: Duration = Field(
+        default=timedelta(days=7),
+        description="The same shopper does not re-enter this scenario within this time.",
+        examples=["7d"],
+    )
     exit_on: tuple[
         Literal["order.completed", "cart.emptied", "unsubscribed", "cart.updated"], ...
-    ] = (
-        "order.completed",
-        "cart.emptied",
-        "unsubscribed",
+    ] = Field(
+        default=("order.completed", "cart.emptied", "unsubscribed"),
+        description="Events that end the journey (the first three always do).",
+        examples=[["order.completed", "cart.emptied", "unsubscribed"]],
     )
-    #: A journey ends this long after abandonment, whatever is left.
-    expires: Duration = timedelta(days=7)
-    #: A step deferred by caps longer than this is skipped.
-    max_staleness: Duration = timedelta(hours=24)
-    quiet_hours: QuietHours | None = None
-    #: The locales this scenario's templates exist in (default: ``defaults.locales``);
-    #: the first is its default — shoppers in another locale get that one.
-    locales: tuple[str, ...] = ()
-    steps: tuple[Step, ...] = Field(min_length=1)
+    expires: Duration = Field(
+        default=timedelta(days=7),
+        description="A journey ends this long after abandonment, whatever is left.",
+        examples=["7d"],
+    )
+    max_staleness: Duration = Field(
+        default=timedelta(hours=24),
+        description="A step deferred by caps longer than this is skipped.",
+        examples=["12h"],
+    )
+    quiet_hours: QuietHours | None = Field(
+        default=None, description="More quiet hours for every step of the scenario."
+    )
+    locales: tuple[str, ...] = Field(
+        default=(),
+        description="The locales its templates exist in (default: defaults.locales); the "
+        "first is its default — shoppers in another locale get that one.",
+        examples=[["uk", "en"]],
+    )
+    steps: tuple[Step, ...] = Field(min_length=1, description="The messages, in order.")
 
     def locale_for(self, shopper_locale: str | None, default_locale: str) -> str:
         """The locale a shopper gets in this scenario."""
@@ -305,18 +478,40 @@ class ProviderSettings(BaseModel):
     """``type`` picks the provider; the rest are its own settings, which it validates."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
-    type: str
+    type: str = Field(
+        description="The provider (its other settings are its own).", examples=["console"]
+    )
 
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
 
 
 class Settings(Strict):
-    version: Literal[1] = 1
-    defaults: Defaults = Defaults()
-    caps: tuple[CapRule, ...] = ()
-    segments: dict[str, str] = Field(default_factory=dict)
-    providers: dict[Channel, ProviderSettings] = Field(default_factory=dict)
-    include: tuple[str, ...] = ("scenarios/*.yaml",)
-    templates: str = "templates"
-    scenarios: tuple[Scenario, ...] = ()
+    """``scenarios.yaml``: the settings every scenario shares."""
+
+    version: Literal[1] = Field(default=1, description="The file format's version.")
+    defaults: Defaults = Field(default=Defaults(), description="What holds for every scenario.")
+    caps: tuple[CapRule, ...] = Field(
+        default=(),
+        description="Frequency caps over all scenarios.",
+        examples=[[{"channel": "any", "max": 3, "per": "7d"}]],
+    )
+    segments: dict[str, str] = Field(
+        default_factory=dict,
+        description="Named conditions for audiences and other conditions ('vip' in segments).",
+        examples=[{"hesitant": "visitor.sessions >= 2"}],
+    )
+    providers: dict[Channel, ProviderSettings] = Field(
+        default_factory=dict,
+        description="Who sends each channel.",
+        examples=[{"push": {"type": "console"}}],
+    )
+    include: tuple[str, ...] = Field(
+        default=("scenarios/*.yaml",),
+        description="Scenario files to read (glob patterns).",
+        examples=[["scenarios/*.yaml"]],
+    )
+    templates: str = Field(
+        default="templates", description="The templates directory.", examples=["templates"]
+    )
+    scenarios: tuple[Scenario, ...] = Field(default=(), description="Scenarios written here.")

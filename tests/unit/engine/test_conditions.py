@@ -10,6 +10,7 @@ import pytest
 from jinja2.exceptions import SecurityError, UndefinedError
 
 from engine.conditions import ConditionError, compile_condition
+from engine.context_schema import number, record
 
 CONTEXT: dict[str, Any] = {
     "cart": {"value": 1500.0, "item_count": 2, "items": [{"sku": "A"}], "currency": "RUB"},
@@ -31,7 +32,7 @@ CONTEXT: dict[str, Any] = {
         ("cart.currency == 'RUB'", True),
         ("cart['items'] | length == 1", True),
         ("visitor.sessions is odd", True),
-        ("cart.nothing_here", False),  # an unknown attribute is undefined → False
+        ("visitor.nothing_here", False),  # open: a feature not sent is undefined → False
     ],
 )
 def test_conditions_evaluate_against_the_context(source: str, expected: bool) -> None:
@@ -74,16 +75,21 @@ def test_syntax_error_is_refused() -> None:
 
 
 def test_unknown_names_are_checked_against_the_allowed_table() -> None:
-    assert compile_condition("order.total > 1", allowed={"order": "the order"}).names == {"order"}
+    allowed = {"order": record("the order", total=number("what it cost"))}
+    assert compile_condition("order.total > 1", allowed=allowed).names == {"order"}
     with pytest.raises(ConditionError, match="unknown name 'cart'"):
-        compile_condition("cart.value > 1", allowed={"order": "the order"})
+        compile_condition("cart.value > 1", allowed=allowed)
 
 
 def test_conditions_cannot_mutate_the_context() -> None:
-    context = {"cart": {"value": 1.0, "items": [1]}}
+    # a declared list has no 'append' (refused at load) ...
+    with pytest.raises(ConditionError, match=r"unknown attribute 'append' of 'cart\.items'"):
+        compile_condition("cart['items'].append(2)")
+    # ... and the sandbox refuses it where the schema cannot tell (a shop's own feature)
+    context = {"visitor": {"sessions": 1, "items": [1]}}
     with pytest.raises((SecurityError, UndefinedError)):
-        compile_condition("cart['items'].append(2)").evaluate(context)
-    assert context == {"cart": {"value": 1.0, "items": [1]}}
+        compile_condition("visitor['items'].append(2)").evaluate(context)
+    assert context == {"visitor": {"sessions": 1, "items": [1]}}
 
 
 def test_conditions_cannot_reach_python_internals() -> None:
@@ -91,10 +97,10 @@ def test_conditions_cannot_reach_python_internals() -> None:
         compile_condition("cart.value.__class__.__mro__")
 
 
-def test_comparing_an_undefined_value_raises_for_the_caller_to_treat_as_false() -> None:
-    # journeys._holds and guards.step_condition turn this into "False" / "skip"
+def test_comparing_an_undefined_value_raises_for_the_caller_to_fail_closed() -> None:
+    # engine.condition_failures.evaluate turns this into a recorded failure (fail closed)
     with pytest.raises(UndefinedError):
-        compile_condition("cart.nothing_here > 5").evaluate(CONTEXT)
+        compile_condition("visitor.nothing_here > 5").evaluate(CONTEXT)
 
 
 def test_conditions_cannot_read_the_machine_clock() -> None:
@@ -103,7 +109,7 @@ def test_conditions_cannot_read_the_machine_clock() -> None:
         compile_condition("now.now().year == 2026")
     assert refused.value.column == 4
     # ... and at run time, should a template try it
-    from engine.conditions import Sandbox
+    from engine.sandbox import Sandbox
 
     template = Sandbox().from_string("{{ now.now() }}")
     with pytest.raises(SecurityError):

@@ -17,6 +17,9 @@ from .sample_config import Edit, problems, write_config
 X = "scenarios/x.yaml"
 SMS_RU = "templates/cart/sms.ru.j2"
 #: A Russian SMS that fits two parts only while the name, code and link stay short.
+#: The email without a code when its step has no discount (else validate refuses it).
+GUARDED_CODE = ("Code {{ discount.code }}", "{% if discount %}Code {{ discount.code }}{% endif %}")
+GUARDED_EMAIL = {f"templates/cart/email.{locale}.j2": GUARDED_CODE for locale in ("en", "ru")}
 LONG_SMS_RU = (
     "{# the discount reminder #}\n"
     "{% block text %}{{ customer.first_name }}, ваша корзина ждёт. Скидка "
@@ -89,7 +92,10 @@ CASES = [
         id="after-expiry",
     ),
     pytest.param(
-        {X: [("after: 24h", "after: 72h"), ("    discount: {percent: 10, ttl: 72h}\n", "")]},
+        {
+            X: [("after: 24h", "after: 72h"), ("    discount: {percent: 10, ttl: 72h}\n", "")],
+            **GUARDED_EMAIL,
+        },
         [
             (
                 X,
@@ -121,7 +127,8 @@ CASES = [
                 ("after: 24h", "after: 3d"),
                 ("{percent: 5, ttl: 48h}", "{amount: 300, ttl: 2d}"),
                 ("    discount: {percent: 10, ttl: 72h}\n", ""),
-            ]
+            ],
+            **GUARDED_EMAIL,
         },
         [
             (
@@ -177,6 +184,59 @@ CASES = [
         ],
         id="sms-over-its-part-limit",
     ),
+    pytest.param(
+        {
+            "scenarios.yaml": (
+                "providers:",
+                "caps:\n  - {channel: any, max: 2, per: 3d}\nproviders:",
+            )
+        },
+        [
+            (
+                X,
+                19,
+                12,
+                "step email (+24h) would be the 3rd message within 3d (push +30m, sms +3h), "
+                "cap any 2/3d allows 2, and room opens only at +72h30m, more than max_staleness "
+                "24h after it is due: everyone who got the earlier steps misses it",
+            )
+        ],
+        id="cap-takes-a-step-away",
+    ),
+    pytest.param(
+        {
+            "scenarios.yaml": (
+                "providers:",
+                "caps:\n  - {channel: any, max: 2, per: 3d}\nproviders:",
+            ),
+            X: ("    channel: email\n", "    channel: email\n    on_cap: skip\n"),
+        },
+        [
+            (
+                X,
+                19,
+                12,
+                "step email (+24h) would be the 3rd message within 3d (push +30m, sms +3h), "
+                "cap any 2/3d allows 2, and the step has on_cap: skip",
+            )
+        ],
+        id="cap-skips-a-step",
+    ),
+    pytest.param(
+        {X: [('"10:00-20:00"', '"mon-fri 10:00-20:00"'), ("expires: 7d", "expires: 2d")]},
+        [
+            (
+                X,
+                15,
+                14,
+                "step sms is due +3h, and its window mon-fri 10:00-20:00 with the quiet hours "
+                "can hold it back 62h (due Fri 20:00, sent Mon 10:00): +65h is not before the "
+                "journey expires (48h), so shoppers who abandon at that hour never get it; "
+                "raise 'expires' above 65h",
+            )
+        ],
+        id="window-outlasts-expiry",
+    ),
 ]
 
 
@@ -205,10 +265,36 @@ def test_a_lint_warning_is_reported_at_its_position(
     [
         pytest.param({X: ("    after: 30m", "    after: 30m")}, id="push-exactly-at-idle"),
         pytest.param(
-            {X: [("after: 24h", "after: 48h"), ("    discount: {percent: 10, ttl: 72h}\n", "")]},
+            {
+                X: [("after: 24h", "after: 48h"), ("    discount: {percent: 10, ttl: 72h}\n", "")],
+                **GUARDED_EMAIL,
+            },
             id="email-while-the-sms-code-still-works",
         ),
-        pytest.param({X: ('"10:00-20:00"', '"mon 08:00-09:30"')}, id="window-half-open"),
+        pytest.param(
+            # weekly, so 8d: at worst it waits almost a week (window_outlasts_expiry)
+            {X: [('"10:00-20:00"', '"mon 08:00-09:30"'), ("expires: 7d", "expires: 8d")]},
+            id="window-half-open",
+        ),
+        pytest.param(
+            {
+                "scenarios.yaml": (
+                    "providers:",
+                    "caps:\n  - {channel: any, max: 3, per: 3d}\nproviders:",
+                )
+            },
+            id="three-steps-under-a-cap-of-three",
+        ),
+        pytest.param(
+            {
+                "scenarios.yaml": (
+                    "providers:",
+                    "caps:\n  - {channel: any, max: 2, per: 3d}\nproviders:",
+                ),
+                X: ("expires: 7d", "expires: 7d\nmax_staleness: 3d"),
+            },
+            id="a-cap-that-defers-within-max-staleness",
+        ),
         pytest.param({X: ("    after: 24h", "    after_previous: 21h")}, id="after-previous"),
     ],
 )
@@ -257,5 +343,7 @@ def test_every_lint_rule_has_a_case() -> None:
         "after_expiry",
         "discount_expires_first",
         "window_never_opens",
+        "window_outlasts_expiry",
+        "caps_leave_no_room",
         "sms_too_long",
     }

@@ -1,0 +1,260 @@
+"""The context, declared once: every name conditions, segments and templates see, with its
+attributes, their types and one line each (STYLE §22).
+
+The same declaration
+
+* builds the context at run time (:func:`view`, called by :func:`engine.context.build_context`):
+  every declared attribute is there and nothing else leaks in;
+* checks every dotted path when the configuration loads (:mod:`engine.paths`):
+  ``cart.valeu`` is an error with "did you mean 'value'?";
+* writes the table of names in docs/scenarios.md (:func:`names_table`).
+
+A record marked ``open`` holds data the shop sends or adds later (an item's own fields,
+a visitor's features): what it declares is checked and provided, anything else is
+allowed and not guessed at — reading something absent is an evaluation error at run
+time, which stops the message (fail closed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from engine.sandbox import CLOCK_READERS
+
+
+class Kind(StrEnum):
+    """What a value is, as a marketer reads it."""
+
+    NUMBER = "number"
+    TEXT = "text"
+    FLAG = "true/false"
+    TIME = "date and time"
+    NAMES = "set of names"
+    LIST = "list"
+    RECORD = "record"
+
+
+def _public(*types: type) -> frozenset[str]:
+    return frozenset(n for t in types for n in dir(t) if not n.startswith("_"))
+
+
+#: Attributes a value of each simple kind has (its Python type's own; no clock readers).
+KIND_ATTRIBUTES: Mapping[Kind, frozenset[str]] = {
+    Kind.NUMBER: _public(int, float),
+    Kind.TEXT: _public(str),
+    Kind.FLAG: _public(int),
+    Kind.TIME: _public(datetime) - CLOCK_READERS,
+    Kind.NAMES: _public(frozenset),
+    Kind.LIST: frozenset({"count", "index"}),
+}
+
+
+@dataclass(frozen=True)
+class Type:
+    """One value of the context: its kind, what it means, and for a record its attributes
+    (``open``: others may exist), for a list the type of its elements. ``nullable``: it
+    may be empty (``None``) — e.g. ``customer.first_name`` of an anonymous shopper."""
+
+    kind: Kind
+    description: str
+    fields: Mapping[str, Type] = field(default_factory=dict)
+    open: bool = False
+    element: Type | None = None
+    nullable: bool = False
+
+    def attribute(self, name: str) -> Type | None:
+        """The declared type of attribute ``name``; None when it is allowed but not
+        declared (an open record, a method). Raises KeyError when there is no such one."""
+        if self.kind is Kind.RECORD:
+            if name in self.fields:
+                return self.fields[name]
+            if self.open:
+                return None
+            raise KeyError(name)
+        if name in KIND_ATTRIBUTES.get(self.kind, frozenset()):
+            return None
+        raise KeyError(name)
+
+    def known(self) -> list[str]:
+        """Names to suggest for a misspelt attribute."""
+        if self.kind is Kind.RECORD:
+            return list(self.fields)
+        return sorted(KIND_ATTRIBUTES.get(self.kind, frozenset()))
+
+
+def _value(kind: Kind, description: str, *, nullable: bool = False) -> Type:
+    return Type(kind, description, nullable=nullable)
+
+
+def number(description: str, *, nullable: bool = False) -> Type:
+    return _value(Kind.NUMBER, description, nullable=nullable)
+
+
+def text(description: str, *, nullable: bool = False) -> Type:
+    return _value(Kind.TEXT, description, nullable=nullable)
+
+
+def flag(description: str) -> Type:
+    return _value(Kind.FLAG, description)
+
+
+def time(description: str, *, nullable: bool = False) -> Type:
+    return _value(Kind.TIME, description, nullable=nullable)
+
+
+def record(description: str, *, open: bool = False, nullable: bool = False, **fields: Type) -> Type:
+    return Type(Kind.RECORD, description, fields=fields, open=open, nullable=nullable)
+
+
+ITEM = record(
+    "one line of the cart, as the shop sent it (the shop's own fields are there too)",
+    open=True,
+    sku=text("the product's SKU"),
+    name=text("the product's name"),
+    price=number("the price of one"),
+    quantity=number("how many"),
+    url=text("the product's page", nullable=True),
+    image=text("the product's picture", nullable=True),
+    category=text("the product's category", nullable=True),
+)
+
+CART = record(
+    "the cart",
+    id=text("the shop's cart id"),
+    value=number("what the cart is worth, in its currency"),
+    currency=text("ISO 4217 code, e.g. RUB"),
+    item_count=number("how many items (quantities added up)"),
+    items=Type(Kind.LIST, "the lines of the cart", element=ITEM),
+    url=text("the link back to the cart", nullable=True),
+    status=text("active, abandoned, ordered or emptied"),
+    created_at=time("when the cart was first seen"),
+)
+VISITOR = record(
+    "what the shopper did (features the shop adds later are there too)",
+    open=True,
+    sessions=number("visits so far"),
+    last_seen_at=time("the last activity", nullable=True),
+    is_known=flag("whether the shop knows who this is (a customer id)"),
+)
+CUSTOMER = record(
+    "the shopper as a customer",
+    id=text("cartflow's profile id"),
+    first_name=text("the first name, if the shop sent one", nullable=True),
+    locale=text("the language to write in, e.g. uk"),
+    orders_30d=number("orders in the last 30 days"),
+    orders_total=number("orders ever"),
+)
+SESSION = record(
+    "the shopper's latest visit",
+    id=text("the shop's session id", nullable=True),
+    started_at=time("when it started", nullable=True),
+    last_seen_at=time("its last activity", nullable=True),
+    count=number("visits so far (as visitor.sessions)"),
+)
+JOURNEY = record(
+    "the journey (empty fields before it starts: in a trigger or an exclusion)",
+    scenario=text("the scenario's id", nullable=True),
+    step=number("the index of the current step, from 0", nullable=True),
+    group=text("treatment or holdout", nullable=True),
+    started_at=time("when it started", nullable=True),
+    sent=number("messages sent so far"),
+)
+NOW = time("the recipient's local time")
+SEGMENTS = _value(Kind.NAMES, 'the segments the visitor is in: "vip" in segments')
+
+#: What conditions (triggers, exclusions, step conditions) see.
+CONDITION_NAMES: Mapping[str, Type] = {
+    "cart": CART,
+    "visitor": VISITOR,
+    "customer": CUSTOMER,
+    "session": SESSION,
+    "journey": JOURNEY,
+    "now": NOW,
+    "segments": SEGMENTS,
+}
+#: What a segment definition sees: all but the segments themselves.
+SEGMENT_NAMES: Mapping[str, Type] = {k: v for k, v in CONDITION_NAMES.items() if k != "segments"}
+
+DISCOUNT = record(
+    "the step's discount code; only on a step with 'discount:'",
+    nullable=True,
+    code=text("the code to type at checkout"),
+    percent=number("percent off (empty for an amount)", nullable=True),
+    amount=number("amount off (empty for a percent)", nullable=True),
+    currency=text("the amount's currency", nullable=True),
+    expires_at=time("when the code stops working"),
+)
+STEP = record(
+    "the step being sent",
+    id=text("the step's id"),
+    channel=text("the channel it goes on: push, sms, email or messenger"),
+)
+LINKS = record("links to put in the message", cart=text("back to the cart", nullable=True))
+LOCALE = text("the locale the template is written in, e.g. uk")
+
+#: What templates see: the condition names and the message's own.
+TEMPLATE_NAMES: Mapping[str, Type] = {
+    **CONDITION_NAMES,
+    "discount": DISCOUNT,
+    "step": STEP,
+    "links": LINKS,
+    "locale": LOCALE,
+}
+#: Names only a template has (the rest are the conditions').
+MESSAGE_NAMES = tuple(name for name in TEMPLATE_NAMES if name not in CONDITION_NAMES)
+
+
+class ContextMismatch(AssertionError):
+    """The engine built a part of the context that differs from its declaration (a bug)."""
+
+
+def view(
+    declared: Type, values: Mapping[str, Any], extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """``values`` as the record ``declared`` says: exactly its attributes, then, for an
+    open record, ``extra`` (the shop's own) without names that are declared or start
+    with ``_``. Raises :class:`ContextMismatch` when ``values`` has other names."""
+    if set(values) != set(declared.fields):
+        missing = sorted(set(declared.fields) - set(values))
+        undeclared = sorted(set(values) - set(declared.fields))
+        raise ContextMismatch(f"missing {missing}, undeclared {undeclared}")
+    out = {k: v for k, v in (extra or {}).items() if declared.open and not k.startswith("_")}
+    out.update(values)
+    return out
+
+
+def _attributes(t: Type) -> str:
+    parts = []
+    for name, inner in t.fields.items():
+        shown = f"`{name}`"
+        if inner.kind is Kind.LIST and inner.element is not None:
+            shown += " (" + ", ".join(inner.element.fields) + ", …)"
+        parts.append(shown)
+    if t.open:
+        parts.append("and the shop's own")
+    return ", ".join(parts)
+
+
+def names_table() -> str:
+    """The table of names in docs/scenarios.md (a test keeps them equal)."""
+    lines = ["| name | what | attributes |", "|---|---|---|"]
+    for name, t in TEMPLATE_NAMES.items():
+        where = " (templates only)" if name in MESSAGE_NAMES else ""
+        lines.append(f"| `{name}` | {t.description}{where} | {_attributes(t) or t.kind} |")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = [
+    "CONDITION_NAMES",
+    "SEGMENT_NAMES",
+    "TEMPLATE_NAMES",
+    "ContextMismatch",
+    "Kind",
+    "Type",
+    "names_table",
+    "view",
+]
