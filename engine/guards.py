@@ -29,9 +29,18 @@ from sqlalchemy.orm import Session
 from engine import stops
 from engine.condition_failures import ConditionKind, Failed, evaluate
 from engine.context import recipient_zone
+from engine.deliveries import at_least
 from engine.scenario.loader import CompiledScenario, Config
 from engine.scenario.model import Step
-from engine.store.models import Cart, Consent, Contact, Delivery, Journey, Profile
+from engine.store.models import (
+    Cart,
+    Consent,
+    Contact,
+    Delivery,
+    DeliveryEventRow,
+    Journey,
+    Profile,
+)
 from engine.timing import format_duration
 
 #: Delivery states that count against frequency caps (all but failed before sending).
@@ -143,8 +152,11 @@ def escalation(check: StepCheck) -> Verdict | None:
     )
     if previous is None:
         return None
-    engaged_at = (previous.rendered or {}).get(f"{rule.unless}_at") or _engaged(
-        previous, rule.unless
+    engaged_at = check.session.scalar(
+        select(func.min(DeliveryEventRow.at)).where(
+            DeliveryEventRow.delivery_id == previous.id,
+            DeliveryEventRow.status.in_(at_least(rule.unless)),
+        )
     )
     if engaged_at is not None:
         return Verdict("skip", f"previous message was {rule.unless}; no need to escalate")
@@ -156,14 +168,6 @@ def escalation(check: StepCheck) -> Verdict | None:
             f"waiting {format_duration(rule.within)} for the previous message to be {rule.unless}",
             until=sent_at + rule.within,
         )
-    return None
-
-
-def _engaged(delivery: Delivery, level: str) -> str | None:
-    order = ["accepted", "delivered", "opened", "clicked"]
-    status = delivery.status
-    if status in order and order.index(status) >= order.index(level):
-        return delivery.updated_at.isoformat()
     return None
 
 

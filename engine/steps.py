@@ -21,13 +21,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine import stops
 from engine.context import FAILED, build_context
 from engine.decisions import record, record_failures, record_for
+from engine.deliveries import NOT_LIVE, DeliveryEvent, add_event, delivery_key
 from engine.guards import StepCheck, run_guards
 from engine.journeys import finish, schedule_step
 from engine.locks import lock_for_journey
@@ -93,8 +94,13 @@ def run_step(
             finish(session, journey, "completed", "all steps done", now)
             release(session, claim, None)
             return Outcome("exited", "no more steps")
-        key = f"{journey.id}:{step.id}"
-        delivery = session.scalar(select(Delivery).where(Delivery.idempotency_key == key))
+        delivery = session.scalar(
+            select(Delivery).where(
+                Delivery.journey_id == journey.id,
+                Delivery.step_id == step.id,
+                Delivery.status.not_in(NOT_LIVE),
+            )
+        )
         if delivery is not None and delivery.status != "pending":
             return _recover(session, scenario, journey, delivery, claim, now, sending_grace)
         # A new step, or a pending one (a retry, or a crash before sending): either way
@@ -305,7 +311,7 @@ def _decide(
             return Outcome("skipped", reason)
     delivery = Delivery(
         id=new_id(),
-        idempotency_key=f"{journey.id}:{step.id}",
+        idempotency_key=delivery_key(journey.id, step.id, _attempt(session, journey, step.id)),
         journey_id=journey.id,
         profile_id=journey.profile_id,
         cart_id=journey.cart_id,
@@ -331,6 +337,16 @@ def _decide(
     if check.notes:
         record(session, now, "fallback", "; ".join(check.notes), **common)
     return delivery
+
+
+def _attempt(session: Session, journey: Journey, step_id: str) -> int:
+    """Which delivery of this step this is: 1, or more after a failed one (failover)."""
+    earlier = session.scalar(
+        select(func.count())
+        .select_from(Delivery)
+        .where(Delivery.journey_id == journey.id, Delivery.step_id == step_id)
+    )
+    return int(earlier or 0) + 1
 
 
 def _cancel(session: Session, delivery: Delivery, reason: str, now: datetime) -> None:
@@ -486,6 +502,7 @@ def _settle(
         if token is not None:
             token.status = "issued"
         record(session, now, "sent", f"via {result.provider}", **common)
+        add_event(session, delivery, DeliveryEvent.ACCEPTED, now, raw=result.provider)
         decision = "sent"
     elif result.status == "unknown":
         delivery.status = "unknown"
@@ -513,6 +530,7 @@ def _settle(
             if contact is not None:
                 contact.valid, contact.invalid_reason = False, (result.reason or "")[:200]
         record(session, now, "failed", f"{result.provider}: {result.reason}", **common)
+        add_event(session, delivery, DeliveryEvent.FAILED, now, raw=result.reason)
         bound.warning("step_failed", provider=result.provider, reason=result.reason)
         decision = "failed"
     _advance(session, scenario, journey, index, now)

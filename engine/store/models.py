@@ -267,9 +267,18 @@ class Delivery(Base):
             sqlite_where=text("status = 'sending'"),
             postgresql_where=text("status = 'sending'"),
         ),
+        # never both: one live (not failed, not cancelled) delivery per journey step
+        Index(
+            "uq_deliveries_live_step",
+            "journey_id",
+            "step_id",
+            unique=True,
+            sqlite_where=text("status NOT IN ('failed', 'cancelled')"),
+            postgresql_where=text("status NOT IN ('failed', 'cancelled')"),
+        ),
     )
     id: Mapped[str] = mapped_column(Id, primary_key=True)
-    #: ``journey_id:step_id`` — at most once per journey step.
+    #: ``journey_id:step_id`` (``:N`` for the N-th delivery of a step, after a failure).
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     journey_id: Mapped[str] = mapped_column(ForeignKey("journeys.id"), index=True)
     profile_id: Mapped[str] = mapped_column(ForeignKey("profiles.id"))
@@ -292,11 +301,30 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None]
 
 
+class DeliveryEventRow(Base):
+    """Something reported about a delivery after it was handed over (``engine.deliveries``):
+    kept as events, never by overwriting the delivery."""
+
+    __tablename__ = "delivery_events"
+    __table_args__ = (Index("ix_delivery_events_delivery", "delivery_id", "at"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("deliveries.id"))
+    #: One of :class:`engine.deliveries.DeliveryEvent`.
+    status: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime]
+    #: The vendor's own word for it (``delivered``, ``DELIVERED_TO_HANDSET``, ``open`` …).
+    raw_status: Mapped[str | None] = mapped_column(String(200))
+    received_at: Mapped[datetime]
+
+
 class Decision(Base):
     """Every guard answer on the send path: go, defer until T, skip because R."""
 
     __tablename__ = "decisions"
-    __table_args__ = (Index("ix_decisions_cart", "cart_id", "at"),)
+    __table_args__ = (
+        Index("ix_decisions_cart", "cart_id", "at"),
+        Index("ix_decisions_profile", "profile_id", "at"),
+    )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     at: Mapped[datetime]
     profile_id: Mapped[str | None] = mapped_column(Id)

@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError, InternalError, OperationalError, StatementError
 
+from engine.deliveries import delivery_key
 from engine.store.database import Database
-from engine.store.models import Cart, Journey, Profile, RawEvent
+from engine.store.models import Cart, Delivery, Journey, Profile, RawEvent
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
@@ -231,3 +232,60 @@ def test_a_read_only_handle_reads_and_never_writes(db: Database) -> None:
         reader.dispose()
     with db.sessions() as session:
         assert session.scalars(select(Profile.id)).all() == ["p1"]
+
+
+def _delivery(delivery_id: str, status: str, attempt: int = 1) -> Delivery:
+    return Delivery(
+        id=delivery_id,
+        idempotency_key=delivery_key("j1", "sms", attempt),
+        journey_id="j1",
+        profile_id="p1",
+        cart_id="cart_1",
+        scenario="abandoned_cart",
+        step_id="sms",
+        channel="sms",
+        provider="twilio",
+        status=status,
+        rendered={},
+        created_at=T,
+        updated_at=T,
+    )
+
+
+@pytest.mark.parametrize("first", ["pending", "sending", "accepted", "unknown", "delivered"])
+def test_a_second_live_delivery_for_a_step_is_refused_by_the_database(
+    db: Database, first: str
+) -> None:
+    # Given a journey step with a delivery that is not failed
+    with db.transaction() as session:
+        session.add(_profile())
+        session.flush()
+        session.add(_cart())
+        session.flush()
+        session.add(_journey("j1", "active"))
+        session.flush()
+        session.add(_delivery("d1", first))
+    # When a second one is written for the same step (a failover to email, say)
+    # Then the database refuses: never both
+    with pytest.raises(IntegrityError), db.transaction() as session:
+        session.add(_delivery("d2", "pending", attempt=2))
+
+
+@pytest.mark.parametrize("first", ["failed", "cancelled"])
+def test_after_a_failed_delivery_the_step_may_fall_over(db: Database, first: str) -> None:
+    with db.transaction() as session:
+        session.add(_profile())
+        session.flush()
+        session.add(_cart())
+        session.flush()
+        session.add(_journey("j1", "active"))
+        session.flush()
+        session.add(_delivery("d1", first))
+    with db.transaction() as session:
+        session.add(_delivery("d2", "pending", attempt=2))
+    with db.sessions() as session:
+        keys = sorted(session.scalars(select(Delivery.idempotency_key)))
+    assert keys == ["j1:sms", "j1:sms:2"]
+    # and the new one is the step's only live delivery
+    with pytest.raises(IntegrityError), db.transaction() as session:
+        session.add(_delivery("d3", "pending", attempt=3))

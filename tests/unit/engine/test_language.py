@@ -11,8 +11,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select
 
+from engine.deliveries import DeliveryEvent, add_event
 from engine.scenario.loader import Config
 from engine.sending import SendResult
 from engine.store import Database, Delivery
@@ -174,7 +175,9 @@ def test_escalation_is_skipped_when_the_previous_message_was_delivered(
 
     # When the push is reported delivered (or better) at +40m
     with run.db.transaction() as session:
-        session.execute(update(Delivery).where(Delivery.step_id == "push").values(status=status))
+        push = session.scalar(select(Delivery).where(Delivery.step_id == "push"))
+        assert push is not None
+        add_event(session, push, DeliveryEvent(status), T0 + 40 * MINUTE, raw=status.upper())
     run.sim.run_until(T0 + DAY)
 
     # Then the email is skipped, with the reason

@@ -1,0 +1,47 @@
+"""What happens to a delivery is kept as events, and the vocabulary is one enum."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from engine.deliveries import ENGAGEMENT, DeliveryEvent, DeliveryStatus, at_least, delivery_key
+from engine.sending import SendResult
+from engine.simulation import Simulation
+from engine.store import Database
+from engine.store.models import DeliveryEventRow
+
+from ..factories import T0, ClockedRecorder, cart_updated, deliveries
+
+
+def events(db: Database) -> list[tuple[str, str | None]]:
+    with db.reading() as session:
+        rows = session.scalars(select(DeliveryEventRow).order_by(DeliveryEventRow.id))
+        return [(r.status, r.raw_status) for r in rows]
+
+
+def test_an_accepted_and_a_refused_send_leave_an_event_each(
+    sim: Simulation, db: Database, recorder: ClockedRecorder
+) -> None:
+    # Given a push the provider takes and an SMS it refuses for good
+    recorder.scripted.extend(
+        [SendResult.accepted("recording", "m1"), SendResult.permanent("recording", "bad number")]
+    )
+    sim.feed([cart_updated(T0)])
+    sim.run_until(T0 + timedelta(hours=4))
+    # Then each delivery keeps its state, and what happened is an event
+    states = {d.step_id: d.status for d in deliveries(db)}
+    assert states["push"] == DeliveryStatus.ACCEPTED and states["sms"] == DeliveryStatus.FAILED
+    assert events(db)[:2] == [("accepted", "recording"), ("failed", "bad number")]
+
+
+def test_engagement_levels_imply_the_weaker_ones() -> None:
+    assert at_least("delivered") == ENGAGEMENT
+    assert at_least("opened") == (DeliveryEvent.OPENED, DeliveryEvent.CLICKED)
+    assert at_least("clicked") == (DeliveryEvent.CLICKED,)
+
+
+def test_the_first_delivery_of_a_step_keeps_the_historic_key() -> None:
+    assert delivery_key("j", "sms") == "j:sms"
+    assert delivery_key("j", "sms", 2) == "j:sms:2"
