@@ -129,13 +129,22 @@ def charge_built(value: Any) -> Any:
 
 
 # -- sizes --------------------------------------------------------------------------------
+#: How deep :func:`size_of` looks into nested lists and mappings ...
+MAX_SIZED_DEPTH = 32
+#: ... and what anything nested deeper counts as: more than any limit allows (a value
+#: that deep is a hostile construction, and printing it could take unbounded time).
+TOO_DEEP = 10**15
+
+
 def size_of(value: Any, _memo: dict[int, int] | None = None, _depth: int = 0) -> int:
     """Characters of text plus items of anything else, through lists and mappings (shared
     items count every time they appear, as they would when printed)."""
     if isinstance(value, str | bytes):
         return len(value)
-    if not isinstance(value, list | tuple | set | frozenset | dict) or _depth > 32:
+    if not isinstance(value, list | tuple | set | frozenset | dict):
         return 1
+    if _depth > MAX_SIZED_DEPTH:
+        return TOO_DEEP  # nested past what we measure: counted as over every limit
     memo = {} if _memo is None else _memo
     known = memo.get(id(value))
     if known is not None:

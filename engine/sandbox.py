@@ -180,6 +180,12 @@ def _emit(context: Context, value: Any) -> Any:
     budget = current_budget()
     if budget is not None:
         budget.step()
+        if not isinstance(value, str):
+            # measure before printing: str() of a huge nested value is one call that no
+            # budget can interrupt
+            limits = getattr(context.environment, "limits", TEMPLATE_LIMITS)
+            if size_of(value) > limits.max_length:
+                raise too_long("a printed value", size_of(value), limits)
         budget.emit(len(value) if isinstance(value, str) else len(str(value)))
     return value
 

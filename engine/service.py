@@ -213,6 +213,8 @@ class Engine:
             for cart_id, reason in result.exits:
                 on_exit_signal(session, self.configs.scenario_for, cart_id, reason, now, idle)
             stops.applied(session, event_id)  # state says it now
+            granted = [channel for channel, yes in (event.consent or {}).items() if yes]
+            stops.consent_given(session, event, raw.received_at, granted)
         return 1
 
     def unapplied_event_ids(self, older_than: timedelta, limit: int = 1000) -> list[str]:

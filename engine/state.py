@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from engine.events import Event
 from engine.locks import PROFILE_LOCK
-from engine.store.models import Cart, Consent, Contact, Identity, Journey, Profile
+from engine.store.models import Cart, Consent, Contact, Delivery, Identity, Journey, Profile
 from engine.store.models import Session as VisitSession
 from engine.timers import CART_IDLE, cancel_timer, set_timer
 
@@ -84,7 +84,7 @@ def resolve_profile(session: Session, event: Event, now: datetime) -> Profile:
 
 
 def _merge(session: Session, *, source: Profile, target: Profile, now: datetime) -> None:
-    for model in (Cart, VisitSession, Journey):
+    for model in (Cart, VisitSession, Journey, Delivery):
         session.execute(
             update(model).where(model.profile_id == source.id).values(profile_id=target.id)
         )

@@ -122,13 +122,11 @@ def run_step(
         message = _message(session, delivery)
 
     # B: pending → sending, exactly one winner
-    started_at = journey.started_at
+    started_at, shopper = journey.started_at, journey.profile_id
     with db.transaction() as session:
-        won = start_sending(session, delivery, started_at, now_fn())
+        won = start_sending(session, delivery, started_at, now_fn(), profile_id=shopper)
         if not won:
-            held = stops.find(
-                session, delivery.profile_id, delivery.cart_id, (delivery.channel,), started_at
-            )
+            held = stops.find(session, shopper, delivery.cart_id, (delivery.channel,), started_at)
             if held:
                 # the guards run again shortly and see it applied (or set aside)
                 now = now_fn()
@@ -160,7 +158,12 @@ def run_step(
 
 
 def start_sending(
-    session: Session, delivery: Delivery, journey_started_at: datetime, now: datetime
+    session: Session,
+    delivery: Delivery,
+    journey_started_at: datetime,
+    now: datetime,
+    *,
+    profile_id: str | None = None,
 ) -> bool:
     """``pending → sending`` as a compare-and-set: True for the one caller that may call
     the provider. Only while the journey still runs, the cart is unpaid and no order,
@@ -176,7 +179,10 @@ def start_sending(
             )
         )
         & stops.none_matching(
-            delivery.profile_id, delivery.cart_id, delivery.channel, journey_started_at
+            profile_id or delivery.profile_id,  # the journey's shopper (merges move it)
+            delivery.cart_id,
+            delivery.channel,
+            journey_started_at,
         )
     )
     won = session.execute(

@@ -24,6 +24,7 @@ a plain insert, and holds on both backends whatever state the broker is in.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -106,8 +107,9 @@ def matching(
 ) -> ColumnElement[bool]:
     """SQL: the stops that hold a send on one of ``channels`` for this cart and shopper.
 
-    A stop waiting to be applied holds every journey; a set-aside one holds those that
-    began before it arrived (a later journey is for a later cart)."""
+    A stop waiting to be applied holds every journey; a set-aside order or emptied cart
+    holds those that began before it arrived (a later journey is for a later cart); a
+    set-aside consent withdrawal holds them all until :func:`consent_given` clears it."""
     identity = exists(
         select(Identity.value).where(
             Identity.profile_id == profile_id,
@@ -118,7 +120,13 @@ def matching(
     return and_(
         or_(and_(EventStop.kind == "cart_id", EventStop.value == cart_id), identity),
         EventStop.channel.in_((ALL, *channels)),
-        or_(EventStop.set_aside_at.is_(None), EventStop.received_at >= journey_started_at),
+        or_(
+            EventStop.set_aside_at.is_(None),
+            # a withdrawn consent is about the shopper, not one cart: it holds every
+            # journey until a later consent for that channel is applied
+            EventStop.channel != ALL,
+            EventStop.received_at >= journey_started_at,
+        ),
     )
 
 
@@ -138,7 +146,8 @@ def find(
             EventStop.set_aside_at,
         )
         .where(matching(profile_id, cart_id, channels, journey_started_at))
-        .order_by(EventStop.received_at)
+        # stops for every channel first: a long list of consent stops must not hide one
+        .order_by(EventStop.channel != ALL, EventStop.received_at)
         .limit(50)
     ).all()
     return [Stop(r[0], r[1], r[2], r[3], r[4] is not None) for r in rows]
@@ -166,4 +175,26 @@ def set_aside(session: Session, event_id: str, now: datetime) -> None:
         update(EventStop)
         .where(EventStop.event_id == event_id, EventStop.set_aside_at.is_(None))
         .values(set_aside_at=now)
+    )
+
+
+def consent_given(
+    session: Session, event: Event, received_at: datetime, granted: Sequence[str]
+) -> None:
+    """A consent grant was applied: set-aside withdrawals of those channels received
+    before it no longer hold (state is the authority again)."""
+    who = [
+        (k, v)
+        for k, v in (("customer_id", event.customer_id), ("anonymous_id", event.anonymous_id))
+        if v
+    ]
+    if not granted or not who:
+        return
+    session.execute(
+        delete(EventStop).where(
+            EventStop.set_aside_at.is_not(None),
+            EventStop.channel.in_(granted),
+            EventStop.received_at <= received_at,
+            or_(*(and_(EventStop.kind == k, EventStop.value == v) for k, v in who)),
+        )
     )

@@ -25,7 +25,7 @@ from workers.settings import DEFAULT_PHONE_REGION, env_phone_region
 #: An email address in any case, with ``+tags`` or non-Latin names: ``Anna.B+promo@Example.COM``.
 _EMAIL = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.\w{2,}")
 #: ``+`` and 6-17 digits in any punctuation: international, even if no region thinks it valid.
-_INTERNATIONAL = re.compile(r"\+\d(?:[\s()./-]{0,3}\d){5,16}")
+_INTERNATIONAL = re.compile(r"(?:\+|(?<!\d)00)\d(?:[\s()./-]{0,3}\d){5,16}")
 #: An ISO date of 1900-2099 (``0594-10-12 34`` is a phone number in French Guiana).
 _DATE = r"(?<![\d+])(?:19|20)\d{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
 #: The time and offset an ISO timestamp may add to a date.
@@ -51,10 +51,13 @@ def scrub(value: Any, region: str | None = None) -> Any:
     if isinstance(value, str):
         return _scrub_text(value, region or _phone_region)
     if isinstance(value, dict):
-        return {k: scrub(v, region) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+        return {scrub(k, region): scrub(v, region) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
         return [scrub(v, region) for v in value]
-    return value
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    # anything else (an exception, an object) is logged as its text: scrub that
+    return _scrub_text(str(value), region or _phone_region)
 
 
 def _scrub_text(text: str, region: str) -> str:

@@ -234,3 +234,21 @@ def test_what_would_print_unescaped_in_the_html_block_is_refused(
     )
     with pytest.raises(RenderError, match=reason):
         templates.render("e", "email", "en", {"customer": {"first_name": "<b>x</b>"}})
+
+
+def test_a_value_nested_past_what_is_measured_counts_as_too_big() -> None:
+    # Given a template that doubles a list 16 times and hides it under 34 more levels
+    # (a review found this measured as tiny, then printed 2**32 leaves for ever)
+    from engine.limits import LimitError, evaluation
+    from engine.render import TemplateSandbox
+
+    round_ = (
+        "{% for i in range(16) %}{% set ns.x = [ns.x, ns.x] %}{% endfor %}"
+        "{% for i in range(34) %}{% set ns.x = [ns.x] %}{% endfor %}"
+    )
+    template = TemplateSandbox(autoescape=False).from_string(
+        "{% set ns = namespace(x=1) %}" + round_ * 2 + "{{ ns.x }}"
+    )
+    # Then rendering stops at once with a limit error, not after printing it
+    with pytest.raises(LimitError, match="limit is"), evaluation(TEMPLATE_LIMITS):
+        template.render()

@@ -231,3 +231,61 @@ def test_a_delivery_left_sending_by_a_dead_worker_is_settled_after_the_journey_e
     assert sms.status == "unknown" and sms.error and "do not resend" in sms.error
     assert [d.delivery_id for d in decisions(db, "unknown")] == [sms.id]
     assert sim.engine.settle_abandoned_sends() == 0
+
+
+def test_a_set_aside_consent_withdrawal_holds_later_carts_until_consent_is_given(
+    sim: Simulation, clock: SimulatedClock, db: Database, recorder: ClockedRecorder
+) -> None:
+    # Given "no more SMS" accepted and then set aside (it could not be applied)
+    push_sent(sim, recorder)
+    withdrawal = event("consent.updated", T0 + 2 * HOUR, consent={"sms": False})
+    (withdrawal_id,) = accept(sim, clock, 2 * HOUR, withdrawal)
+    sim.engine._set_aside(withdrawal_id, RuntimeError("odd"))
+    sim.run_until(T0 + 8 * 24 * HOUR)
+    # When the shopper leaves another cart a week later
+    later = T0 + 8 * 24 * HOUR
+    sim.feed([cart_updated(later, cart_id="cart_2", with_contact=False)])
+    sim.run_until(later + 5 * HOUR)
+    # Then no SMS reaches her on the new cart either (its step falls back to email)
+    after = [c for c, at, _ in recorder.calls if at >= later]
+    assert "sms" not in after and "email" in after
+    # And once she gives SMS consent again, the old withdrawal no longer holds
+    grant = event("consent.updated", later + 6 * HOUR, consent={"sms": True})
+    sim.feed([grant])
+    with db.reading() as session:
+        assert session.scalars(select(EventStop)).all() == []
+
+
+def test_stops_for_every_channel_are_seen_before_a_long_list_of_consent_stops(
+    engine: Engine, db: Database, clock: SimulatedClock
+) -> None:
+    from engine.stops import ALL, find
+
+    for n in range(60):
+        engine.ingest([event("page.viewed", T0, event_id=f"evt_c{n}", consent={"sms": False})])
+    clock.set(T0 + timedelta(minutes=1))  # the order arrives after all of them
+    engine.ingest([order_completed(T0, event_id="evt_order")])
+    sim = Simulation(engine, clock)
+    sim.feed([cart_updated(T0, event_id="evt_cart")])
+    with db.reading() as session:
+        from engine.store.models import Profile
+
+        profile = session.scalar(select(Profile))
+        assert profile is not None
+        found = find(session, profile.id, "cart_1", ("sms",), T0)
+    assert found[0].channel == ALL and found[0].event_id == "evt_order"
+
+
+def test_a_merge_moves_the_shoppers_deliveries_with_her_journeys(
+    sim: Simulation, db: Database, recorder: ClockedRecorder
+) -> None:
+    # Given an anonymous shopper whose push went out, and a known customer elsewhere
+    sim.feed([cart_updated(T0, customer_id=None)])
+    sim.run_until(T0 + HOUR)
+    sim.feed([event("page.viewed", T0 + HOUR, anonymous_id="anon_9", customer_id="cust_9")])
+    # When she logs in as that customer (the anonymous profile merges into the known one)
+    sim.feed([event("customer.identified", T0 + 2 * HOUR, customer_id="cust_9")])
+    # Then her delivery belongs to the same shopper as her journey (the send path's
+    # stop check looks the shopper up through it)
+    (journey,) = journeys(db)
+    assert {d.profile_id for d in deliveries(db)} == {journey.profile_id}
