@@ -10,8 +10,13 @@ setting's value (it may be a secret from the environment).
 
 from __future__ import annotations
 
+import functools
+import sys
 from collections.abc import Callable, Mapping
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
+
+import structlog
 
 from engine.sending import Message, SendResult
 from providers.base import Provider, ProviderSettingsError
@@ -19,17 +24,88 @@ from providers.console import ConsoleProvider
 from providers.recording import RecordingProvider
 from providers.webhook import WebhookProvider
 
-__all__ = ["BUILT_IN", "ChannelRouter", "ProviderSettingsError", "available", "validators"]
+__all__ = [
+    "BUILT_IN",
+    "GROUP",
+    "ChannelRouter",
+    "ProviderSettingsError",
+    "available",
+    "validators",
+]
 
-#: Every provider type cartflow ships, by its ``type:`` name.
+log = structlog.get_logger("cartflow.providers")
+
+#: The entry-point group a distribution registers provider types in (name → class).
+GROUP = "cartflow.providers"
+#: The distribution whose entry points are the built-in types.
+OWN_DISTRIBUTION = "cartflow"
+
+#: Every provider type cartflow ships, by its ``type:`` name (used as they are when the
+#: installed cartflow predates its entry points: re-run ``make install``).
 BUILT_IN: Mapping[str, type[Provider]] = {
     cls.name: cls for cls in (ConsoleProvider, RecordingProvider, WebhookProvider)
 }
 
 
 def available() -> dict[str, type[Provider]]:
-    """Every provider type this process can build, by its ``type:`` name."""
-    return dict(BUILT_IN)
+    """Every provider type this process can build, by its ``type:`` name: cartflow's own
+    first, then those other installed distributions register under :data:`GROUP` (a name
+    already taken keeps its first owner). Found again when ``sys.path`` changes."""
+    return dict(_discover(tuple(sys.path)))
+
+
+@functools.lru_cache(maxsize=4)
+def _discover(path: tuple[str, ...]) -> Mapping[str, type[Provider]]:
+    points = list(entry_points(group=GROUP))
+    own = [p for p in points if _distribution(p) == OWN_DISTRIBUTION]
+    found: dict[str, type[Provider]] = {}
+    for point in own:
+        loaded = _load(point)
+        if loaded is not None:
+            found.setdefault(point.name, loaded)
+    for name, cls in BUILT_IN.items():  # an install from before the entry points
+        found.setdefault(name, cls)
+    for point in sorted((p for p in points if p not in own), key=lambda p: p.name):
+        if point.name in found:
+            if found[point.name] is not _load(point, quiet=True):
+                log.warning(
+                    "provider_type_taken", type=point.name, distribution=_distribution(point)
+                )
+            continue
+        loaded = _load(point)
+        if loaded is not None:
+            found[point.name] = loaded
+    return found
+
+
+def _distribution(point: EntryPoint) -> str | None:
+    return point.dist.name if point.dist is not None else None
+
+
+def _load(point: EntryPoint, quiet: bool = False) -> type[Provider] | None:
+    """The class ``point`` names, or None (logged) when it cannot be imported or is not a
+    :class:`Provider` — a broken plug-in never stops the others."""
+    try:
+        loaded = point.load()
+    except Exception as exc:  # any import failure: the type only, never a value
+        if not quiet:
+            log.error(
+                "provider_type_broken",
+                type=point.name,
+                distribution=_distribution(point),
+                error=type(exc).__name__,
+            )
+        return None
+    if isinstance(loaded, type) and issubclass(loaded, Provider):
+        return loaded
+    if not quiet:
+        log.error(
+            "provider_type_broken",
+            type=point.name,
+            distribution=_distribution(point),
+            error=f"{point.value} is not a Provider subclass",
+        )
+    return None
 
 
 def validators() -> dict[str, Callable[[dict[str, Any]], list[str]]]:
