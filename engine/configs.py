@@ -3,7 +3,8 @@
 A journey keeps the scenario version it started with: :meth:`ConfigHolder.config_for`
 returns that version while it is loaded (the current one otherwise, noted in the log).
 Reloading swaps the whole configuration at once; an invalid one is refused and the last
-good one stays live.
+good one stays live. Whatever is built from the configuration once (the providers) hears
+of each new version through :attr:`ConfigHolder.on_reload`.
 
 A configuration read with :meth:`ConfigHolder.from_path` is watched cheaply (a hash of its
 files); a change is first loaded in a child process (``python -m engine.configs PATH``,
@@ -165,6 +166,9 @@ class ConfigHolder:
         self._seen = watch(config) if watch is not None else None
         self._db: Database | None = None
         self._clock: Clock = SystemClock()
+        #: Called with (the old, the new configuration) after a new version went live, in
+        #: order; one that raises is logged and the others still run (the reload stands).
+        self.on_reload: list[Callable[[Config, Config], None]] = []
 
     def attach(self, db: Database, clock: Clock | None = None) -> None:
         """Persist every live version in ``db`` and read old ones back from it."""
@@ -307,13 +311,27 @@ class ConfigHolder:
             log.error("config_not_saved", version=config.version, error=type(exc).__name__)
             return False
         with self._lock:
+            old = self._current
             self._versions[config.version] = config
             self._current = config
             self._seen = seen
         log.info(
             "config_reloaded", version=config.version, scenarios=[s.id for s in config.scenarios]
         )
+        self._tell(old, config)
         return True
+
+    def _tell(self, old: Config, new: Config) -> None:
+        for listener in list(self.on_reload):
+            try:
+                listener(old, new)
+            except Exception as exc:  # the type only: a message could hold a secret
+                log.error(
+                    "config_listener_failed",
+                    listener=getattr(listener, "__qualname__", type(listener).__name__),
+                    version=new.version,
+                    error=type(exc).__name__,
+                )
 
 
 if __name__ == "__main__":

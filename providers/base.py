@@ -4,17 +4,37 @@ A provider sends one :class:`~engine.sending.Message` on one channel and answers
 :class:`~engine.sending.SendResult` — accepted, retryable (with retry-after), permanent
 (with the reason) or unknown (the request may have left) — never a bare bool.
 
-A provider declares its settings (``settings``: name → required?) and which of them are
-secret (``secret``): secrets are masked in ``repr`` and logs and must come from the
-environment (``${ENV_VAR}`` in YAML).
+A provider declares its settings as a pydantic model (``options_model``, a
+:class:`~providers.options.ProviderOptions`): their types, their defaults, and which are
+secret (:class:`~pydantic.SecretStr`: masked in ``repr`` and logs; give them from the
+environment, ``${ENV_VAR}`` in YAML).
+
+Capabilities beyond sending arrive as hooks that do nothing here (as dramatiq's
+``Middleware`` does), so a provider written before a hook existed keeps working:
+
+* :meth:`Provider.status` — what became of a send that came back ``unknown``;
+* :meth:`Provider.parse_receipt` — delivery callbacks, in one vocabulary
+  (:class:`~engine.receipts.ReceiptStatus`).
+
+Errors::
+
+    ValueError
+    └── ProviderSettingsError   settings a provider refuses (the values never shown)
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Union, get_args, get_origin
 
+from pydantic import SecretStr, ValidationError
+
+from engine.receipts import InboundRequest, Receipt
 from engine.sending import Message, SendResult
+from providers.options import ProviderOptions, problems
+
+
+class ProviderSettingsError(ValueError):
+    """A provider was given settings it rejects (its values are never in the message)."""
 
 
 class Provider:
@@ -22,40 +42,62 @@ class Provider:
     name: ClassVar[str] = "base"
     #: Channels this provider can carry.
     channels: ClassVar[tuple[str, ...]] = ()
-    #: Setting name → required.
-    settings: ClassVar[Mapping[str, bool]] = {}
-    #: Settings never to print.
-    secret: ClassVar[frozenset[str]] = frozenset()
+    #: The settings this provider takes (none by default).
+    options_model: ClassVar[type[ProviderOptions]] = ProviderOptions
 
     def __init__(self, **options: Any) -> None:
-        self.options = options
+        """Raises :class:`ProviderSettingsError` (naming settings, not values) when
+        ``options`` do not fit :attr:`options_model`."""
+        try:
+            self.options = self.options_model.model_validate(options)
+        except ValidationError:
+            found = problems(self.name, self.options_model, options) or ["invalid settings"]
+            raise ProviderSettingsError("; ".join(found)) from None
+
+    @classmethod
+    def secret(cls) -> frozenset[str]:
+        """Names of the settings never to print (those typed ``SecretStr``)."""
+        return frozenset(
+            name
+            for name, field in cls.options_model.model_fields.items()
+            if _holds_secret(field.annotation)
+        )
 
     @classmethod
     def validate(cls, options: dict[str, Any]) -> list[str]:
-        """Problems with ``options``: unknown keys (with a hint) and missing required ones."""
-        import difflib
-
-        problems = []
-        for key in options:
-            if key not in cls.settings:
-                close = difflib.get_close_matches(key, list(cls.settings), n=1)
-                hint = (
-                    f" — did you mean '{close[0]}'?"
-                    if close
-                    else (f" (known: {', '.join(cls.settings) or 'none'})")
-                )
-                problems.append(f"unknown setting '{key}' for provider '{cls.name}'{hint}")
-        for key, required in cls.settings.items():
-            if required and not options.get(key):
-                problems.append(f"provider '{cls.name}' needs setting '{key}'")
-        return problems
+        """Problems with ``options``: unknown settings (with a hint), missing required
+        ones, and values of the wrong type — each names the setting, never its value."""
+        return problems(cls.name, cls.options_model, options)
 
     def send(self, message: Message) -> SendResult:
         raise NotImplementedError
 
+    def status(self, provider_message_id: str) -> SendResult | None:
+        """What became of a send answered ``unknown``: asked of the vendor by the id it
+        gave. ``None`` (the default): this provider cannot tell."""
+        return None
+
+    def parse_receipt(self, request: InboundRequest) -> list[Receipt] | None:
+        """The delivery receipts in a callback the vendor sent. ``None`` (the default):
+        this provider does not take callbacks."""
+        return None
+
     def close(self) -> None:
-        """Release connections; called when the process stops."""
+        """Release connections; called when the process stops or the router is replaced."""
 
     def __repr__(self) -> str:
-        shown = {k: ("***" if k in self.secret else v) for k, v in self.options.items()}
+        hidden = self.secret()
+        shown = {
+            k: ("***" if k in hidden else v)
+            for k, v in self.options.model_dump(exclude_unset=True).items()
+        }
         return f"{type(self).__name__}({shown})"
+
+
+def _holds_secret(annotation: Any) -> bool:
+    if annotation is SecretStr:
+        return True
+    origin = get_origin(annotation)
+    if origin is Union or origin is not None:
+        return any(_holds_secret(arg) for arg in get_args(annotation))
+    return False

@@ -6,10 +6,11 @@ import sys
 import textwrap
 import threading
 from collections.abc import Callable
-from typing import Any, ClassVar, TextIO
+from typing import Any, TextIO
 
 from engine.sending import Message, SendResult
 from providers.base import Provider
+from providers.options import Flag, InCode, ProviderOptions
 
 _lock = threading.Lock()
 #: Where a message's text starts under its heading line.
@@ -30,10 +31,17 @@ def mask(address: str) -> str:
     return address[:6] + "…" if len(address) > 8 else "***"
 
 
+class ConsoleOptions(ProviderOptions):
+    #: Where to print: code only (``ConsoleProvider(stream)``); standard output by default.
+    stream: InCode = None
+    #: Show the whole address instead of a masked one; default false.
+    show_address: Flag = False
+
+
 class ConsoleProvider(Provider):
     name = "console"
     channels = ("push", "sms", "email", "messenger")
-    settings: ClassVar[dict[str, bool]] = {"stream": False, "show_address": False}
+    options_model = ConsoleOptions
 
     def __init__(
         self,

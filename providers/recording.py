@@ -1,37 +1,89 @@
-"""Keeps every message in memory (and optionally a JSONL file): the fake for tests and
-``cartflow simulate``. Can be told to fail, to exercise the engine's error handling."""
+"""Keeps every attempt in memory (and each sent message in an optional JSONL file): the
+fake for tests and ``cartflow simulate``.
+
+It answers through a function, as httpx's ``MockTransport`` does: ``handler(message)``
+returns the :class:`~engine.sending.SendResult` (accepted by default), so a test can say
+"fail only this number" or "time out on the third call"::
+
+    RecordingProvider(handler=lambda m: SendResult.unknown("recording", "timeout")
+                      if m.address == "+79990000000" else SendResult.accepted("recording"))
+
+Every attempt is recorded, whatever the answer (:attr:`RecordingProvider.attempts`);
+:attr:`RecordingProvider.sent` is the accepted messages.
+"""
 
 from __future__ import annotations
 
 import json
 import threading
 from collections import deque
-from typing import Any, ClassVar
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from engine.sending import Message, SendResult
 from providers.base import Provider
+from providers.options import ProviderOptions, Text
+
+#: Decides the answer to one message.
+Handler = Callable[[Message], SendResult]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One call to the provider: what it was given and what it answered."""
+
+    message: Message
+    result: SendResult
+
+
+class RecordingOptions(ProviderOptions):
+    #: A JSONL file each accepted message is appended to; default none.
+    path: Text | None = None
+
+
+def replies(*results: SendResult) -> Handler:
+    """A handler answering ``results`` in order, then accepting everything."""
+    waiting = deque(results)
+    lock = threading.Lock()
+
+    def handler(message: Message) -> SendResult:
+        with lock:
+            if waiting:
+                return waiting.popleft()
+        return SendResult.accepted("recording", f"rec-{message.delivery_id}")
+
+    return handler
 
 
 class RecordingProvider(Provider):
     name = "recording"
     channels = ("push", "sms", "email", "messenger")
-    settings: ClassVar[dict[str, bool]] = {"path": False}
+    options_model = RecordingOptions
+    options: RecordingOptions
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, handler: Handler | None = None, **options: Any) -> None:
+        """``handler`` decides each answer; default: accept everything."""
         super().__init__(**options)
-        self.sent: list[Message] = []
+        self.handler = handler
+        self.attempts: list[Attempt] = []
         self._lock = threading.Lock()
-        #: Results to return instead of "accepted", first in first out.
-        self.scripted: deque[SendResult] = deque()
+
+    @property
+    def sent(self) -> list[Message]:
+        """The messages accepted, in order."""
+        with self._lock:
+            return [a.message for a in self.attempts if a.result.status == "accepted"]
 
     def send(self, message: Message) -> SendResult:
+        if self.handler is not None:
+            result = self.handler(message)
+        else:
+            result = SendResult.accepted(self.name, f"rec-{message.delivery_id}")
         with self._lock:
-            result = self.scripted.popleft() if self.scripted else None
-            if result is None or result.status == "accepted":
-                self.sent.append(message)
-            path = self.options.get("path")
-            if path and (result is None or result.status == "accepted"):
-                with open(path, "a", encoding="utf-8") as handle:
+            self.attempts.append(Attempt(message, result))
+            if self.options.path and result.status == "accepted":
+                with open(self.options.path, "a", encoding="utf-8") as handle:
                     handle.write(
                         json.dumps(
                             {
@@ -44,4 +96,4 @@ class RecordingProvider(Provider):
                         )
                         + "\n"
                     )
-        return result or SendResult.accepted(self.name, f"rec-{message.delivery_id}")
+        return result

@@ -1,97 +1,116 @@
 """Provider types by name, and the :class:`ChannelRouter` the engine sends through.
 
 Settings are checked twice before a process sends anything: by :func:`validators` when
-the configuration loads (names, required ones, and the type of each value, so that a
-mistake is a ``file:line:column`` problem and not a crash at start-up), and by
-:meth:`ChannelRouter.from_settings`, which refuses to build a provider from settings it
-rejects with :class:`ProviderSettingsError`. Neither ever prints a setting's value (it
-may be a secret from the environment).
+the configuration loads (each provider's own settings model: names, required ones and the
+type of each value, so that a mistake is a ``file:line:column`` problem and not a crash at
+start-up), and by :meth:`ChannelRouter.from_settings`, which refuses to build a provider
+from settings it rejects with :class:`ProviderSettingsError`. Neither ever prints a
+setting's value (it may be a secret from the environment).
 """
 
 from __future__ import annotations
 
+import functools
+import sys
 from collections.abc import Callable, Mapping
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
-from urllib.parse import urlsplit
+
+import structlog
 
 from engine.sending import Message, SendResult
-from providers.base import Provider
+from providers.base import Provider, ProviderSettingsError
 from providers.console import ConsoleProvider
 from providers.recording import RecordingProvider
 from providers.webhook import WebhookProvider
 
-#: Every provider type cartflow ships, by its ``type:`` name.
-PROVIDERS: dict[str, type[Provider]] = {
+__all__ = [
+    "BUILT_IN",
+    "GROUP",
+    "ChannelRouter",
+    "ProviderSettingsError",
+    "available",
+    "validators",
+]
+
+log = structlog.get_logger("cartflow.providers")
+
+#: The entry-point group a distribution registers provider types in (name → class).
+GROUP = "cartflow.providers"
+#: The distribution whose entry points are the built-in types.
+OWN_DISTRIBUTION = "cartflow"
+
+#: Every provider type cartflow ships, by its ``type:`` name (used as they are when the
+#: installed cartflow predates its entry points: re-run ``make install``).
+BUILT_IN: Mapping[str, type[Provider]] = {
     cls.name: cls for cls in (ConsoleProvider, RecordingProvider, WebhookProvider)
 }
 
 
-#: What a setting's value must be: a test, and what to say when it fails.
-SettingType = tuple[Callable[[Any], bool], str]
+def available() -> dict[str, type[Provider]]:
+    """Every provider type this process can build, by its ``type:`` name: cartflow's own
+    first, then those other installed distributions register under :data:`GROUP` (a name
+    already taken keeps its first owner). Found again when ``sys.path`` changes."""
+    return dict(_discover(tuple(sys.path)))
 
 
-def _text(value: Any) -> bool:
-    return isinstance(value, str) and bool(value.strip())
+@functools.lru_cache(maxsize=4)
+def _discover(path: tuple[str, ...]) -> Mapping[str, type[Provider]]:
+    points = list(entry_points(group=GROUP))
+    own = [p for p in points if _distribution(p) == OWN_DISTRIBUTION]
+    found: dict[str, type[Provider]] = {}
+    for point in own:
+        loaded = _load(point)
+        if loaded is not None:
+            found.setdefault(point.name, loaded)
+    for name, cls in BUILT_IN.items():  # an install from before the entry points
+        found.setdefault(name, cls)
+    for point in sorted((p for p in points if p not in own), key=lambda p: p.name):
+        if point.name in found:
+            if found[point.name] is not _load(point, quiet=True):
+                log.warning(
+                    "provider_type_taken", type=point.name, distribution=_distribution(point)
+                )
+            continue
+        loaded = _load(point)
+        if loaded is not None:
+            found[point.name] = loaded
+    return found
 
 
-def _url(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
+def _distribution(point: EntryPoint) -> str | None:
+    return point.dist.name if point.dist is not None else None
+
+
+def _load(point: EntryPoint, quiet: bool = False) -> type[Provider] | None:
+    """The class ``point`` names, or None (logged) when it cannot be imported or is not a
+    :class:`Provider` — a broken plug-in never stops the others."""
     try:
-        parts = urlsplit(value)
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
-
-
-def _seconds(value: Any) -> bool:
-    if isinstance(value, bool):
-        return False
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return False
-    return 0 < number <= 600
-
-
-#: The kinds of value the shipped providers' settings take.
-TEXT: SettingType = (_text, "must be text")
-URL: SettingType = (_url, "must be an http:// or https:// URL")
-SECONDS: SettingType = (_seconds, "must be a number of seconds between 0 and 600, e.g. 10")
-FLAG: SettingType = (lambda v: isinstance(v, bool), "must be true or false")
-IN_CODE: SettingType = (lambda v: False, "can only be given in code, not in scenarios.yaml")
-
-#: The type of every setting of every shipped provider (a provider's ``settings`` names
-#: them; their values are checked here, before any provider is built).
-SETTING_TYPES: Mapping[str, Mapping[str, SettingType]] = {
-    "console": {"stream": IN_CODE, "show_address": FLAG},
-    "recording": {"path": TEXT},
-    "webhook": {"url": URL, "token": TEXT, "timeout": SECONDS},
-}
+        loaded = point.load()
+    except Exception as exc:  # any import failure: the type only, never a value
+        if not quiet:
+            log.error(
+                "provider_type_broken",
+                type=point.name,
+                distribution=_distribution(point),
+                error=type(exc).__name__,
+            )
+        return None
+    if isinstance(loaded, type) and issubclass(loaded, Provider):
+        return loaded
+    if not quiet:
+        log.error(
+            "provider_type_broken",
+            type=point.name,
+            distribution=_distribution(point),
+            error=f"{point.value} is not a Provider subclass",
+        )
+    return None
 
 
 def validators() -> dict[str, Callable[[dict[str, Any]], list[str]]]:
     """type → settings validator, for the configuration loader."""
-    return {name: _validator(cls) for name, cls in PROVIDERS.items()}
-
-
-def _validator(cls: type[Provider]) -> Callable[[dict[str, Any]], list[str]]:
-    types = SETTING_TYPES.get(cls.name, {})
-
-    def validate(options: dict[str, Any]) -> list[str]:
-        problems = list(cls.validate(options))
-        for key, value in options.items():
-            check = types.get(key)
-            unset = isinstance(value, str) and "${" in value  # reported by the loader
-            if check is not None and value is not None and not unset and not check[0](value):
-                problems.append(f"setting '{key}' of provider '{cls.name}' {check[1]}")
-        return problems
-
-    return validate
-
-
-class ProviderSettingsError(ValueError):
-    """A provider was given settings it rejects (its values are never in the message)."""
+    return {name: cls.validate for name, cls in available().items()}
 
 
 class ChannelRouter:
@@ -107,21 +126,21 @@ class ChannelRouter:
         """``override`` replaces every provider type (``console`` for the demo)."""
         built: dict[str, Provider] = {}
         shared: dict[str, Provider] = {}
-        checks = validators()
+        types = available()
         for channel, spec in settings.items():
             kind = override or spec.type
             options = {} if override else spec.options()
-            if kind not in PROVIDERS:
+            if kind not in types:
                 raise ProviderSettingsError(
-                    f"provider for {channel}: unknown type (known: {', '.join(sorted(PROVIDERS))})"
+                    f"provider for {channel}: unknown type (known: {', '.join(sorted(types))})"
                 )
-            problems = checks[kind](options)
+            problems = types[kind].validate(options)
             if problems:
                 raise ProviderSettingsError(f"provider for {channel}: {'; '.join(problems)}")
             key = f"{kind}:{sorted(options.items())}"
             if key not in shared:
                 try:
-                    shared[key] = PROVIDERS[kind](**options)
+                    shared[key] = types[kind](**options)
                 except Exception as exc:
                     raise ProviderSettingsError(
                         f"provider for {channel} ({kind}) cannot start: {type(exc).__name__}"

@@ -9,27 +9,36 @@ left is ``unknown`` — never resent blindly.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 
 from engine.sending import Message, SendResult
 from providers.base import Provider
+from providers.options import ProviderOptions, Seconds, Secret, Url
+
+
+class WebhookOptions(ProviderOptions):
+    #: Where to POST each message (required).
+    url: Url
+    #: Sent as ``Authorization: Bearer <token>``; secret; default none.
+    token: Secret | None = None
+    #: Seconds to wait for the answer; default 10.
+    timeout: Seconds = 10.0
 
 
 class WebhookProvider(Provider):
     name = "webhook"
     channels = ("push", "sms", "email", "messenger")
-    settings: ClassVar[dict[str, bool]] = {"url": True, "token": False, "timeout": False}
-    secret = frozenset({"token"})
+    options_model = WebhookOptions
+    options: WebhookOptions
 
     def __init__(self, client: httpx.Client | None = None, **options: Any) -> None:
         super().__init__(**options)
-        self.url = str(options["url"])
-        headers = {"Authorization": f"Bearer {options['token']}"} if options.get("token") else {}
-        self.client = client or httpx.Client(
-            timeout=float(options.get("timeout") or 10), headers=headers
-        )
+        self.url = self.options.url
+        token = self.options.token
+        headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
+        self.client = client or httpx.Client(timeout=self.options.timeout, headers=headers)
 
     def send(self, message: Message) -> SendResult:
         body = {

@@ -19,6 +19,8 @@ from engine.configs import ConfigHolder
 from engine.sending import Sender
 from engine.service import Engine
 from engine.store.database import Database
+from providers.layers import Counted
+from providers.live import LiveRouter
 from providers.registry import ChannelRouter, validators
 from workers.actors import EVENTS_QUEUE, QUEUE, QUEUES, Actors, declare, redis_broker, stub_broker
 from workers.dispatcher import REDRIVE_AFTER, Dispatcher
@@ -57,9 +59,19 @@ class Runtime:
         if migrate:
             self.db.migrate()
         self.configs = ConfigHolder.from_path(settings.config_path, validators())
-        self.sender: Any = sender or ChannelRouter.from_settings(
-            self.configs.current.settings.providers, override=provider_override
-        )
+        #: Send attempts by (provider, status), for ``/metrics`` (with the built sender).
+        self.send_counts = Counted()
+        if sender is None:
+            live = LiveRouter(
+                lambda providers: ChannelRouter.from_settings(
+                    providers, override=provider_override
+                ),
+                self.configs.current.settings.providers,
+                layers=[self.send_counts],
+            )
+            self.configs.on_reload.append(live.on_reload)  # a changed providers: goes live
+            sender = live
+        self.sender: Any = sender
         self.clock = clock or SystemClock()
         self.engine = Engine(
             self.db,

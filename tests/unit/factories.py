@@ -206,7 +206,7 @@ def write_config(
 # -- providers ------------------------------------------------------------------------------
 class ClockedRecorder(RecordingProvider):
     """A recording provider that also notes when (on the engine's clock) every call came,
-    whatever the scripted result: ``calls`` is ``[(channel, at, status), ...]``."""
+    whatever its handler answered: ``calls`` is ``[(channel, at, status), ...]``."""
 
     def __init__(self, clock: Clock, **options: Any) -> None:
         super().__init__(**options)

@@ -17,6 +17,7 @@ from engine.deliveries import DeliveryEvent, add_event
 from engine.scenario.loader import Config
 from engine.sending import SendResult
 from engine.store import Database, Delivery
+from providers.recording import replies
 
 from ..factories import (
     SETTINGS_YAML,
@@ -205,7 +206,7 @@ def test_escalation_runs_once_within_has_passed_since_the_send(
     # with "retry in 20 minutes") and never reports it delivered
     run = world(ESCALATING)
     if retry_after is not None:
-        run.recorder.scripted.append(SendResult.retryable("recording", "503", retry_after))
+        run.recorder.handler = replies(SendResult.retryable("recording", "503", retry_after))
 
     # When a cart is abandoned and a day passes
     run.play([shopper(T0)], DAY)

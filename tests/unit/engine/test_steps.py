@@ -18,6 +18,7 @@ from engine.simulation import Simulation
 from engine.steps import MAX_ATTEMPTS
 from engine.store import Contact, Database, DiscountToken
 from engine.timers import JOURNEY_STEP
+from providers.recording import replies
 
 from ..factories import (
     T0,
@@ -222,7 +223,7 @@ def test_retryable_failure_is_retried_and_sent_once(
     sim: Simulation, db: Database, recorder: ClockedRecorder
 ) -> None:
     # Given a provider that refuses the first push with "try again in 2 minutes"
-    recorder.scripted.append(SendResult.retryable("recording", "HTTP 503", retry_after=120))
+    recorder.handler = replies(SendResult.retryable("recording", "HTTP 503", retry_after=120))
     sim.feed([cart_updated(T0)])
 
     # When the journey runs
@@ -242,7 +243,7 @@ def test_retryable_failure_without_retry_after_waits_five_minutes(
     sim: Simulation, recorder: ClockedRecorder
 ) -> None:
     # Given a provider that refuses the first push without saying when to come back
-    recorder.scripted.append(SendResult.retryable("recording", "connection refused"))
+    recorder.handler = replies(SendResult.retryable("recording", "connection refused"))
     sim.feed([cart_updated(T0)])
 
     # When the push is due
@@ -256,8 +257,8 @@ def test_retryable_failures_give_up_after_max_attempts_and_the_journey_continues
     sim: Simulation, db: Database, recorder: ClockedRecorder
 ) -> None:
     # Given a provider that refuses the push every time
-    recorder.scripted.extend(
-        SendResult.retryable("recording", "HTTP 429", retry_after=60) for _ in range(MAX_ATTEMPTS)
+    recorder.handler = replies(
+        *[SendResult.retryable("recording", "HTTP 429", retry_after=60)] * MAX_ATTEMPTS
     )
     sim.feed([cart_updated(T0)])
 
@@ -275,7 +276,7 @@ def test_permanent_failure_marks_the_delivery_failed_and_the_journey_continues(
     sim: Simulation, db: Database, recorder: ClockedRecorder
 ) -> None:
     # Given a provider that rejects the push for good
-    recorder.scripted.append(SendResult.permanent("recording", "bad push token"))
+    recorder.handler = replies(SendResult.permanent("recording", "bad push token"))
     sim.feed([cart_updated(T0)])
 
     # When the journey runs
@@ -297,8 +298,8 @@ def test_permanent_failure_releases_the_discount_token(
     sim: Simulation, db: Database, recorder: ClockedRecorder
 ) -> None:
     # Given a provider that accepts the push and rejects the SMS (which carries 5% off)
-    recorder.scripted.extend(
-        [SendResult.accepted("recording"), SendResult.permanent("recording", "number blocked")]
+    recorder.handler = replies(
+        *[SendResult.accepted("recording"), SendResult.permanent("recording", "number blocked")]
     )
     sim.feed([cart_updated(T0)])
 
@@ -315,8 +316,8 @@ def test_invalid_contact_is_marked_and_not_used_again(
     sim: Simulation, db: Database, recorder: ClockedRecorder
 ) -> None:
     # Given a provider that says the phone number does not exist
-    recorder.scripted.extend(
-        [
+    recorder.handler = replies(
+        *[
             SendResult.accepted("recording"),
             SendResult.permanent("recording", "no such number", invalid_contact=True),
         ]
@@ -337,7 +338,7 @@ def test_unknown_outcome_is_never_resent(
     sim: Simulation, db: Database, recorder: ClockedRecorder
 ) -> None:
     # Given a provider that times out after the push request left
-    recorder.scripted.append(SendResult.unknown("recording", "read timeout"))
+    recorder.handler = replies(SendResult.unknown("recording", "read timeout"))
     sim.feed([cart_updated(T0)])
 
     # When the journey runs
@@ -352,7 +353,7 @@ def test_order_while_a_retry_waits_cancels_the_retry(
     sim: Simulation, db: Database, recorder: ClockedRecorder
 ) -> None:
     # Given a push refused with "retry in 10 minutes"
-    recorder.scripted.append(SendResult.retryable("recording", "HTTP 503", retry_after=600))
+    recorder.handler = replies(SendResult.retryable("recording", "HTTP 503", retry_after=600))
     sim.feed([cart_updated(T0)])
     sim.run_until(T0 + 31 * MINUTE)
 
@@ -375,7 +376,7 @@ def test_retry_never_sends_during_quiet_hours(
     start = datetime(2026, 11, 22, 17, 25, tzinfo=UTC)
     clock.set(start)
     # ... and a provider that refuses it with "retry in 10 minutes" (→ 21:05, quiet hours)
-    recorder.scripted.append(SendResult.retryable("recording", "HTTP 503", retry_after=600))
+    recorder.handler = replies(SendResult.retryable("recording", "HTTP 503", retry_after=600))
     sim.feed([cart_updated(start)])
 
     # When the night passes
@@ -391,8 +392,8 @@ def test_retry_never_sends_after_consent_is_withdrawn(
 ) -> None:
     # Given an abandoned cart whose push went out and whose SMS (at +3h) is refused with
     # "retry in 10 minutes"
-    recorder.scripted.extend(
-        [
+    recorder.handler = replies(
+        *[
             SendResult.accepted("recording"),
             SendResult.retryable("recording", "HTTP 503", retry_after=600),
         ]
@@ -646,7 +647,7 @@ def test_provider_reported_unsubscribe_withdraws_consent(
     # Given an SMS-only scenario without re-entry cooldown, and a provider that answers
     # the first SMS with "recipient unsubscribed"
     sim = _engine_for(SMS_ONLY % "", tmp_path, db, clock, recorder)
-    recorder.scripted.append(
+    recorder.handler = replies(
         SendResult.permanent("recording", "recipient replied STOP", consent_withdrawn=True)
     )
     sim.feed([cart_updated(T0, cart_id="cart_1")])

@@ -16,6 +16,7 @@ from engine.steps import start_sending
 from engine.stops import stops_of
 from engine.store import Database
 from engine.store.models import Delivery, EventStop, Journey
+from providers.recording import replies
 
 from ..factories import (
     T0,
@@ -132,7 +133,7 @@ def test_an_order_stored_after_the_guards_ran_still_stops_the_send(
     from engine.sending import SendResult
 
     push_sent(sim, recorder)
-    recorder.scripted.append(SendResult.retryable("recording", "HTTP 503", retry_after=600))
+    recorder.handler = replies(SendResult.retryable("recording", "HTTP 503", retry_after=600))
     sim.run_until(T0 + 3 * HOUR)
     with db.reading() as session:
         pending = session.scalar(select(Delivery).where(Delivery.status == "pending"))
@@ -212,7 +213,7 @@ def test_a_delivery_left_sending_by_a_dead_worker_is_settled_after_the_journey_e
     from engine.sending import SendResult
 
     push_sent(sim, recorder)
-    recorder.scripted.append(SendResult.retryable("recording", "HTTP 503", retry_after=600))
+    recorder.handler = replies(SendResult.retryable("recording", "HTTP 503", retry_after=600))
     sim.run_until(T0 + 3 * HOUR)
     with db.reading() as session:
         pending = session.scalar(select(Delivery).where(Delivery.status == "pending"))

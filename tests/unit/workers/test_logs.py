@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from engine.sending import SendResult
 from engine.simulation import Simulation
+from providers.recording import replies
 from workers.logs import configure, scrub
 
 from ..factories import T0, cart_updated
@@ -35,7 +36,7 @@ def test_step_lines_are_json_with_ids_and_without_contact_data(
     sim: Simulation, recorder: object, json_logs: io.StringIO
 ) -> None:
     # Given a provider whose error message repeats the recipient's number and address
-    recorder.scripted.append(  # type: ignore[attr-defined]
+    recorder.handler = replies(  # type: ignore[attr-defined]
         SendResult.permanent("recording", "push refused for anna@example.com / +79991234567")
     )
     # When a journey runs

@@ -3,6 +3,7 @@ last good configuration stays; journeys finish on the version they started with.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,8 @@ from structlog.testing import capture_logs
 from engine.clock import SimulatedClock
 from engine.configs import ConfigHolder
 from engine.events import Event
+from engine.scenario.loader import Config
+from engine.sending import Message
 from engine.service import Engine
 from engine.simulation import Simulation
 from engine.store.database import Database
@@ -133,3 +136,64 @@ def test_running_process_reloads_by_itself(tmp_path: Path) -> None:
         assert scenario.model.steps[1].after == timedelta(hours=2)
     finally:
         runtime.stop()
+
+
+def _sms(n: int) -> Message:
+    return Message(f"d{n}", f"k{n}", "sms", "+79991234567", {"text": f"hi {n}"}, "en")
+
+
+def test_a_changed_provider_goes_live_without_restart(tmp_path: Path) -> None:
+    # Given a running process sending SMS through a recording provider writing to a.jsonl
+    config_path = _config_copy(tmp_path)
+    _edit(
+        config_path,
+        "sms:   {type: console}",
+        f"sms:   {{type: recording, path: {tmp_path}/a.jsonl}}",
+    )
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'run.db'}", config_path=str(config_path)
+    )
+    runtime = Runtime(settings, embedded=True)
+    try:
+        assert runtime.sender.send(_sms(1)).status == "accepted"
+
+        # When the marketer points it at b.jsonl and the configuration reloads
+        _edit(config_path, "a.jsonl", "b.jsonl")
+        with capture_logs() as logs:
+            assert runtime.configs.reload() is True
+
+        # Then the next send goes to the new provider, and the switch is logged
+        assert runtime.sender.send(_sms(2)).status == "accepted"
+        assert [json.loads(line)["delivery_id"] for line in _lines(tmp_path / "a.jsonl")] == ["d1"]
+        assert [json.loads(line)["delivery_id"] for line in _lines(tmp_path / "b.jsonl")] == ["d2"]
+        assert "providers_rebuilt" in [e["event"] for e in logs]
+        assert runtime.send_counts.counts() == {("recording", "accepted"): 2}
+    finally:
+        runtime.stop()
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def test_a_failing_reload_listener_is_logged_and_the_reload_stands(tmp_path: Path) -> None:
+    # Given a holder with a listener that raises, then one that notes the versions
+    config_path = _config_copy(tmp_path)
+    configs = ConfigHolder.from_path(config_path, validators(), check=None)
+    heard: list[tuple[str, str]] = []
+
+    def broken(old: Config, new: Config) -> None:
+        raise RuntimeError("listener bug")
+
+    configs.on_reload += [broken, lambda old, new: heard.append((old.version, new.version))]
+    before = configs.current.version
+
+    # When a change goes live
+    _edit(config_path.parent / "scenarios/abandoned_cart.yaml", "after: 3h", "after: 2h")
+    with capture_logs() as logs:
+        assert configs.reload() is True
+
+    # Then both were called, the failure is logged and the new version is live
+    assert heard == [(before, configs.current.version)]
+    failed = [e for e in logs if e["event"] == "config_listener_failed"]
+    assert failed and failed[0]["error"] == "RuntimeError"

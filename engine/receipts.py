@@ -1,0 +1,59 @@
+"""Delivery receipts: what a vendor later says became of a message, in one vocabulary.
+
+Every vendor names its delivery states its own way; a provider's
+:meth:`~providers.base.Provider.parse_receipt` maps them onto :class:`ReceiptStatus`
+(as Novu maps every SMS vendor's webhook status onto one enum), so the code that decides,
+the row that stores and the log that reports share the same words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class ReceiptStatus(StrEnum):
+    """What became of a message after the provider accepted it."""
+
+    #: The vendor took it (queued on its side).
+    ACCEPTED = "accepted"
+    #: It reached the device or the mailbox.
+    DELIVERED = "delivered"
+    #: The vendor gave up for now or for a reason it did not classify.
+    FAILED = "failed"
+    #: It can never arrive at this address (unknown number, hard bounce).
+    UNDELIVERABLE = "undeliverable"
+    #: The shopper opened it.
+    OPENED = "opened"
+    #: The shopper followed a link in it.
+    CLICKED = "clicked"
+    #: The shopper asked for no more messages on this channel.
+    UNSUBSCRIBED = "unsubscribed"
+    #: The shopper marked it as spam.
+    COMPLAINED = "complained"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """One status change of one message, as a vendor reported it."""
+
+    provider: str
+    provider_message_id: str
+    status: ReceiptStatus
+    #: When it happened, by the vendor's clock (None when the vendor does not say).
+    at: datetime | None = None
+    #: The vendor's own words (its status code or error text), for the log.
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class InboundRequest:
+    """A callback from a vendor, free of any web framework: what a provider reads."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
