@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from engine.clock import as_utc
+from engine.errors import EventError as EventError  # re-exported (defined here before)
 
 EventType = Literal[
     "session.started",
@@ -242,14 +243,6 @@ class Batch(BaseModel):
     # unknown fields next to "events" are kept out of the way, never rejected (docs/events.md)
     model_config = ConfigDict(extra="ignore")
     events: list[Event] = Field(min_length=1, max_length=MAX_BATCH)
-
-
-class EventError(ValueError):
-    """Bad input: ``errors`` is a list of ``{"loc", "msg"}`` with dotted field paths."""
-
-    def __init__(self, errors: list[dict[str, str]]) -> None:
-        self.errors = errors
-        super().__init__("; ".join(f"{e['loc']}: {e['msg']}" for e in errors))
 
 
 def parse_events(body: Any) -> list[Event]:

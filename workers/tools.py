@@ -23,7 +23,8 @@ from engine.store.models import Cart, Decision, Delivery, Identity, RawEvent, Ti
 from engine.timing import parse_duration
 from providers.recording import RecordingProvider
 from providers.registry import ChannelRouter, validators
-from workers.cli import CliError
+from workers.errors import CliError
+from workers.errors import NoDatabase as NoDatabase  # re-exported (defined here before)
 
 #: Decisions ``simulate`` prints (architecture §9), plus send outcomes when a provider failed.
 SHOWN = ("sent", "deferred", "skipped", "exited", "failed", "unknown")
@@ -164,12 +165,6 @@ def cmd_preview(args: argparse.Namespace) -> int:
     from workers.preview import preview
 
     return preview(args)
-
-
-class NoDatabase(CliError):
-    """A read-only command found nothing to read: exit 1."""
-
-    code = 1
 
 
 #: How to point a read-only command at another database, in every "no database" message.

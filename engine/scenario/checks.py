@@ -23,7 +23,6 @@ after the previous step's nominal time. Windows, caps and browsing only ever def
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from jinja2 import TemplateError, TemplateSyntaxError, meta, nodes
 
 from engine.conditions import Condition
 from engine.context_schema import TEMPLATE_NAMES
+from engine.errors import did_you_mean
 from engine.paths import check_paths, unguarded_reads
 from engine.sandbox import TemplateLimitError
 from engine.scenario.loader import CompiledScenario, Path_, Problem, Source, send_rules
@@ -112,11 +112,8 @@ def _check_segments(
 ) -> None:
     for i, name in enumerate(scenario.model.audience.segments):
         if name not in settings.segments:
-            close = difflib.get_close_matches(name, list(settings.segments), n=1)
-            hint = (
-                f" — did you mean '{close[0]}'?"
-                if close
-                else (" (define it under 'segments:' in scenarios.yaml)")
+            hint = did_you_mean(name, settings.segments) or (
+                " (define it under 'segments:' in scenarios.yaml)"
             )
             where = scenario.source.where((*scenario.loc, "audience", "segments", i))
             problems.append(
@@ -285,8 +282,7 @@ def _file_problems(
             )
     known = list(TEMPLATE_NAMES)
     for unknown in sorted(set(meta.find_undeclared_variables(ast)) - set(known)):
-        close = difflib.get_close_matches(unknown, known, n=1)
-        hint = f" — did you mean '{close[0]}'?" if close else f" (known: {', '.join(known)})"
+        hint = did_you_mean(unknown, known) or f" (known: {', '.join(known)})"
         yield Problem(
             file_path,
             *_name_position(source, ast, unknown),

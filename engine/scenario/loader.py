@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import functools
 import glob
 import hashlib
@@ -38,6 +37,9 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScala
 
 from engine.conditions import Condition, ConditionError, compile_condition
 from engine.context_schema import SEGMENT_NAMES
+from engine.errors import ConfigError as ConfigError  # re-exported (defined here before)
+from engine.errors import Problem as Problem  # re-exported (defined here before)
+from engine.errors import did_you_mean
 from engine.scenario.model import CHANNEL_NAMES, Scenario, Settings, Step
 from engine.timing import DEFAULT_QUIET_HOURS, QUIET_CHANNELS, DailySpan, SendRules
 
@@ -62,32 +64,6 @@ YAML_TAGS = frozenset(
     f"tag:yaml.org,2002:{name}"
     for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp", "merge")
 )
-
-
-@dataclass(frozen=True, order=True)
-class Problem:
-    """One finding: an ``error`` refuses the configuration, a ``warning`` does not."""
-
-    file: str
-    line: int
-    column: int
-    message: str
-    severity: str = "error"
-
-    def __str__(self) -> str:
-        tag = "" if self.severity == "error" else "warning: "
-        return f"{self.file}:{self.line}:{self.column}: {tag}{self.message}"
-
-
-class ConfigError(Exception):
-    """The configuration is invalid; ``problems`` has every error (and warning) found."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = sorted(problems)
-        errors = [p for p in self.problems if p.severity == "error"]
-        super().__init__(
-            f"{len(errors)} problem(s) in the configuration:\n" + "\n".join(map(str, errors))
-        )
 
 
 @dataclass
@@ -434,19 +410,15 @@ def _pydantic_problems(
         if err["type"] == "extra_forbidden":
             key = str(data_loc[-1])
             known = _fields_at(model, data_loc[:-1])
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = (
-                f" — did you mean '{close[0]}'?" if close else f" (known keys: {', '.join(known)})"
-            )
+            hint = did_you_mean(key, known) or f" (known keys: {', '.join(known)})"
             line, col = source.where(full, key=True)
             yield Problem(source.path, line, col, f"unknown key '{key}'{hint}")
             continue
         if err["type"] == "literal_error":
             expected = err.get("ctx", {}).get("expected", "")
             options = re.findall(r"'([^']*)'", expected)
-            close = difflib.get_close_matches(str(err.get("input")), options, n=1)
             name = next((str(p) for p in reversed(data_loc) if isinstance(p, str)), "value")
-            hint = f" — did you mean '{close[0]}'?" if close else f" (expected {expected})"
+            hint = did_you_mean(str(err.get("input")), options) or f" (expected {expected})"
             channels = bool(options) and set(options) <= set(CHANNEL_NAMES)
             noun = "channel" if channels else _NOUNS.get(name, name)
             line, col = source.where(full)
