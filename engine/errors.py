@@ -12,7 +12,7 @@
           └── NoDatabase         a read-only command found nothing to read, exit 1
 
 Each keeps the standard base it always had, so older ``except`` clauses still match:
-``EventError`` and ``ConditionError`` are ``ValueError``\\ s, ``TemplateLimitError`` is
+``EventError`` and ``ConditionError`` are each a ``ValueError``, ``TemplateLimitError`` is
 Jinja's ``TemplateSyntaxError`` and ``LimitError`` its ``SecurityError`` (those two live
 next to the Jinja code they belong to). ``CliError`` lives in :mod:`workers.errors`: the
 engine has no command line. Classes stay importable where they were defined before

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.errors import Problem, did_you_mean
-from engine.scenario.loader import Source
+from engine.scenario.yaml_source import Source
 
 #: provider type → function(options) returning a list of error messages.
 Validators = dict[str, Callable[[dict[str, Any]], list[str]]]
