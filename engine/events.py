@@ -27,6 +27,8 @@ from pydantic import (
     model_validator,
 )
 
+from engine.channels import CHANNELS as CHANNELS  # re-exported (defined here before)
+from engine.channels import Channel
 from engine.clock import as_utc
 from engine.errors import EventError as EventError  # re-exported (defined here before)
 
@@ -42,8 +44,6 @@ EventType = Literal[
 ]
 #: Every event type cartflow understands.
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
-#: Channels a shopper can consent to.
-CHANNELS = ("push", "sms", "email", "messenger")
 #: The largest cart value stored (prices × quantities), in the cart's currency.
 MAX_CART_VALUE = Decimal(10) ** 13
 #: How deeply unknown fields may nest.
@@ -209,7 +209,7 @@ class Event(_Open):
     session_id: str | None = Field(default=None, max_length=200)
     cart: Cart | None = None
     contact: Contact | None = None
-    consent: dict[Literal["push", "sms", "email", "messenger"], bool] | None = None
+    consent: dict[Channel, bool] | None = None
     order: Order | None = None
 
     @field_validator("at")

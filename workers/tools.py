@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from engine.channels import CHANNELS
 from engine.clock import SimulatedClock, as_utc
 from engine.configs import ConfigHolder
 from engine.events import Event, EventError, parse_events
@@ -66,7 +67,7 @@ def simulate(
     start = min(as_utc(e.at) for e in events if e.at is not None)
     clock = SimulatedClock(start)
     recorder = RecordingProvider()
-    sender = ChannelRouter({channel: recorder for channel in ("push", "sms", "email", "messenger")})
+    sender = ChannelRouter({channel: recorder for channel in CHANNELS})
     engine = Engine(db, clock, ConfigHolder(config), sender)
     sim = Simulation(engine, clock)
     sim.feed(events)

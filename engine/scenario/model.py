@@ -25,11 +25,11 @@ from pydantic import (
     model_validator,
 )
 
+from engine.channels import CHANNELS, Channel
 from engine.timing import DEFAULT_QUIET_HOURS, DailySpan, format_duration, parse_duration
 
-Channel = Literal["push", "sms", "email", "messenger"]
-#: Every channel cartflow knows, in escalation order.
-CHANNEL_NAMES = ("push", "sms", "email", "messenger")
+#: Every channel cartflow knows, in escalation order (:data:`engine.channels.CHANNELS`).
+CHANNEL_NAMES = CHANNELS
 #: Events that can end a journey.
 EXIT_EVENTS = ("order.completed", "cart.emptied", "unsubscribed", "cart.updated")
 #: What a step's escalation can wait for on the previous message.
@@ -169,7 +169,7 @@ class Defaults(Strict):
 class CapRule(Strict):
     """At most ``max`` messages on ``channel`` (or ``any``) per rolling ``per``."""
 
-    channel: Literal["any", "push", "sms", "email", "messenger"] = Field(
+    channel: Literal["any", Channel] = Field(
         default="any", description="The channel counted, or any.", examples=["any", "sms"]
     )
     max: int = Field(ge=1, description="Most messages within 'per'.", examples=[3])

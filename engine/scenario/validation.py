@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from engine.channels import CHANNELS
 from engine.errors import Problem, did_you_mean
-from engine.scenario.model import CHANNEL_NAMES
 from engine.scenario.yaml_source import Path_, Source
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -45,7 +45,7 @@ def pydantic_problems(
             options = re.findall(r"'([^']*)'", expected)
             name = next((str(p) for p in reversed(data_loc) if isinstance(p, str)), "value")
             hint = did_you_mean(str(err.get("input")), options) or f" (expected {expected})"
-            channels = bool(options) and set(options) <= set(CHANNEL_NAMES)
+            channels = bool(options) and set(options) <= set(CHANNELS)
             noun = "channel" if channels else _NOUNS.get(name, name)
             line, col = source.where(full)
             yield Problem(source.path, line, col, f"unknown {noun} {err.get('input')!r}{hint}")
