@@ -11,7 +11,6 @@ and each evaluation runs within :data:`~engine.sandbox.CONDITION_LIMITS`.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,8 @@ from jinja2.exceptions import TemplateAssertionError
 from jinja2.parser import Parser
 
 from engine.context_schema import CONDITION_NAMES, Type
+from engine.errors import ConditionError as ConditionError  # re-exported (defined here before)
+from engine.errors import did_you_mean
 from engine.paths import check_paths
 from engine.sandbox import (
     CLOCK_READERS,
@@ -38,14 +39,6 @@ MAX_CONDITION_LENGTH = 2_000
 
 #: The names a condition may use, and what they hold (the context schema's).
 NAMES: Mapping[str, str] = {name: t.description for name, t in CONDITION_NAMES.items()}
-
-
-class ConditionError(ValueError):
-    """A condition that cannot be compiled; ``column`` is 1-based within the expression."""
-
-    def __init__(self, message: str, column: int | None = None) -> None:
-        super().__init__(message)
-        self.column = column
 
 
 _env = Sandbox(autoescape=False, limits=CONDITION_LIMITS)
@@ -110,16 +103,14 @@ def _compile(text: str, allowed: Mapping[str, Type]) -> Condition:
         if node.name not in table:
             kind = "filter" if isinstance(node, nodes.Filter) else "test"
             public = [name for name in table if not name.startswith("_")]
-            close = difflib.get_close_matches(node.name, public, n=1)
-            hint = f" — did you mean '{close[0]}'?" if close else ""
+            hint = did_you_mean(node.name, public)
             raise ConditionError(
                 f"unknown {kind} '{node.name}'{hint}", column=_find(text, node.name)
             )
     names = frozenset(meta.find_undeclared_variables(ast))
     for name in sorted(names):
         if name not in allowed:
-            close = difflib.get_close_matches(name, list(allowed), n=1)
-            hint = f" — did you mean '{close[0]}'?" if close else ""
+            hint = did_you_mean(name, allowed)
             raise ConditionError(
                 f"unknown name '{name}' in condition{hint} (known: {', '.join(allowed)})",
                 column=_find(text, name),

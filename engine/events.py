@@ -27,7 +27,10 @@ from pydantic import (
     model_validator,
 )
 
+from engine.channels import CHANNELS as CHANNELS  # re-exported (defined here before)
+from engine.channels import Channel
 from engine.clock import as_utc
+from engine.errors import EventError as EventError  # re-exported (defined here before)
 
 EventType = Literal[
     "session.started",
@@ -41,8 +44,6 @@ EventType = Literal[
 ]
 #: Every event type cartflow understands.
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
-#: Channels a shopper can consent to.
-CHANNELS = ("push", "sms", "email", "messenger")
 #: The largest cart value stored (prices × quantities), in the cart's currency.
 MAX_CART_VALUE = Decimal(10) ** 13
 #: How deeply unknown fields may nest.
@@ -208,7 +209,7 @@ class Event(_Open):
     session_id: str | None = Field(default=None, max_length=200)
     cart: Cart | None = None
     contact: Contact | None = None
-    consent: dict[Literal["push", "sms", "email", "messenger"], bool] | None = None
+    consent: dict[Channel, bool] | None = None
     order: Order | None = None
 
     @field_validator("at")
@@ -242,14 +243,6 @@ class Batch(BaseModel):
     # unknown fields next to "events" are kept out of the way, never rejected (docs/events.md)
     model_config = ConfigDict(extra="ignore")
     events: list[Event] = Field(min_length=1, max_length=MAX_BATCH)
-
-
-class EventError(ValueError):
-    """Bad input: ``errors`` is a list of ``{"loc", "msg"}`` with dotted field paths."""
-
-    def __init__(self, errors: list[dict[str, str]]) -> None:
-        self.errors = errors
-        super().__init__("; ".join(f"{e['loc']}: {e['msg']}" for e in errors))
 
 
 def parse_events(body: Any) -> list[Event]:

@@ -27,6 +27,8 @@ from typing import Any
 
 from jinja2.exceptions import SecurityError
 
+from engine.errors import CartflowError
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -55,7 +57,7 @@ CONDITION_LIMITS = Limits(max_steps=10_000, max_output=100_000, max_built=400_00
 TEMPLATE_LIMITS = Limits()
 
 
-class LimitError(SecurityError):
+class LimitError(CartflowError, SecurityError):
     """An evaluation reached one of its :class:`Limits`."""
 
 

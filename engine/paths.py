@@ -15,7 +15,6 @@ on a step without one) outside ``{% if discount %}``, ``… if discount`` or
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from jinja2 import nodes
 
 from engine.context_schema import Kind, Type
+from engine.errors import did_you_mean
 
 #: Filters the sandbox's guard wraps what is written in (engine.sandbox._Guard).
 INTERNAL = "_cf_"
@@ -150,13 +150,11 @@ class _Walker:
         if (lineno, column) in self._seen:
             return
         self._seen.add((lineno, column))
-        close = difflib.get_close_matches(name, declared.known(), n=1)
-        if close:
-            hint = f" — did you mean '{close[0]}'?"
-        elif declared.kind is Kind.RECORD:
-            hint = f" (it has: {', '.join(declared.known())})"
-        else:
-            hint = f" ('{path}' is a {declared.kind})"
+        hint = did_you_mean(name, declared.known()) or (
+            f" (it has: {', '.join(declared.known())})"
+            if declared.kind is Kind.RECORD
+            else f" ('{path}' is a {declared.kind})"
+        )
         self.errors.append(
             PathError(f"unknown attribute '{name}' of '{path}'{hint}", lineno, column)
         )

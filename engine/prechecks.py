@@ -9,7 +9,7 @@ run time.
 
 Errors::
 
-    jinja2.exceptions.TemplateSyntaxError
+    jinja2.exceptions.TemplateSyntaxError, engine.errors.CartflowError
      └── TemplateLimitError      refused before compiling, with line and column
 """
 
@@ -22,6 +22,7 @@ from jinja2 import nodes
 from jinja2.exceptions import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
+from engine.errors import CartflowError
 from engine.expanding import FILTER_CHECKS, METHOD_CHECKS, UNKNOWN
 from engine.limits import (
     LimitError,
@@ -38,7 +39,7 @@ from engine.limits import (
 MAX_NESTING = 24
 
 
-class TemplateLimitError(TemplateSyntaxError):
+class TemplateLimitError(CartflowError, TemplateSyntaxError):
     """Refused before compiling; ``column`` (1-based) is where ``needle`` is on the line."""
 
     def __init__(

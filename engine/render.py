@@ -47,6 +47,7 @@ from jinja2 import (
 from jinja2.runtime import Context
 
 from engine.context_schema import TEMPLATE_NAMES
+from engine.errors import RenderError as RenderError  # re-exported (defined here before)
 from engine.sandbox import TEMPLATE_LIMITS, Sandbox, TemplateLimitError, evaluation
 
 #: Largest template file, in bytes (an email with inline styles is a few dozen KB).
@@ -350,10 +351,6 @@ class TemplateSet:
                 parts[block] = text.strip() if block not in HTML_BLOCKS else str(text)
         parts["template"] = name
         return parts
-
-
-class RenderError(Exception):
-    """A message could not be rendered (missing template, block or name)."""
 
 
 def _locale(ctx: Context) -> Locale:

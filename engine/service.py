@@ -20,6 +20,7 @@ from engine import stops
 from engine.clock import Clock
 from engine.configs import ConfigHolder
 from engine.decisions import record_for
+from engine.errors import EventConflict as EventConflict  # re-exported (defined here before)
 from engine.events import Event
 from engine.journeys import finish, on_exit_signal, on_idle_timer, shortest_idle
 from engine.locks import lock_for_cart, lock_for_journey
@@ -44,16 +45,6 @@ log = structlog.get_logger("cartflow.engine")
 
 #: How far ahead of our clock an event's ``at`` may be before it is taken as "now".
 FUTURE_SKEW = timedelta(minutes=5)
-
-
-class EventConflict(Exception):
-    """An event id already stored (or repeated in the batch) with a different body.
-
-    ``errors`` has one ``{"loc", "msg"}`` per offending event; nothing was stored."""
-
-    def __init__(self, errors: list[dict[str, str]]) -> None:
-        super().__init__("; ".join(e["msg"] for e in errors))
-        self.errors = errors
 
 
 def digest(payload: dict[str, object]) -> str:

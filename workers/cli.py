@@ -17,6 +17,7 @@ from typing import Any
 
 from engine.scenario.loader import ConfigError, load_config
 from engine.timing import parse_duration
+from workers.errors import CliError as CliError  # re-exported (defined here before)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,13 +46,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 3
-
-
-class CliError(Exception):
-    """A user mistake on the command line: printed as one line, exit :attr:`code`."""
-
-    #: The exit status (2: the command line was wrong).
-    code: int = 2
 
 
 def build_parser() -> argparse.ArgumentParser:

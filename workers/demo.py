@@ -20,6 +20,7 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from engine.channels import CHANNELS
 from engine.clock import AcceleratedClock
 from engine.sending import Message
 from engine.store.models import Cart, Decision, Delivery, Journey, RawEvent
@@ -74,7 +75,7 @@ def run_demo(
         return shop_time(clock.now(), zones.get(str(message.metadata.get("cart_id")), "UTC"))
 
     console = ConsoleProvider(stream=out, stamp=local_time)
-    sender = ChannelRouter({channel: console for channel in ("push", "sms", "email", "messenger")})
+    sender = ChannelRouter({channel: console for channel in CHANNELS})
     runtime = Runtime(settings, embedded=True, clock=clock, sender=sender)
     runtime.start_worker(threads=2, poll_ms=10)  # at 2400x, 100 ms of polling is 4 shop minutes
     # lease and re-drive are engine-clock times: scale them so they mean the same in real time

@@ -27,7 +27,7 @@ from engine.scenario.loader import Config, load_config
 from engine.store.database import Database
 from engine.store.models import Journey
 from providers.registry import validators
-from workers.cli import CliError
+from workers.errors import CliError
 
 
 def resolve(spec: str, config_name: str) -> Config:

@@ -13,7 +13,7 @@ from engine.events import Cart as CartModel
 from engine.render import RenderError, SmsShape
 from engine.scenario.loader import load_config
 from providers.registry import validators
-from workers.cli import CliError
+from workers.errors import CliError
 
 #: Used when no --cart is given.
 SAMPLE_CART: dict[str, Any] = {

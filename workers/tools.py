@@ -10,8 +10,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
+from engine.channels import CHANNELS
 from engine.clock import SimulatedClock, as_utc
 from engine.configs import ConfigHolder
 from engine.events import Event, EventError, parse_events
@@ -19,11 +20,12 @@ from engine.scenario.loader import Config
 from engine.service import Engine
 from engine.simulation import Simulation
 from engine.store.database import Database
-from engine.store.models import Cart, Decision, Delivery, Identity, RawEvent, Timer
+from engine.store.models import Decision, Delivery, Identity
 from engine.timing import parse_duration
 from providers.recording import RecordingProvider
 from providers.registry import ChannelRouter, validators
-from workers.cli import CliError
+from workers.errors import CliError
+from workers.errors import NoDatabase as NoDatabase  # re-exported (defined here before)
 
 #: Decisions ``simulate`` prints (architecture §9), plus send outcomes when a provider failed.
 SHOWN = ("sent", "deferred", "skipped", "exited", "failed", "unknown")
@@ -65,7 +67,7 @@ def simulate(
     start = min(as_utc(e.at) for e in events if e.at is not None)
     clock = SimulatedClock(start)
     recorder = RecordingProvider()
-    sender = ChannelRouter({channel: recorder for channel in ("push", "sms", "email", "messenger")})
+    sender = ChannelRouter({channel: recorder for channel in CHANNELS})
     engine = Engine(db, clock, ConfigHolder(config), sender)
     sim = Simulation(engine, clock)
     sim.feed(events)
@@ -166,12 +168,6 @@ def cmd_preview(args: argparse.Namespace) -> int:
     return preview(args)
 
 
-class NoDatabase(CliError):
-    """A read-only command found nothing to read: exit 1."""
-
-    code = 1
-
-
 #: How to point a read-only command at another database, in every "no database" message.
 _POINT_ELSEWHERE = (
     "set CARTFLOW_DATABASE_URL to the database your cartflow processes use "
@@ -230,75 +226,35 @@ def _db() -> Database:
 
 
 def cmd_status(_: argparse.Namespace) -> int:
+    from engine.clock import SystemClock
+    from engine.ops import status
     from workers.settings import Settings
 
     db = _db()
-    now = datetime.now().astimezone()
-    with db.reading() as session:
-        due = (
-            session.scalar(select(func.count()).select_from(Timer).where(Timer.due_at <= now)) or 0
-        )
-        pending = session.scalar(select(func.count()).select_from(Timer)) or 0
-        oldest = session.scalar(select(func.min(Timer.scheduled_for)).where(Timer.due_at <= now))
-        unapplied = (
-            session.scalar(
-                select(func.count()).select_from(RawEvent).where(RawEvent.applied_at.is_(None))
-            )
-            or 0
-        )
-        by_status = dict(
-            session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all()
-        )
-        grace = timedelta(seconds=Settings().timer_lease)
-        stuck = (
-            session.scalar(
-                select(func.count())
-                .select_from(Delivery)
-                .where(Delivery.status == "sending", Delivery.updated_at < now - grace)
-            )
-            or 0
-        )
-    lag = (now - oldest).total_seconds() if oldest else 0.0
-    print(
-        f"timers pending  {pending}\ntimers due      {due}\ntimer lag       {lag:.1f}s\n"
-        f"events waiting  {unapplied}\ndeliveries      "
-        + ", ".join(f"{k} {v}" for k, v in sorted(by_status.items()))
-        + f"\nsending stuck   {stuck} (longer than {grace.total_seconds():g}s; "
-        "the scheduler settles them as unknown)"
-    )
+    queues = status(db, SystemClock().now(), stuck_after=timedelta(seconds=Settings().timer_lease))
     db.dispose()
+    print(
+        f"timers pending  {queues.timers_pending}\ntimers due      {queues.timers_due}\n"
+        f"timer lag       {queues.timer_lag.total_seconds():.1f}s\n"
+        f"events waiting  {queues.events_waiting}\ndeliveries      "
+        + ", ".join(f"{k} {v}" for k, v in sorted(queues.deliveries.items()))
+        + f"\nsending stuck   {queues.sending_stuck} (longer than "
+        f"{queues.stuck_after.total_seconds():g}s; the scheduler settles them as unknown)"
+    )
     return 0
 
 
 def cmd_report(_: argparse.Namespace) -> int:
+    from engine.ops import report
+
     db = _db()
-    with db.reading() as session:
-        rows = session.execute(
-            select(
-                Delivery.scenario,
-                Delivery.step_id,
-                Delivery.channel,
-                func.count(),
-                func.count(func.distinct(Cart.id)),
-            )
-            .join(Cart, Cart.id == Delivery.cart_id, isouter=True)
-            .where(Delivery.status.in_(("accepted", "delivered")))
-            .group_by(Delivery.scenario, Delivery.step_id, Delivery.channel)
-        ).all()
-        recovered = dict(
-            session.execute(
-                select(Delivery.scenario, func.count(func.distinct(Cart.id)))
-                .join(Cart, Cart.id == Delivery.cart_id)
-                .where(Cart.status == "ordered", Delivery.created_at < Cart.ordered_at)
-                .group_by(Delivery.scenario)
-            ).all()
-        )
-    print(f"{'scenario':20} {'step':10} {'channel':8} {'sent':>6}")
-    for scenario, step, channel, sent, _carts in rows:
-        print(f"{scenario:20} {step:10} {channel:8} {sent:>6}")
-    for scenario, count in recovered.items():
-        print(f"recovered carts in {scenario}: {count}")
+    sent = report(db)
     db.dispose()
+    print(f"{'scenario':20} {'step':10} {'channel':8} {'sent':>6}")
+    for row in sent.rows:
+        print(f"{row.scenario:20} {row.step:10} {row.channel:8} {row.sent:>6}")
+    for scenario, count in sent.recovered.items():
+        print(f"recovered carts in {scenario}: {count}")
     return 0
 
 

@@ -12,168 +12,34 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Literal
 
 from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
-    PlainSerializer,
-    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
-from engine.timing import DEFAULT_QUIET_HOURS, DailySpan, format_duration, parse_duration
+from engine.channels import CHANNELS, Channel
+from engine.scenario.shared_settings import CapRule, Defaults, ProviderSettings
+from engine.scenario.value_types import (
+    DURATION_SCHEMA,
+    PERCENT_SCHEMA,
+    SPANS_SCHEMA,
+    DiscountPercent,
+    Duration,
+    Percent,
+    QuietHours,
+    Strict,
+    Windows,
+)
 
-Channel = Literal["push", "sms", "email", "messenger"]
-#: Every channel cartflow knows, in escalation order.
-CHANNEL_NAMES = ("push", "sms", "email", "messenger")
+#: Every channel cartflow knows, in escalation order (:data:`engine.channels.CHANNELS`).
+CHANNEL_NAMES = CHANNELS
 #: Events that can end a journey.
 EXIT_EVENTS = ("order.completed", "cart.emptied", "unsubscribed", "cart.updated")
 #: What a step's escalation can wait for on the previous message.
 ENGAGEMENTS = ("delivered", "opened", "clicked")
-
-
-def _duration(value: Any) -> timedelta:
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ValueError("expected a duration such as '30m', '3h' or '2d'")
-    if isinstance(value, int):
-        if value == 0:
-            return timedelta(0)
-        raise ValueError(f"bare number {value}; add a unit: '{value}m', '{value}h' or '{value}d'")
-    return parse_duration(value)
-
-
-#: What an editor accepts as a duration (the loader says more when it is wrong).
-DURATION_SCHEMA: dict[str, Any] = {
-    "anyOf": [{"type": "string", "pattern": r"^\s*(\d+\s*[wdhmsWDHMS]\s*)+$"}, {"const": 0}],
-    "examples": ["30m", "3h", "2d", "1h30m"],
-}
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(_duration),
-    PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema(DURATION_SCHEMA),
-]
-
-
-def _spans(value: Any, *, wrap: bool) -> tuple[str, ...]:
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list | tuple) or not items:
-        raise ValueError("expected 'HH:MM-HH:MM' or a list of them, e.g. 'mon-fri 10:00-20:00'")
-    for item in items:
-        DailySpan.parse(str(item), wrap=wrap)
-    return tuple(str(item) for item in items)
-
-
-_SPAN = {"type": "string", "pattern": r"^[A-Za-z, -]*\d{1,2}:\d{2}\s*-\s*\d{1,2}:\d{2}\s*$"}
-#: A ``[days] HH:MM-HH:MM`` span, or a list of them.
-SPANS_SCHEMA: dict[str, Any] = {
-    "anyOf": [_SPAN, {"type": "array", "items": _SPAN, "minItems": 1}],
-    "examples": ["10:00-20:00", "mon-fri 10:00-20:00", ["sat,sun 12:00-18:00"]],
-}
-Windows = Annotated[
-    tuple[str, ...],
-    BeforeValidator(lambda v: _spans(v, wrap=False)),
-    WithJsonSchema(SPANS_SCHEMA),
-]
-QuietHours = Annotated[
-    tuple[str, ...],
-    BeforeValidator(lambda v: _spans(v, wrap=True)),
-    WithJsonSchema(SPANS_SCHEMA),
-]
-
-
-def _percent(value: Any) -> float:
-    if isinstance(value, str) and value.strip().endswith("%"):
-        value = value.strip()[:-1]
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"expected a percentage such as '10%', got {value!r}") from None
-    if not 0 <= number <= 100:
-        raise ValueError(f"percentage {number} is outside 0..100")
-    return number
-
-
-#: A percentage: a number, or text ending in ``%``.
-PERCENT_SCHEMA: dict[str, Any] = {
-    "anyOf": [
-        {"type": "number", "minimum": 0, "maximum": 100},
-        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*%\s*$"},
-    ],
-    "examples": ["10%", 5],
-}
-Percent = Annotated[float, BeforeValidator(_percent), WithJsonSchema(PERCENT_SCHEMA)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Defaults(Strict):
-    """What holds for every scenario unless it says otherwise."""
-
-    timezone: str = Field(
-        default="UTC",
-        description="Time zone when neither the profile nor the phone number tells (IANA).",
-        examples=["Europe/Moscow", "Europe/Kyiv"],
-    )
-    locale: str = Field(
-        default="en", description="The shop's language: the templates' fallback.", examples=["ru"]
-    )
-    locales: tuple[str, ...] = Field(
-        default=(),
-        description="Locales every template must exist in (validate checks).",
-        examples=[["ru", "uk", "en"]],
-    )
-    currency: str = Field(
-        default="USD",
-        pattern=r"^[A-Z]{3}$",
-        description="ISO 4217 code of amounts in the configuration.",
-        examples=["RUB"],
-    )
-    quiet_hours: QuietHours = Field(
-        default=(DEFAULT_QUIET_HOURS,),
-        description="Never send on the quiet channels then, recipient's local time; "
-        "21:00-09:00 always applies.",
-        examples=["21:00-09:00"],
-    )
-    quiet_channels: tuple[Channel, ...] = Field(
-        default=("push", "sms", "messenger"),
-        description="Channels quiet hours apply to (email has none by default).",
-        examples=[["push", "sms", "messenger"]],
-    )
-    browsing_grace: Duration = Field(
-        default=timedelta(minutes=10),
-        description='A visitor seen this recently is "still browsing": reminders wait.',
-        examples=["10m"],
-    )
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo
-
-        try:
-            ZoneInfo(value)
-        except Exception:
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name") from None
-        return value
-
-
-class CapRule(Strict):
-    """At most ``max`` messages on ``channel`` (or ``any``) per rolling ``per``."""
-
-    channel: Literal["any", "push", "sms", "email", "messenger"] = Field(
-        default="any", description="The channel counted, or any.", examples=["any", "sms"]
-    )
-    max: int = Field(ge=1, description="Most messages within 'per'.", examples=[3])
-    per: Duration = Field(description="The rolling period.", examples=["7d", "24h"])
 
 
 class Trigger(Strict):
@@ -214,25 +80,6 @@ class Audience(Strict):
         description="A condition that keeps a cart out; one that cannot be evaluated excludes.",
         examples=["customer.orders_30d > 0"],
     )
-
-
-def _discount_percent(value: Any) -> Decimal:
-    """``7``, ``7.5``, ``"7%"`` → Decimal; what the docs promise, in marketer words."""
-    hint = 'discount percent must be more than 0 and at most 100, e.g. 7 or "7%"'
-    text = str(value).strip()
-    if isinstance(value, bool) or not text:
-        raise ValueError(hint)
-    text = text[:-1].strip() if text.endswith("%") else text
-    try:
-        number = Decimal(text)
-    except ArithmeticError:
-        raise ValueError(f"{hint}; got {value!r}") from None
-    if not number.is_finite() or not 0 < number <= 100:
-        raise ValueError(f"{hint}; got {value!r}")
-    return number
-
-
-DiscountPercent = Annotated[Decimal, BeforeValidator(_discount_percent)]
 
 
 class Discount(Strict):
@@ -474,18 +321,6 @@ class Scenario(Strict):
         return self.locales[0] if self.locales else default_locale
 
 
-class ProviderSettings(BaseModel):
-    """``type`` picks the provider; the rest are its own settings, which it validates."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-    type: str = Field(
-        description="The provider (its other settings are its own).", examples=["console"]
-    )
-
-    def options(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
-
-
 class Settings(Strict):
     """``scenarios.yaml``: the settings every scenario shares."""
 
@@ -515,3 +350,33 @@ class Settings(Strict):
         default="templates", description="The templates directory.", examples=["templates"]
     )
     scenarios: tuple[Scenario, ...] = Field(default=(), description="Scenarios written here.")
+
+
+#: Defined here before the split, and still imported from here.
+__all__ = [
+    "CHANNEL_NAMES",
+    "DURATION_SCHEMA",
+    "ENGAGEMENTS",
+    "EXIT_EVENTS",
+    "PERCENT_SCHEMA",
+    "SPANS_SCHEMA",
+    "Audience",
+    "CapRule",
+    "Channel",
+    "Defaults",
+    "Discount",
+    "DiscountPercent",
+    "Duration",
+    "Escalation",
+    "Percent",
+    "ProviderSettings",
+    "QuietHours",
+    "Scenario",
+    "Settings",
+    "Step",
+    "Strict",
+    "TemplateRef",
+    "Trigger",
+    "Variant",
+    "Windows",
+]

@@ -6,11 +6,11 @@ mapping of provider type → validator (``providers.registry.validators()``).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from typing import Any
 
-from engine.scenario.loader import Problem, Source
+from engine.errors import Problem, did_you_mean
+from engine.scenario.yaml_source import Source
 
 #: provider type → function(options) returning a list of error messages.
 Validators = dict[str, Callable[[dict[str, Any]], list[str]]]
@@ -22,11 +22,8 @@ def check_provider(
     line, col = source.where(("providers", channel, "type"))
     validate = VALIDATORS.get(provider.type)
     if validate is None:
-        close = difflib.get_close_matches(provider.type, list(VALIDATORS), n=1)
-        hint = (
-            f" — did you mean '{close[0]}'?"
-            if close
-            else f" (known: {', '.join(sorted(VALIDATORS))})"
+        hint = did_you_mean(provider.type, VALIDATORS) or (
+            f" (known: {', '.join(sorted(VALIDATORS))})"
         )
         problems.append(
             Problem(source.path, line, col, f"unknown provider type '{provider.type}'{hint}")

@@ -165,3 +165,25 @@ def test_a_migrated_empty_database_prints_its_tables(
     assert code == 0
     assert capsys.readouterr().out.splitlines()[0].startswith(first_line)
     assert (empty_folder / "cartflow.db").read_bytes() == before
+
+
+def test_status_and_report_are_engine_queries_at_the_time_given(day_database: Path) -> None:
+    from datetime import timedelta
+
+    from engine.ops import report, status
+    from engine.store.database import Database
+
+    # Given the day's database, read at noon (the time the simulation stopped)
+    db = Database(f"sqlite:///{day_database}", read_only=True)
+    noon = datetime(2026, 11, 23, 12, tzinfo=UTC)
+    # When
+    queues = status(db, noon, stuck_after=timedelta(minutes=5))
+    sent = report(db)
+    db.dispose()
+    # Then: the numbers the CLI prints, as values
+    assert queues.timers_pending == 2
+    assert queues.deliveries == {"accepted": 4}
+    assert {(r.scenario, r.step, r.channel): r.sent for r in sent.rows}[
+        ("abandoned_cart", "push", "push")
+    ] == 2
+    assert sent.recovered == {"abandoned_cart": 1}

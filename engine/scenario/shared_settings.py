@@ -1,0 +1,87 @@
+"""Settings of ``scenarios.yaml`` that every scenario shares, apart from the scenarios
+themselves (:class:`~engine.scenario.model.Settings` gathers them): the defaults, the
+frequency caps and who sends each channel."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from engine.channels import Channel
+from engine.scenario.value_types import Duration, QuietHours, Strict
+from engine.timing import DEFAULT_QUIET_HOURS
+
+
+class Defaults(Strict):
+    """What holds for every scenario unless it says otherwise."""
+
+    timezone: str = Field(
+        default="UTC",
+        description="Time zone when neither the profile nor the phone number tells (IANA).",
+        examples=["Europe/Moscow", "Europe/Kyiv"],
+    )
+    locale: str = Field(
+        default="en", description="The shop's language: the templates' fallback.", examples=["ru"]
+    )
+    locales: tuple[str, ...] = Field(
+        default=(),
+        description="Locales every template must exist in (validate checks).",
+        examples=[["ru", "uk", "en"]],
+    )
+    currency: str = Field(
+        default="USD",
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 code of amounts in the configuration.",
+        examples=["RUB"],
+    )
+    quiet_hours: QuietHours = Field(
+        default=(DEFAULT_QUIET_HOURS,),
+        description="Never send on the quiet channels then, recipient's local time; "
+        "21:00-09:00 always applies.",
+        examples=["21:00-09:00"],
+    )
+    quiet_channels: tuple[Channel, ...] = Field(
+        default=("push", "sms", "messenger"),
+        description="Channels quiet hours apply to (email has none by default).",
+        examples=[["push", "sms", "messenger"]],
+    )
+    browsing_grace: Duration = Field(
+        default=timedelta(minutes=10),
+        description='A visitor seen this recently is "still browsing": reminders wait.',
+        examples=["10m"],
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(value)
+        except Exception:
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name") from None
+        return value
+
+
+class CapRule(Strict):
+    """At most ``max`` messages on ``channel`` (or ``any``) per rolling ``per``."""
+
+    channel: Literal["any", Channel] = Field(
+        default="any", description="The channel counted, or any.", examples=["any", "sms"]
+    )
+    max: int = Field(ge=1, description="Most messages within 'per'.", examples=[3])
+    per: Duration = Field(description="The rolling period.", examples=["7d", "24h"])
+
+
+class ProviderSettings(BaseModel):
+    """``type`` picks the provider; the rest are its own settings, which it validates."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    type: str = Field(
+        description="The provider (its other settings are its own).", examples=["console"]
+    )
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
