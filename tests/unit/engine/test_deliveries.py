@@ -11,6 +11,7 @@ from engine.sending import SendResult
 from engine.simulation import Simulation
 from engine.store import Database
 from engine.store.models import DeliveryEventRow
+from providers.recording import replies
 
 from ..factories import T0, ClockedRecorder, cart_updated, deliveries
 
@@ -25,8 +26,8 @@ def test_an_accepted_and_a_refused_send_leave_an_event_each(
     sim: Simulation, db: Database, recorder: ClockedRecorder
 ) -> None:
     # Given a push the provider takes and an SMS it refuses for good
-    recorder.scripted.extend(
-        [SendResult.accepted("recording", "m1"), SendResult.permanent("recording", "bad number")]
+    recorder.handler = replies(
+        SendResult.accepted("recording", "m1"), SendResult.permanent("recording", "bad number")
     )
     sim.feed([cart_updated(T0)])
     sim.run_until(T0 + timedelta(hours=4))

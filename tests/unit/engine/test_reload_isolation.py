@@ -83,7 +83,7 @@ def test_a_hostile_change_is_refused_and_the_process_keeps_working(
     assert configs.current.version == live
     assert any("abandoned_cart.yaml:" in p and "369,693,100 digits" in p for p in _refused(logs))
     assert took < 10
-    assert heartbeat() < 0.5
+    assert heartbeat() < 3.0  # a runaway compile would freeze it far longer
 
 
 def test_a_check_that_does_not_finish_in_time_is_stopped_and_the_change_refused(
@@ -107,12 +107,12 @@ def test_a_check_that_does_not_finish_in_time_is_stopped_and_the_change_refused(
     assert took < 2.0
     assert "did not finish within 0.05 s and was stopped" in _refused(logs)[0]
     assert configs.current.version == live
-    assert heartbeat() < 0.5
+    assert heartbeat() < 3.0  # a runaway compile would freeze it far longer
 
     # And the same files are not tried again until they change
     started = time.monotonic()
     assert configs.reload() is False
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 0.9  # no child process started (that takes ~1 s)
 
 
 def test_a_valid_change_after_a_refused_one_goes_live(config_path: Path) -> None:
