@@ -42,6 +42,24 @@ for _name in ("dramatiq.broker.RedisBroker", "dramatiq.broker.StubBroker"):
     logging.getLogger(_name).addFilter(_SecondWorkerNotice())
 
 
+#: Added to the slowest provider's timeout before a send still ``sending`` is taken for
+#: one whose worker vanished.
+GRACE_MARGIN = 5.0
+
+
+def sending_grace(timer_lease: float, config: Any) -> timedelta:
+    """How long a delivery may stay ``sending`` before the scheduler settles it ``unknown``:
+    at least the timer lease, and longer than any provider's own timeout, so a slow but
+    live send is never declared lost while its request is still running."""
+    timeouts = [
+        float(value)
+        for provider in config.settings.providers.values()
+        if isinstance(value := provider.options().get("timeout"), int | float | str)
+        and str(value).replace(".", "", 1).isdigit()
+    ]
+    return timedelta(seconds=max([timer_lease, *(t + GRACE_MARGIN for t in timeouts)]))
+
+
 class Runtime:
     def __init__(
         self,
@@ -78,7 +96,7 @@ class Runtime:
             self.clock,
             self.configs,
             self.sender,
-            sending_grace=timedelta(seconds=settings.timer_lease),
+            sending_grace=sending_grace(settings.timer_lease, self.configs.current),
             lease=timedelta(seconds=settings.timer_lease),
         )
         self.broker = stub_broker() if embedded else redis_broker(settings.redis_url)

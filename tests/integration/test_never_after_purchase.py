@@ -198,7 +198,7 @@ def test_a_send_cut_short_by_a_dead_worker_never_stays_sending_after_an_order(
     # Given a provider that hangs on the push, and a worker process that will die on it
     lease = 3
     fake_provider.script("push", Reply.hang(120))
-    config = quick_config(tmp_path / "config", fake_provider.url, timeout=60)
+    config = quick_config(tmp_path / "config", fake_provider.url, timeout=8)
     runtime = Runtime(make_settings(pg_url, redis_url, config, timer_lease=lease), embedded=False)
     env = {
         "CARTFLOW_DATABASE_URL": pg_url,

@@ -45,7 +45,7 @@ def test_a_worker_killed_mid_send_neither_loses_nor_repeats_the_step(
     fake_provider.script("push", Reply.hang(120))
     # (and an HTTP timeout far longer than the kill takes, so the worker cannot give up
     # on its own and mark the push ``unknown`` itself)
-    config = write_config(tmp_path / "crash-config", fake_provider.url, timeout=60)
+    config = write_config(tmp_path / "crash-config", fake_provider.url, timeout=8)
     runtime = make_runtime(config_path=config, timer_lease=LEASE)
     env = {
         "CARTFLOW_DATABASE_URL": pg_url,
