@@ -11,28 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 
+from engine.deliveries import DeliveryEvent
 
-class ReceiptStatus(StrEnum):
-    """What became of a message after the provider accepted it."""
-
-    #: The vendor took it (queued on its side).
-    ACCEPTED = "accepted"
-    #: It reached the device or the mailbox.
-    DELIVERED = "delivered"
-    #: The vendor gave up for now or for a reason it did not classify.
-    FAILED = "failed"
-    #: It can never arrive at this address (unknown number, hard bounce).
-    UNDELIVERABLE = "undeliverable"
-    #: The shopper opened it.
-    OPENED = "opened"
-    #: The shopper followed a link in it.
-    CLICKED = "clicked"
-    #: The shopper asked for no more messages on this channel.
-    UNSUBSCRIBED = "unsubscribed"
-    #: The shopper marked it as spam.
-    COMPLAINED = "complained"
+#: What became of a message after the provider accepted it: the same vocabulary as the
+#: ``delivery_events`` rows a receipt is stored as (one enum, never two mapped by hand).
+ReceiptStatus = DeliveryEvent
 
 
 @dataclass(frozen=True)
