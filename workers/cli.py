@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", default="27h", help="simulated shop time (default 27h)")
     p.add_argument("--shoppers", type=int, default=8)
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--config", default="scenarios.yaml")
+    p.add_argument("--config", help="scenarios.yaml to run (default: the shipped example)")
     p.add_argument("--verbose", action="store_true")
     p.set_defaults(func=cmd_demo)
 
@@ -170,7 +170,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from workers.demo import run_demo
+    from workers.demo import DEFAULT_CONFIG, run_demo
 
     _logging("console", logging.INFO if args.verbose else logging.WARNING)
     try:
@@ -180,7 +180,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.speed <= 0:
         raise CliError("--speed must be positive")
     summary = run_demo(
-        config_path=args.config,
+        config_path=args.config or str(DEFAULT_CONFIG),
         speed=args.speed,
         duration=duration,
         shoppers=args.shoppers,

@@ -31,6 +31,11 @@ from workers.runtime import Runtime
 from workers.settings import Settings
 from workers.shop import Shopper, make_shoppers, shopper_script
 
+#: The configuration the demo runs when given none: the example shipped in the package
+#: (``workers/defaults/``: links to ``scenarios.yaml``, ``scenarios/`` and ``templates/``
+#: at the repository root, copied as files into a wheel).
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "defaults" / "scenarios.yaml"
+
 #: Deliveries that reached the shopper's channel.
 SENT = ("accepted", "delivered")
 

@@ -17,8 +17,9 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, inspect, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-#: Where Alembic's scripts live (``migrations/`` at the repository root).
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+#: Where Alembic's scripts live: ``migrations/`` next to this module, shipped in the
+#: package (``alembic.ini`` at the repository root points at it too).
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
 def normalise_url(url: str) -> str:

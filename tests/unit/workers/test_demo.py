@@ -16,7 +16,8 @@ from engine.journeys import in_holdout
 from engine.simulation import Simulation
 from engine.store import Database
 from providers.console import ConsoleProvider
-from workers.demo import hours, run_demo, why_nothing
+from workers.cli import build_parser
+from workers.demo import DEFAULT_CONFIG, hours, run_demo, why_nothing
 from workers.shop import make_shoppers
 
 from ..factories import T0, order_completed, page_viewed, shopper
@@ -62,6 +63,14 @@ def test_demo_reminds_abandoned_carts_on_every_channel_and_never_after_purchase(
     # no contact data on screen
     assert "@example.com" not in printed.replace("s***@example.com", "")
     assert "+7999000" not in printed
+
+
+def test_without_config_the_demo_runs_the_example_shipped_in_the_package() -> None:
+    assert build_parser().parse_args(["demo"]).config is None
+    assert DEFAULT_CONFIG.parent == ROOT / "workers" / "defaults"
+    # in a checkout the package's copy is the example at the root, links and all
+    for name in ("scenarios.yaml", "scenarios", "templates"):
+        assert (DEFAULT_CONFIG.parent / name).resolve() == ROOT / name
 
 
 def test_the_header_gives_the_length_as_typed(demo: tuple[dict[str, Any], str]) -> None:
