@@ -44,6 +44,23 @@ def push_sent(sim: Simulation, recorder: ClockedRecorder) -> None:
     assert [c for c, _, _ in recorder.calls] == ["push"]
 
 
+def pending_sms(
+    sim: Simulation, db: Database, recorder: ClockedRecorder
+) -> tuple[Delivery, Journey]:
+    """The push went out; the SMS is written as a delivery and waits as ``pending`` (the
+    provider was busy)."""
+    from engine.sending import SendResult
+
+    push_sent(sim, recorder)
+    recorder.handler = replies(SendResult.retryable("recording", "HTTP 503", retry_after=600))
+    sim.run_until(T0 + 3 * HOUR)
+    with db.reading() as session:
+        pending = session.scalar(select(Delivery).where(Delivery.status == "pending"))
+        journey = session.scalar(select(Journey))
+    assert pending is not None and journey is not None
+    return pending, journey
+
+
 def test_an_order_accepted_but_not_applied_stops_the_next_step(
     sim: Simulation, clock: SimulatedClock, db: Database, recorder: ClockedRecorder
 ) -> None:
@@ -130,15 +147,7 @@ def test_an_order_stored_after_the_guards_ran_still_stops_the_send(
     sim: Simulation, clock: SimulatedClock, db: Database, recorder: ClockedRecorder
 ) -> None:
     # Given an SMS written as a delivery (the provider was busy: it waits as pending)
-    from engine.sending import SendResult
-
-    push_sent(sim, recorder)
-    recorder.handler = replies(SendResult.retryable("recording", "HTTP 503", retry_after=600))
-    sim.run_until(T0 + 3 * HOUR)
-    with db.reading() as session:
-        pending = session.scalar(select(Delivery).where(Delivery.status == "pending"))
-        journey = session.scalar(select(Journey))
-    assert pending is not None and journey is not None
+    pending, journey = pending_sms(sim, db, recorder)
     # When an order is accepted (not applied) between the guards and the send
     accept(sim, clock, 3 * HOUR + timedelta(minutes=1), order_completed(T0 + 3 * HOUR))
     # Then the compare-and-set that would hand the SMS to the provider refuses
@@ -210,15 +219,7 @@ def test_a_delivery_left_sending_by_a_dead_worker_is_settled_after_the_journey_e
 ) -> None:
     # Given an SMS a worker moved to `sending` and then died on (the provider call never
     # returned), and the shopper's order ending the journey meanwhile
-    from engine.sending import SendResult
-
-    push_sent(sim, recorder)
-    recorder.handler = replies(SendResult.retryable("recording", "HTTP 503", retry_after=600))
-    sim.run_until(T0 + 3 * HOUR)
-    with db.reading() as session:
-        pending = session.scalar(select(Delivery).where(Delivery.status == "pending"))
-        journey = session.scalar(select(Journey))
-    assert pending is not None and journey is not None
+    pending, journey = pending_sms(sim, db, recorder)
     with db.transaction() as session:
         assert start_sending(session, pending, journey.started_at, clock.now())
     sim.feed([order_completed(T0 + 3 * HOUR)])  # at the same moment
