@@ -36,7 +36,7 @@ test: $(STAMP) servers
 
 ## check: lint and types
 check: $(STAMP)
-	$(BIN)/ruff check engine providers workers tests bench
+	$(BIN)/ruff check cartflow/__init__.py engine providers workers tests bench
 	$(BIN)/mypy
 
 ## bench: timer dispatch throughput on PostgreSQL (results go to BENCHMARKS.md)

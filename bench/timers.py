@@ -42,9 +42,9 @@ import psycopg
 import sqlalchemy
 from sqlalchemy import delete, make_url, text
 
-from engine.store.database import Database, normalise_url
-from engine.store.models import Timer
-from engine.timers import JOURNEY_STEP, claim_due
+from cartflow.engine.store.database import Database, normalise_url
+from cartflow.engine.store.models import Timer
+from cartflow.engine.timers import JOURNEY_STEP, claim_due
 
 BATCH = 500
 SECTION = "## Timer dispatch (bench/timers.py)"

@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 
-from engine.conditions import Condition
+from cartflow.engine.conditions import Condition
 
 log = structlog.get_logger("cartflow.conditions")
 

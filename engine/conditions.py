@@ -2,11 +2,11 @@
 
 An expression is compiled once, when the configuration loads; an unknown name or filter
 is a load-time error, not a surprise at 3 a.m., and so is an unknown attribute
-(``cart.valeu``, checked against :mod:`engine.context_schema`). Expressions see only the
-names of :data:`~engine.context_schema.CONDITION_NAMES`, read-only, inside
-:class:`engine.sandbox.Sandbox`: what is too big as written (``9**(9**9)``,
+(``cart.valeu``, checked against :mod:`cartflow.engine.context_schema`). Expressions see only the
+names of :data:`~cartflow.engine.context_schema.CONDITION_NAMES`, read-only, inside
+:class:`cartflow.engine.sandbox.Sandbox`: what is too big as written (``9**(9**9)``,
 ``range(10**9)``) or reaches for Python internals (``cart.__class__``) is refused here,
-and each evaluation runs within :data:`~engine.sandbox.CONDITION_LIMITS`.
+and each evaluation runs within :data:`~cartflow.engine.sandbox.CONDITION_LIMITS`.
 """
 
 from __future__ import annotations
@@ -20,11 +20,13 @@ from jinja2.environment import TemplateExpression
 from jinja2.exceptions import TemplateAssertionError
 from jinja2.parser import Parser
 
-from engine.context_schema import CONDITION_NAMES, Type
-from engine.errors import ConditionError as ConditionError  # re-exported (defined here before)
-from engine.errors import did_you_mean
-from engine.paths import check_paths
-from engine.sandbox import (
+from cartflow.engine.context_schema import CONDITION_NAMES, Type
+from cartflow.engine.errors import (
+    ConditionError as ConditionError,  # re-exported (defined here before)
+)
+from cartflow.engine.errors import did_you_mean
+from cartflow.engine.paths import check_paths
+from cartflow.engine.sandbox import (
     CLOCK_READERS,
     CONDITION_LIMITS,
     Sandbox,
@@ -47,14 +49,14 @@ _env = Sandbox(autoescape=False, limits=CONDITION_LIMITS)
 @dataclass(frozen=True)
 class Condition:
     """A compiled expression. ``evaluate`` returns a bool or raises; the caller fails
-    closed (:func:`engine.condition_failures.evaluate`)."""
+    closed (:func:`cartflow.engine.condition_failures.evaluate`)."""
 
     source: str
     names: frozenset[str]
     _compiled: Any
 
     def evaluate(self, context: Mapping[str, Any]) -> bool:
-        """Raises :class:`~engine.sandbox.LimitError` past :data:`CONDITION_LIMITS`."""
+        """Raises :class:`~cartflow.engine.sandbox.LimitError` past :data:`CONDITION_LIMITS`."""
         with evaluation(CONDITION_LIMITS):
             return bool(self._compiled(**context))
 

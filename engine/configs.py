@@ -7,7 +7,7 @@ good one stays live. Whatever is built from the configuration once (the provider
 of each new version through :attr:`ConfigHolder.on_reload`.
 
 A configuration read with :meth:`ConfigHolder.from_path` is watched cheaply (a hash of its
-files); a change is first loaded in a child process (``python -m engine.configs PATH``,
+files); a change is first loaded in a child process (``python -m cartflow.engine.configs PATH``,
 see :class:`ReloadCheck`) that is killed past a time and memory limit, and only then in
 this process. A configuration that would hang or exhaust the loader (however it manages
 to) is refused with a logged reason, and the workers and the scheduler in this process
@@ -29,16 +29,17 @@ from pathlib import Path
 
 import structlog
 
-from engine.clock import Clock, SystemClock
-from engine.scenario.loader import (
+import cartflow
+from cartflow.engine.clock import Clock, SystemClock
+from cartflow.engine.scenario.loader import (
     MAX_YAML_BYTES,
     CompiledScenario,
     Config,
     ConfigError,
     load_config,
 )
-from engine.store.database import Database
-from engine.store.models import ConfigVersion, Journey
+from cartflow.engine.store.database import Database
+from cartflow.engine.store.models import ConfigVersion, Journey
 
 log = structlog.get_logger("cartflow.config")
 
@@ -60,12 +61,12 @@ class ReloadCheck:
 
     def problems(self, path: str | Path) -> list[str]:
         """Why the configuration at ``path`` cannot go live; empty when it loads."""
-        root = str(Path(__file__).resolve().parents[1])  # so the child finds 'engine'
+        root = str(Path(cartflow.__file__).parent.parent)  # so the child finds 'cartflow'
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p),
         }
-        command = [sys.executable, "-m", "engine.configs", str(path), str(self.memory)]
+        command = [sys.executable, "-m", "cartflow.engine.configs", str(path), str(self.memory)]
         try:
             done = subprocess.run(
                 command,
@@ -181,7 +182,7 @@ class ConfigHolder:
             return
         from sqlalchemy.exc import IntegrityError
 
-        from engine.scenario.snapshot import snapshot_files
+        from cartflow.engine.scenario.snapshot import snapshot_files
 
         with self._db.transaction() as session:
             if session.get(ConfigVersion, config.version) is not None:
@@ -201,7 +202,7 @@ class ConfigHolder:
     def _stored(self, version: str) -> Config | None:
         if self._db is None:
             return None
-        from engine.scenario.snapshot import load_snapshot
+        from cartflow.engine.scenario.snapshot import load_snapshot
 
         with self._db.reading() as session:
             row = session.get(ConfigVersion, version)

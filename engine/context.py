@@ -1,4 +1,4 @@
-"""The context conditions and templates see, built as :mod:`engine.context_schema`
+"""The context conditions and templates see, built as :mod:`cartflow.engine.context_schema`
 declares it: ``cart``, ``visitor``, ``customer``, ``session``, ``journey``, ``now``,
 ``segments`` (the table in docs/scenarios.md is generated from the same declaration).
 
@@ -14,13 +14,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import context_schema as schema
-from engine.condition_failures import ConditionKind, Failed, evaluate
-from engine.scenario.loader import Config
-from engine.state import BOOKKEEPING_ATTRIBUTES
-from engine.store.models import Cart, Contact, Identity, Journey, Profile
-from engine.store.models import Session as VisitSession
-from engine.timing import zone_or_default
+from cartflow.engine import context_schema as schema
+from cartflow.engine.condition_failures import ConditionKind, Failed, evaluate
+from cartflow.engine.scenario.loader import Config
+from cartflow.engine.state import BOOKKEEPING_ATTRIBUTES
+from cartflow.engine.store.models import Cart, Contact, Identity, Journey, Profile
+from cartflow.engine.store.models import Session as VisitSession
+from cartflow.engine.timing import zone_or_default
 
 
 def recipient_zone(session: Session, profile: Profile, default: str) -> ZoneInfo:
@@ -48,7 +48,8 @@ def recipient_zone(session: Session, profile: Profile, default: str) -> ZoneInfo
 
 
 #: Context key of the conditions that could not be evaluated while it was built
-#: (:class:`~engine.condition_failures.Failed`); internal, like every name starting with ``_``.
+#: (:class:`~cartflow.engine.condition_failures.Failed`); internal, like every name
+#: starting with ``_``.
 FAILED = "_failed"
 
 

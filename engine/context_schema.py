@@ -3,9 +3,10 @@ attributes, their types and one line each (STYLE §22).
 
 The same declaration
 
-* builds the context at run time (:func:`view`, called by :func:`engine.context.build_context`):
+* builds the context at run time (:func:`view`, called by
+  :func:`cartflow.engine.context.build_context`):
   every declared attribute is there and nothing else leaks in;
-* checks every dotted path when the configuration loads (:mod:`engine.paths`):
+* checks every dotted path when the configuration loads (:mod:`cartflow.engine.paths`):
   ``cart.valeu`` is an error with "did you mean 'value'?";
 * writes the table of names in docs/scenarios.md (:func:`names_table`).
 
@@ -23,7 +24,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from engine.sandbox import CLOCK_READERS
+from cartflow.engine.sandbox import CLOCK_READERS
 
 
 class Kind(StrEnum):

@@ -10,8 +10,8 @@ from typing import Any
 import structlog
 from sqlalchemy.orm import Session
 
-from engine.condition_failures import Failed
-from engine.store.models import Decision, Delivery, Journey
+from cartflow.engine.condition_failures import Failed
+from cartflow.engine.store.models import Decision, Delivery, Journey
 
 log = structlog.get_logger("cartflow.decisions")
 

@@ -23,7 +23,7 @@ from enum import StrEnum
 
 from sqlalchemy.orm import Session
 
-from engine.store.models import Delivery, DeliveryEventRow
+from cartflow.engine.store.models import Delivery, DeliveryEventRow
 
 
 class DeliveryStatus(StrEnum):

@@ -6,19 +6,20 @@
      ├── EventConflict           an event id already stored with a different body
      ├── ConditionError          a condition does not compile; ``column`` is 1-based
      ├── RenderError             a message cannot be rendered (template, block or name)
-     ├── TemplateLimitError      a template refused before compiling   (engine.prechecks)
-     ├── LimitError              an evaluation reached its limits      (engine.limits)
-     └── CliError                a mistake on the command line, exit ``code`` (workers.errors)
+     ├── TemplateLimitError      a template refused before compiling   (cartflow.engine.prechecks)
+     ├── LimitError              an evaluation reached its limits      (cartflow.engine.limits)
+     └── CliError                a mistake on the command line, exit ``code``
+          │                      (cartflow.workers.errors)
           └── NoDatabase         a read-only command found nothing to read, exit 1
 
 Each keeps the standard base it always had, so older ``except`` clauses still match:
 ``EventError`` and ``ConditionError`` are each a ``ValueError``, ``TemplateLimitError`` is
 Jinja's ``TemplateSyntaxError`` and ``LimitError`` its ``SecurityError`` (those two live
-next to the Jinja code they belong to). ``CliError`` lives in :mod:`workers.errors`: the
+next to the Jinja code they belong to). ``CliError`` lives in :mod:`cartflow.workers.errors`: the
 engine has no command line. Classes stay importable where they were defined before
-(``engine.scenario.loader.ConfigError``, ``engine.events.EventError``…).
+(``cartflow.engine.scenario.loader.ConfigError``, ``cartflow.engine.events.EventError``…).
 
-Not in the tree, on purpose: bugs (``engine.context_schema.ContextMismatch`` is an
+Not in the tree, on purpose: bugs (``cartflow.engine.context_schema.ContextMismatch`` is an
 ``AssertionError``) and a provider's own ``ProviderSettingsError`` (``providers``).
 
 :func:`did_you_mean` is the one hint every "unknown name" message uses.

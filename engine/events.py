@@ -27,10 +27,10 @@ from pydantic import (
     model_validator,
 )
 
-from engine.channels import CHANNELS as CHANNELS  # re-exported (defined here before)
-from engine.channels import Channel
-from engine.clock import as_utc
-from engine.errors import EventError as EventError  # re-exported (defined here before)
+from cartflow.engine.channels import CHANNELS as CHANNELS  # re-exported (defined here before)
+from cartflow.engine.channels import Channel
+from cartflow.engine.clock import as_utc
+from cartflow.engine.errors import EventError as EventError  # re-exported (defined here before)
 
 EventType = Literal[
     "session.started",

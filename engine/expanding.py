@@ -3,7 +3,7 @@ their input (``center``, ``replace``, ``join``, ``format``...), and the check ea
 before it runs: :data:`METHOD_CHECKS` and :data:`FILTER_CHECKS`.
 
 A check works on what is known: at run time everything, before compiling
-(:mod:`engine.prechecks`) only the constant parts, the rest being :data:`UNKNOWN`.
+(:mod:`cartflow.engine.prechecks`) only the constant parts, the rest being :data:`UNKNOWN`.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from typing import Any
 from jinja2 import filters as jinja_filters
 from jinja2.runtime import Undefined
 
-from engine.limits import LimitError, Limits, check_printf, size_of, too_long
+from cartflow.engine.limits import LimitError, Limits, check_printf, size_of, too_long
 
 #: A check gets the limits, the value, the positional and keyword arguments; it raises
 #: :class:`LimitError` or returns the value to use (an iterable may come back as a list).
 Check = Callable[[Limits, Any, tuple[Any, ...], Mapping[str, Any]], Any]
-#: What :func:`~engine.prechecks.check_limits` cannot know before run time.
+#: What :func:`~cartflow.engine.prechecks.check_limits` cannot know before run time.
 UNKNOWN: Any = object()
 
 

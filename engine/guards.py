@@ -9,7 +9,7 @@ policy::
     frequency caps
 
 "Accepted stops" are orders, emptied carts and withdrawn consents the API has answered
-202 for but the worker has not applied yet (:mod:`engine.stops`): they hold the send as
+202 for but the worker has not applied yet (:mod:`cartflow.engine.stops`): they hold the send as
 if they were applied.
 
 The channel is chosen before the window is checked because quiet hours depend on the
@@ -26,13 +26,13 @@ from typing import Any, Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import stops
-from engine.condition_failures import ConditionKind, Failed, evaluate
-from engine.context import recipient_zone
-from engine.deliveries import at_least
-from engine.scenario.loader import CompiledScenario, Config
-from engine.scenario.model import Step
-from engine.store.models import (
+from cartflow.engine import stops
+from cartflow.engine.condition_failures import ConditionKind, Failed, evaluate
+from cartflow.engine.context import recipient_zone
+from cartflow.engine.deliveries import at_least
+from cartflow.engine.scenario.loader import CompiledScenario, Config
+from cartflow.engine.scenario.model import Step
+from cartflow.engine.store.models import (
     Cart,
     Consent,
     Contact,
@@ -41,7 +41,7 @@ from engine.store.models import (
     Journey,
     Profile,
 )
-from engine.timing import format_duration
+from cartflow.engine.timing import format_duration
 
 #: Delivery states that count against frequency caps (all but failed before sending).
 COUNTED = ("pending", "sending", "accepted", "delivered", "unknown")

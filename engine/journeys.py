@@ -14,14 +14,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.condition_failures import ConditionKind, Failed, evaluate
-from engine.context import FAILED, build_context
-from engine.decisions import record, record_failures
-from engine.scenario.loader import CompiledScenario, Config
-from engine.state import new_id
-from engine.store.models import Cart, Delivery, Identity, Journey, Profile
-from engine.timers import CART_IDLE, JOURNEY_STEP, cancel_timer, set_timer
-from engine.timing import format_duration
+from cartflow.engine.condition_failures import ConditionKind, Failed, evaluate
+from cartflow.engine.context import FAILED, build_context
+from cartflow.engine.decisions import record, record_failures
+from cartflow.engine.scenario.loader import CompiledScenario, Config
+from cartflow.engine.state import new_id
+from cartflow.engine.store.models import Cart, Delivery, Identity, Journey, Profile
+from cartflow.engine.timers import CART_IDLE, JOURNEY_STEP, cancel_timer, set_timer
+from cartflow.engine.timing import format_duration
 
 #: Exit reasons that end a journey whatever the scenario says: nothing after purchase,
 #: nothing about an empty cart, nothing to someone who withdrew every consent.

@@ -5,7 +5,7 @@ checks that keep an operator from building something huge *before* it computes i
 GIL, so no timer can stop it once it has started. :func:`bounded_binop` estimates the
 size of a result from its operands and refuses it first; :func:`evaluation` gives each
 evaluation a :class:`Budget` of steps, output, built values and seconds, charged by the
-sandbox (:mod:`engine.sandbox`) as it runs.
+sandbox (:mod:`cartflow.engine.sandbox`) as it runs.
 
 Errors::
 
@@ -27,7 +27,7 @@ from typing import Any
 
 from jinja2.exceptions import SecurityError
 
-from engine.errors import CartflowError
+from cartflow.engine.errors import CartflowError
 
 
 @dataclass(frozen=True)

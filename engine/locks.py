@@ -12,7 +12,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.store.models import Cart, Journey, Profile
+from cartflow.engine.store.models import Cart, Journey, Profile
 
 #: ``FOR NO KEY UPDATE`` on PostgreSQL.
 PROFILE_LOCK = {"key_share": True}

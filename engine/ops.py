@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
-from engine.store.database import Database
-from engine.store.models import Cart, Delivery, RawEvent, Timer
+from cartflow.engine.store.database import Database
+from cartflow.engine.store.models import Cart, Delivery, RawEvent, Timer
 
 #: Delivery states ``report`` counts as sent (the provider took the message).
 SENT_STATUSES = ("accepted", "delivered")

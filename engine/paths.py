@@ -1,5 +1,5 @@
 """Every dotted path in a condition or a template, checked against the context schema
-(:mod:`engine.context_schema`) before anything runs.
+(:mod:`cartflow.engine.context_schema`) before anything runs.
 
 ``cart.valeu`` → "unknown attribute 'valeu' of 'cart' — did you mean 'value'?", at the
 line and column of ``valeu``. The walk follows Jinja's tree: ``Getattr`` (``cart.value``),
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 from jinja2 import nodes
 
-from engine.context_schema import Kind, Type
-from engine.errors import did_you_mean
+from cartflow.engine.context_schema import Kind, Type
+from cartflow.engine.errors import did_you_mean
 
 #: Filters the sandbox's guard wraps what is written in (engine.sandbox._Guard).
 INTERNAL = "_cf_"

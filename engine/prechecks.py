@@ -3,8 +3,8 @@ and names starting with ``_``.
 
 Jinja folds constant expressions while it compiles (``{{ 'a' * 10**9 }}`` would be
 computed right there), so :func:`check_limits` walks the parsed tree first and evaluates
-its constant parts with the run-time checks (:mod:`engine.limits`,
-:mod:`engine.expanding`), never beyond the limits. What depends on the data is left to
+its constant parts with the run-time checks (:mod:`cartflow.engine.limits`,
+:mod:`cartflow.engine.expanding`), never beyond the limits. What depends on the data is left to
 run time.
 
 Errors::
@@ -22,9 +22,9 @@ from jinja2 import nodes
 from jinja2.exceptions import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
-from engine.errors import CartflowError
-from engine.expanding import FILTER_CHECKS, METHOD_CHECKS, UNKNOWN
-from engine.limits import (
+from cartflow.engine.errors import CartflowError
+from cartflow.engine.expanding import FILTER_CHECKS, METHOD_CHECKS, UNKNOWN
+from cartflow.engine.limits import (
     LimitError,
     Limits,
     bounded_binop,

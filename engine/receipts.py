@@ -1,7 +1,7 @@
 """Delivery receipts: what a vendor later says became of a message, in one vocabulary.
 
 Every vendor names its delivery states its own way; a provider's
-:meth:`~providers.base.Provider.parse_receipt` maps them onto :class:`ReceiptStatus`
+:meth:`~cartflow.providers.base.Provider.parse_receipt` maps them onto :class:`ReceiptStatus`
 (as Novu maps every SMS vendor's webhook status onto one enum), so the code that decides,
 the row that stores and the log that reports share the same words.
 """
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from engine.deliveries import DeliveryEvent
+from cartflow.engine.deliveries import DeliveryEvent
 
 #: What became of a message after the provider accepted it: the same vocabulary as the
 #: ``delivery_events`` rows a receipt is stored as (one enum, never two mapped by hand).

@@ -20,7 +20,7 @@ shopper's name or an item's title never becomes markup); every other block is pl
 text and left as it is. A :class:`TemplateSet` reads its files once, when the
 configuration loads, so a template edited on disk changes nothing until that new
 configuration has been validated and loaded; rendering a message runs within
-:data:`~engine.sandbox.TEMPLATE_LIMITS`.
+:data:`~cartflow.engine.sandbox.TEMPLATE_LIMITS`.
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ from jinja2 import (
 )
 from jinja2.runtime import Context
 
-from engine.context_schema import TEMPLATE_NAMES
-from engine.errors import RenderError as RenderError  # re-exported (defined here before)
-from engine.sandbox import TEMPLATE_LIMITS, Sandbox, TemplateLimitError, evaluation
+from cartflow.engine.context_schema import TEMPLATE_NAMES
+from cartflow.engine.errors import RenderError as RenderError  # re-exported (defined here before)
+from cartflow.engine.sandbox import TEMPLATE_LIMITS, Sandbox, TemplateLimitError, evaluation
 
 #: Largest template file, in bytes (an email with inline styles is a few dozen KB).
 MAX_TEMPLATE_BYTES = 256 * 1024

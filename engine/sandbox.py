@@ -5,17 +5,17 @@ Jinja's :class:`~jinja2.sandbox.ImmutableSandboxedEnvironment` stops a template 
 reaching Python internals or changing data, but not from costing a minute of CPU or a
 gigabyte of memory. :class:`Sandbox` adds:
 
-* before compiling, :func:`~engine.prechecks.check_limits`: what is too big as written,
+* before compiling, :func:`~cartflow.engine.prechecks.check_limits`: what is too big as written,
   and names starting with ``_``, are refused with the line and column;
 * the operators that can build something big (``* ** % +``) are intercepted — which also
   keeps Jinja from folding them while it compiles — and checked before they compute
-  (:func:`~engine.limits.bounded_binop`); so are ``range()``, ``~``, literals, and the
-  ``str`` methods and filters of :mod:`engine.expanding`;
+  (:func:`~cartflow.engine.limits.bounded_binop`); so are ``range()``, ``~``, literals, and the
+  ``str`` methods and filters of :mod:`cartflow.engine.expanding`;
 * :meth:`Sandbox.guard` rewrites the tree so that every loop turn and every piece of
-  output is charged to the evaluation's :class:`~engine.limits.Budget`.
+  output is charged to the evaluation's :class:`~cartflow.engine.limits.Budget`.
 
-The limits are :data:`~engine.limits.CONDITION_LIMITS` and
-:data:`~engine.limits.TEMPLATE_LIMITS` (docs/scenarios.md, "Limits").
+The limits are :data:`~cartflow.engine.limits.CONDITION_LIMITS` and
+:data:`~cartflow.engine.limits.TEMPLATE_LIMITS` (docs/scenarios.md, "Limits").
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from jinja2.runtime import Context, markup_join, str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
-from engine.expanding import FILTER_CHECKS, METHOD_CHECKS, Check
-from engine.limits import (
+from cartflow.engine.expanding import FILTER_CHECKS, METHOD_CHECKS, Check
+from cartflow.engine.limits import (
     CONDITION_LIMITS,
     INTERCEPTED_BINOPS,
     SEQUENCES,
@@ -49,7 +49,7 @@ from engine.limits import (
     size_of,
     too_long,
 )
-from engine.prechecks import TemplateLimitError, check_limits, column_of
+from cartflow.engine.prechecks import TemplateLimitError, check_limits, column_of
 
 #: Attributes that would read the machine's clock behind the engine's back.
 CLOCK_READERS = frozenset(
@@ -91,7 +91,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
 
     def check(self, tree: nodes.Template, name: str | None = None) -> None:
         """Refuse ``tree`` (of template ``name``) before it compiles
-        (:func:`~engine.prechecks.check_limits`)."""
+        (:func:`~cartflow.engine.prechecks.check_limits`)."""
         check_limits(tree, self.limits)
 
     def guard(self, tree: nodes.Template) -> nodes.Template:
@@ -114,7 +114,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         """A record's own data comes before a mapping's methods: ``cart.items`` is the
-        cart's items (as :mod:`engine.context_schema` declares), not ``dict.items``."""
+        cart's items (as :mod:`cartflow.engine.context_schema` declares), not ``dict.items``."""
         charge_step()
         if isinstance(obj, dict) and attribute in obj and not attribute.startswith("_"):
             return obj[attribute]

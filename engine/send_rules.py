@@ -1,14 +1,15 @@
 """Which windows and quiet hours one send obeys: the engine's own night, the defaults,
-the scenario's and the step's (architecture §5). The arithmetic is :mod:`engine.timing`'s."""
+the scenario's and the step's (architecture §5). The arithmetic is
+:mod:`cartflow.engine.timing`'s."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from engine.timing import DEFAULT_QUIET_HOURS, QUIET_CHANNELS, DailySpan, SendRules
+from cartflow.engine.timing import DEFAULT_QUIET_HOURS, QUIET_CHANNELS, DailySpan, SendRules
 
 if TYPE_CHECKING:  # the model imports engine.timing; this module stays below both
-    from engine.scenario.model import Scenario, Settings, Step
+    from cartflow.engine.scenario.model import Scenario, Settings, Step
 
 
 def send_rules(settings: Settings, scenario: Scenario, step: Step, channel: str) -> SendRules:

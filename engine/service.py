@@ -16,20 +16,22 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from engine import stops
-from engine.clock import Clock
-from engine.configs import ConfigHolder
-from engine.decisions import record_for
-from engine.errors import EventConflict as EventConflict  # re-exported (defined here before)
-from engine.events import Event
-from engine.journeys import finish, on_exit_signal, on_idle_timer, shortest_idle
-from engine.locks import lock_for_cart, lock_for_journey
-from engine.sending import Sender
-from engine.state import apply_event
-from engine.steps import LEFT_SENDING, SENDING_GRACE, Outcome, run_step
-from engine.store.database import Database
-from engine.store.models import Delivery, EventStop, RawEvent
-from engine.timers import (
+from cartflow.engine import stops
+from cartflow.engine.clock import Clock
+from cartflow.engine.configs import ConfigHolder
+from cartflow.engine.decisions import record_for
+from cartflow.engine.errors import (
+    EventConflict as EventConflict,  # re-exported (defined here before)
+)
+from cartflow.engine.events import Event
+from cartflow.engine.journeys import finish, on_exit_signal, on_idle_timer, shortest_idle
+from cartflow.engine.locks import lock_for_cart, lock_for_journey
+from cartflow.engine.sending import Sender
+from cartflow.engine.state import apply_event
+from cartflow.engine.steps import LEFT_SENDING, SENDING_GRACE, Outcome, run_step
+from cartflow.engine.store.database import Database
+from cartflow.engine.store.models import Delivery, EventStop, RawEvent
+from cartflow.engine.timers import (
     CART_IDLE,
     DEFAULT_LEASE,
     JOURNEY_STEP,
@@ -82,7 +84,7 @@ class Engine:
         The same id with the same body is a duplicate (ignored); the same id with another
         body raises :class:`EventConflict` and stores nothing. An event that stops
         reminders (order, emptied cart, withdrawn consent) writes its stops in the same
-        transaction, so they hold from the 202 on (:mod:`engine.stops`)."""
+        transaction, so they hold from the 202 on (:mod:`cartflow.engine.stops`)."""
         now = self.clock.now()
         rows: list[dict[str, object]] = []
         stop_rows: list[dict[str, object]] = []

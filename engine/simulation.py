@@ -9,11 +9,11 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from engine.clock import SimulatedClock
-from engine.events import Event
-from engine.service import Engine
-from engine.steps import Outcome
-from engine.store.models import Timer
+from cartflow.engine.clock import SimulatedClock
+from cartflow.engine.events import Event
+from cartflow.engine.service import Engine
+from cartflow.engine.steps import Outcome
+from cartflow.engine.store.models import Timer
 
 
 class Simulation:

@@ -18,11 +18,19 @@ from decimal import Decimal
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from engine.events import Event
-from engine.locks import PROFILE_LOCK
-from engine.store.models import Cart, Consent, Contact, Delivery, Identity, Journey, Profile
-from engine.store.models import Session as VisitSession
-from engine.timers import CART_IDLE, cancel_timer, set_timer
+from cartflow.engine.events import Event
+from cartflow.engine.locks import PROFILE_LOCK
+from cartflow.engine.store.models import (
+    Cart,
+    Consent,
+    Contact,
+    Delivery,
+    Identity,
+    Journey,
+    Profile,
+)
+from cartflow.engine.store.models import Session as VisitSession
+from cartflow.engine.timers import CART_IDLE, cancel_timer, set_timer
 
 #: Event types that mean "the shopper is here right now".
 ACTIVITY = frozenset(

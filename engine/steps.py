@@ -25,22 +25,22 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine import stops
-from engine.context import FAILED, build_context
-from engine.decisions import record, record_failures, record_for
-from engine.deliveries import NOT_LIVE, DeliveryEvent, add_event, delivery_key
-from engine.guards import StepCheck, run_guards
-from engine.journeys import finish, schedule_step
-from engine.locks import lock_for_journey
-from engine.render import RenderError, SmsShape
-from engine.scenario.loader import CompiledScenario, Config
-from engine.sending import Message, Sender, SendResult
-from engine.state import new_id
-from engine.store.database import Database
-from engine.store.models import Cart, Contact, Delivery, DiscountToken, Journey, Profile
-from engine.timers import DEFAULT_LEASE, Claim, release, take
-from engine.timing import format_duration
-from engine.tokens import reserve, view
+from cartflow.engine import stops
+from cartflow.engine.context import FAILED, build_context
+from cartflow.engine.decisions import record, record_failures, record_for
+from cartflow.engine.deliveries import NOT_LIVE, DeliveryEvent, add_event, delivery_key
+from cartflow.engine.guards import StepCheck, run_guards
+from cartflow.engine.journeys import finish, schedule_step
+from cartflow.engine.locks import lock_for_journey
+from cartflow.engine.render import RenderError, SmsShape
+from cartflow.engine.scenario.loader import CompiledScenario, Config
+from cartflow.engine.sending import Message, Sender, SendResult
+from cartflow.engine.state import new_id
+from cartflow.engine.store.database import Database
+from cartflow.engine.store.models import Cart, Contact, Delivery, DiscountToken, Journey, Profile
+from cartflow.engine.timers import DEFAULT_LEASE, Claim, release, take
+from cartflow.engine.timing import format_duration
+from cartflow.engine.tokens import reserve, view
 
 log = structlog.get_logger("cartflow.steps")
 
@@ -168,7 +168,7 @@ def start_sending(
     """``pending → sending`` as a compare-and-set: True for the one caller that may call
     the provider. Only while the journey still runs, the cart is unpaid and no order,
     emptied cart or withdrawn consent on this channel has been *accepted* — applied or
-    not (:mod:`engine.stops`): an order stored after the guards ran still stops it."""
+    not (:mod:`cartflow.engine.stops`): an order stored after the guards ran still stops it."""
     still_wanted = (
         exists(
             select(Journey.id).where(Journey.id == delivery.journey_id, Journey.status == "active")
@@ -521,7 +521,7 @@ def _settle(
         if token is not None:
             token.status = "released"
         if result.consent_withdrawn:
-            from engine.state import set_consent
+            from cartflow.engine.state import set_consent
 
             set_consent(
                 session,

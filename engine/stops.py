@@ -31,8 +31,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, and_, delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
-from engine.events import Event
-from engine.store.models import EventStop, Identity
+from cartflow.engine.events import Event
+from cartflow.engine.store.models import EventStop, Identity
 
 #: Every channel.
 ALL = "*"

@@ -20,8 +20,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from engine.store.database import Database
-from engine.store.models import Timer
+from cartflow.engine.store.database import Database
+from cartflow.engine.store.models import Timer
 
 #: Kinds of timers.
 CART_IDLE = "cart_idle"

@@ -9,8 +9,8 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
-from engine.scenario.model import Discount
-from engine.store.models import DiscountToken
+from cartflow.engine.scenario.model import Discount
+from cartflow.engine.store.models import DiscountToken
 
 #: Code alphabet without look-alikes (0/O, 1/I/L).
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"

@@ -1,11 +1,11 @@
 """The provider protocol.
 
-A provider sends one :class:`~engine.sending.Message` on one channel and answers with a
-:class:`~engine.sending.SendResult` — accepted, retryable (with retry-after), permanent
+A provider sends one :class:`~cartflow.engine.sending.Message` on one channel and answers with a
+:class:`~cartflow.engine.sending.SendResult` — accepted, retryable (with retry-after), permanent
 (with the reason) or unknown (the request may have left) — never a bare bool.
 
 A provider declares its settings as a pydantic model (``options_model``, a
-:class:`~providers.options.ProviderOptions`): their types, their defaults, and which are
+:class:`~cartflow.providers.options.ProviderOptions`): their types, their defaults, and which are
 secret (:class:`~pydantic.SecretStr`: masked in ``repr`` and logs; give them from the
 environment, ``${ENV_VAR}`` in YAML).
 
@@ -14,7 +14,7 @@ Capabilities beyond sending arrive as hooks that do nothing here (as dramatiq's
 
 * :meth:`Provider.status` — what became of a send that came back ``unknown``;
 * :meth:`Provider.parse_receipt` — delivery callbacks, in one vocabulary
-  (:class:`~engine.receipts.ReceiptStatus`).
+  (:class:`~cartflow.engine.receipts.ReceiptStatus`).
 
 Errors::
 
@@ -28,9 +28,9 @@ from typing import Any, ClassVar, Union, get_args, get_origin
 
 from pydantic import SecretStr, ValidationError
 
-from engine.receipts import InboundRequest, Receipt
-from engine.sending import Message, SendResult
-from providers.options import ProviderOptions, problems
+from cartflow.engine.receipts import InboundRequest, Receipt
+from cartflow.engine.sending import Message, SendResult
+from cartflow.providers.options import ProviderOptions, problems
 
 
 class ProviderSettingsError(ValueError):

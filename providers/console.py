@@ -8,9 +8,9 @@ import threading
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from engine.sending import Message, SendResult
-from providers.base import Provider
-from providers.options import Flag, InCode, ProviderOptions
+from cartflow.engine.sending import Message, SendResult
+from cartflow.providers.base import Provider
+from cartflow.providers.options import Flag, InCode, ProviderOptions
 
 _lock = threading.Lock()
 #: Where a message's text starts under its heading line.

@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from engine.sending import Message, SendResult
+from cartflow.engine.sending import Message, SendResult
 
 #: Sends one message: a provider's ``send``, or the chain after a layer.
 Send = Callable[[Message], SendResult]

@@ -15,9 +15,9 @@ from typing import Any
 
 import structlog
 
-from engine.sending import Message, SendResult
-from providers.layers import SenderLayer, chain
-from providers.registry import ChannelRouter, ProviderSettingsError
+from cartflow.engine.sending import Message, SendResult
+from cartflow.providers.layers import SenderLayer, chain
+from cartflow.providers.registry import ChannelRouter, ProviderSettingsError
 
 log = structlog.get_logger("cartflow.providers")
 
@@ -26,7 +26,7 @@ Build = Callable[[Mapping[Any, Any]], ChannelRouter]
 
 
 class LiveRouter:
-    """A :class:`~engine.sending.Sender`: ``layers`` in front of the current router."""
+    """A :class:`~cartflow.engine.sending.Sender`: ``layers`` in front of the current router."""
 
     def __init__(
         self, build: Build, providers: Mapping[Any, Any], layers: Sequence[SenderLayer] = ()
@@ -92,7 +92,7 @@ class LiveRouter:
             return True
 
     def on_reload(self, old: Any, new: Any) -> None:
-        """A :attr:`engine.configs.ConfigHolder.on_reload` listener."""
+        """A :attr:`cartflow.engine.configs.ConfigHolder.on_reload` listener."""
         self.reconfigure(new.settings.providers)
 
     def close(self) -> None:

@@ -2,7 +2,7 @@
 fake for tests and ``cartflow simulate``.
 
 It answers through a function, as httpx's ``MockTransport`` does: ``handler(message)``
-returns the :class:`~engine.sending.SendResult` (accepted by default), so a test can say
+returns the :class:`~cartflow.engine.sending.SendResult` (accepted by default), so a test can say
 "fail only this number" or "time out on the third call"::
 
     RecordingProvider(handler=lambda m: SendResult.unknown("recording", "timeout")
@@ -21,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from engine.sending import Message, SendResult
-from providers.base import Provider
-from providers.options import ProviderOptions, Text
+from cartflow.engine.sending import Message, SendResult
+from cartflow.providers.base import Provider
+from cartflow.providers.options import ProviderOptions, Text
 
 #: Decides the answer to one message.
 Handler = Callable[[Message], SendResult]

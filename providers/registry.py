@@ -18,11 +18,11 @@ from typing import Any
 
 import structlog
 
-from engine.sending import Message, SendResult
-from providers.base import Provider, ProviderSettingsError
-from providers.console import ConsoleProvider
-from providers.recording import RecordingProvider
-from providers.webhook import WebhookProvider
+from cartflow.engine.sending import Message, SendResult
+from cartflow.providers.base import Provider, ProviderSettingsError
+from cartflow.providers.console import ConsoleProvider
+from cartflow.providers.recording import RecordingProvider
+from cartflow.providers.webhook import WebhookProvider
 
 __all__ = [
     "BUILT_IN",

@@ -13,9 +13,9 @@ from typing import Any
 
 import httpx
 
-from engine.sending import Message, SendResult
-from providers.base import Provider
-from providers.options import ProviderOptions, Seconds, Secret, Url
+from cartflow.engine.sending import Message, SendResult
+from cartflow.providers.base import Provider
+from cartflow.providers.options import ProviderOptions, Seconds, Secret, Url
 
 
 class WebhookOptions(ProviderOptions):

@@ -1,3 +1,3 @@
-from workers.cli import main
+from cartflow.workers.cli import main
 
 raise SystemExit(main())

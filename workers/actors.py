@@ -6,7 +6,7 @@
 
 Events have a queue and worker threads of their own, so a backlog of sends never delays
 state: an order is applied while thousands of reminders wait (and until it is, its stop
-holds them — :mod:`engine.stops`).
+holds them — :mod:`cartflow.engine.stops`).
 
 Both are safe to receive twice: events apply once (compare-and-set on ``applied_at``),
 timers check their claim token and the send path is idempotent. Timer messages are not
@@ -30,8 +30,8 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
-from engine.service import Engine
-from engine.timers import Claim
+from cartflow.engine.service import Engine
+from cartflow.engine.timers import Claim
 
 log = structlog.get_logger("cartflow.actors")
 

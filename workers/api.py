@@ -39,10 +39,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from engine.events import EventError, parse_events
-from engine.service import Engine, EventConflict
-from workers.openapi import OPERATION, RESPONSES, describe
-from workers.settings import Settings
+from cartflow.engine.events import EventError, parse_events
+from cartflow.engine.service import Engine, EventConflict
+from cartflow.workers.openapi import OPERATION, RESPONSES, describe
+from cartflow.workers.settings import Settings
 
 log = structlog.get_logger("cartflow.api")
 
@@ -64,7 +64,7 @@ _CLOSE = {"Connection": "close"}
 @dataclass(frozen=True)
 class ServerLimits:
     """How long and how much the API waits for a client; defaults as the settings'
-    (``CARTFLOW_API_*`` in :mod:`workers.settings`)."""
+    (``CARTFLOW_API_*`` in :mod:`cartflow.workers.settings`)."""
 
     #: Seconds to receive the request line and headers.
     header_timeout: float = 10.0

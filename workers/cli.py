@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from engine.scenario.loader import ConfigError, load_config
-from engine.timing import parse_duration
-from workers.errors import CliError as CliError  # re-exported (defined here before)
+from cartflow.engine.scenario.loader import ConfigError, load_config
+from cartflow.engine.timing import parse_duration
+from cartflow.workers.errors import CliError as CliError  # re-exported (defined here before)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--html-out", help="where to write the email HTML (default: preview-<step>.html)"
     )
-    p.set_defaults(func=lambda a: _lazy("workers.tools", "cmd_preview")(a))
+    p.set_defaults(func=lambda a: _lazy("cartflow.workers.tools", "cmd_preview")(a))
 
     p = sub.add_parser(
         "simulate", help="run the engine over a JSONL event file on a simulated clock"
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="scenarios.yaml")
     p.add_argument("--until", help="ISO time or +duration after the last event (default +7d)")
     p.add_argument("--format", choices=("jsonl", "table"), default="jsonl")
-    p.set_defaults(func=lambda a: _lazy("workers.tools", "cmd_simulate")(a))
+    p.set_defaults(func=lambda a: _lazy("cartflow.workers.tools", "cmd_simulate")(a))
 
     p = sub.add_parser(
         "diff", help="what changed between two configurations, and which journeys it touches"
@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="scenarios.yaml", help="config path inside a git revision")
     p.add_argument("--database", default=os.environ.get("CARTFLOW_DATABASE_URL"))
     p.add_argument("--apply", choices=("keep", "migrate"), default="keep")
-    p.set_defaults(func=lambda a: _lazy("workers.diff", "cmd_diff")(a))
+    p.set_defaults(func=lambda a: _lazy("cartflow.workers.diff", "cmd_diff")(a))
 
     p = sub.add_parser("demo", help="run the embedded product with a built-in shop simulator")
     p.add_argument("--speed", type=float, default=2400.0, help="simulated seconds per real second")
@@ -117,9 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--threads", type=int)
 
     p = sub.add_parser("status", help="queue depths and timer lag")
-    p.set_defaults(func=lambda a: _lazy("workers.tools", "cmd_status")(a))
+    p.set_defaults(func=lambda a: _lazy("cartflow.workers.tools", "cmd_status")(a))
     p = sub.add_parser("report", help="messages and recovered carts per scenario, step, channel")
-    p.set_defaults(func=lambda a: _lazy("workers.tools", "cmd_report")(a))
+    p.set_defaults(func=lambda a: _lazy("cartflow.workers.tools", "cmd_report")(a))
     return parser
 
 
@@ -130,13 +130,13 @@ def _lazy(module: str, name: str) -> Any:
 
 
 def _logging(fmt: str, level: int = logging.INFO) -> None:
-    from workers.logs import configure
+    from cartflow.workers.logs import configure
 
     configure(fmt, level)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from providers.registry import validators
+    from cartflow.providers.registry import validators
 
     try:
         config = load_config(args.config, provider_types=validators())
@@ -158,7 +158,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from engine.scenario.editor_schema import write_schemas
+    from cartflow.engine.scenario.editor_schema import write_schemas
 
     try:
         written = write_schemas(Path(args.out))
@@ -170,7 +170,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from workers.demo import DEFAULT_CONFIG, run_demo
+    from cartflow.workers.demo import DEFAULT_CONFIG, run_demo
 
     _logging("console", logging.INFO if args.verbose else logging.WARNING)
     try:
@@ -198,13 +198,13 @@ def _wait_for_signal() -> None:
 
 
 def _settings() -> Any:
-    from workers.settings import Settings
+    from cartflow.workers.settings import Settings
 
     return Settings()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from workers.runtime import Runtime
+    from cartflow.workers.runtime import Runtime
 
     settings = _settings()
     _logging("console" if sys.stderr.isatty() else settings.log_format)
@@ -226,8 +226,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_api(_: argparse.Namespace) -> int:
     import uvicorn
 
-    from workers.api import ServerLimits, server_config
-    from workers.runtime import Runtime
+    from cartflow.workers.api import ServerLimits, server_config
+    from cartflow.workers.runtime import Runtime
 
     settings = _settings()
     _logging(settings.log_format)
@@ -245,7 +245,7 @@ def cmd_api(_: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from workers.runtime import Runtime
+    from cartflow.workers.runtime import Runtime
 
     settings = _settings()
     _logging(settings.log_format)
@@ -267,7 +267,7 @@ def _reload_loop(runtime: Any, interval: float) -> None:
 
 
 def cmd_scheduler(_: argparse.Namespace) -> int:
-    from workers.runtime import Runtime
+    from cartflow.workers.runtime import Runtime
 
     settings = _settings()
     _logging(settings.log_format)

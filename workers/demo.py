@@ -1,5 +1,5 @@
 """``cartflow demo``: the whole product in one process on an accelerated clock, fed by a
-small shop simulator (:mod:`workers.shop`) that talks to the real HTTP API.
+small shop simulator (:mod:`cartflow.workers.shop`) that talks to the real HTTP API.
 
 Each message is printed as its channel carries it, stamped with the shopper's own local
 time, so one sees a push or SMS wait for its send window; the summary ends with a line
@@ -20,16 +20,16 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine.channels import CHANNELS
-from engine.clock import AcceleratedClock
-from engine.sending import Message
-from engine.store.models import Cart, Decision, Delivery, Journey, RawEvent
-from engine.timing import DEFAULT_QUIET_HOURS, format_duration
-from providers.console import ConsoleProvider
-from providers.registry import ChannelRouter
-from workers.runtime import Runtime
-from workers.settings import Settings
-from workers.shop import Shopper, make_shoppers, shopper_script
+from cartflow.engine.channels import CHANNELS
+from cartflow.engine.clock import AcceleratedClock
+from cartflow.engine.sending import Message
+from cartflow.engine.store.models import Cart, Decision, Delivery, Journey, RawEvent
+from cartflow.engine.timing import DEFAULT_QUIET_HOURS, format_duration
+from cartflow.providers.console import ConsoleProvider
+from cartflow.providers.registry import ChannelRouter
+from cartflow.workers.runtime import Runtime
+from cartflow.workers.settings import Settings
+from cartflow.workers.shop import Shopper, make_shoppers, shopper_script
 
 #: The configuration the demo runs when given none: the example shipped in the package
 #: (``workers/defaults/``: links to ``scenarios.yaml``, ``scenarios/`` and ``templates/``

@@ -15,8 +15,8 @@ from datetime import timedelta
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from engine.service import Engine
-from workers.actors import Actors
+from cartflow.engine.service import Engine
+from cartflow.workers.actors import Actors
 
 log = structlog.get_logger("cartflow.dispatcher")
 

@@ -1,14 +1,14 @@
-"""The command line's errors: the ``CliError`` branch of :mod:`engine.errors`' tree.
+"""The command line's errors: the ``CliError`` branch of :mod:`cartflow.engine.errors`' tree.
 
 They live here, not in the engine (which has no command line), and not in
-:mod:`workers.cli`, so the modules behind the commands (:mod:`workers.tools`,
-:mod:`workers.diff`, :mod:`workers.preview`) raise them without importing the CLI that
-imports them.
+:mod:`cartflow.workers.cli`, so the modules behind the commands
+(:mod:`cartflow.workers.tools`, :mod:`cartflow.workers.diff`, :mod:`cartflow.workers.preview`)
+raise them without importing the CLI that imports them.
 """
 
 from __future__ import annotations
 
-from engine.errors import CartflowError
+from cartflow.engine.errors import CartflowError
 
 
 class CliError(CartflowError):

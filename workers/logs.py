@@ -20,7 +20,7 @@ from typing import Any
 import phonenumbers
 import structlog
 
-from workers.settings import DEFAULT_PHONE_REGION, env_phone_region
+from cartflow.workers.settings import DEFAULT_PHONE_REGION, env_phone_region
 
 #: An email address in any case, with ``+tags`` or non-Latin names: ``Anna.B+promo@Example.COM``.
 _EMAIL = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.\w{2,}")

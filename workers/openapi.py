@@ -2,8 +2,8 @@
 
 The handler reads the raw body itself — it enforces the size cap and the body deadline
 while reading — so FastAPI never sees a body parameter to describe. The description is
-added instead: the request body (one :class:`~engine.events.Event` or a
-:class:`~engine.events.Batch`, their JSON Schemas generated from the models that
+added instead: the request body (one :class:`~cartflow.engine.events.Event` or a
+:class:`~cartflow.engine.events.Batch`, their JSON Schemas generated from the models that
 validate them), the bearer security scheme, and each answer with the model of its body
 (:class:`Accepted`, :class:`Problem`). docs/events.md says the same in prose.
 """
@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
-from engine.events import MAX_BATCH, Batch, Event
+from cartflow.engine.events import MAX_BATCH, Batch, Event
 
 #: Where generated schemas live in the document.
 REF = "#/components/schemas/{model}"

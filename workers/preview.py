@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine import context_schema as schema
-from engine.events import Cart as CartModel
-from engine.render import RenderError, SmsShape
-from engine.scenario.loader import load_config
-from providers.registry import validators
-from workers.errors import CliError
+from cartflow.engine import context_schema as schema
+from cartflow.engine.events import Cart as CartModel
+from cartflow.engine.render import RenderError, SmsShape
+from cartflow.engine.scenario.loader import load_config
+from cartflow.providers.registry import validators
+from cartflow.workers.errors import CliError
 
 #: Used when no --cart is given.
 SAMPLE_CART: dict[str, Any] = {

@@ -14,17 +14,25 @@ from typing import Any
 
 import structlog
 
-from engine.clock import Clock, SystemClock
-from engine.configs import ConfigHolder
-from engine.sending import Sender
-from engine.service import Engine
-from engine.store.database import Database
-from providers.layers import Counted
-from providers.live import LiveRouter
-from providers.registry import ChannelRouter, validators
-from workers.actors import EVENTS_QUEUE, QUEUE, QUEUES, Actors, declare, redis_broker, stub_broker
-from workers.dispatcher import REDRIVE_AFTER, Dispatcher
-from workers.settings import Settings
+from cartflow.engine.clock import Clock, SystemClock
+from cartflow.engine.configs import ConfigHolder
+from cartflow.engine.sending import Sender
+from cartflow.engine.service import Engine
+from cartflow.engine.store.database import Database
+from cartflow.providers.layers import Counted
+from cartflow.providers.live import LiveRouter
+from cartflow.providers.registry import ChannelRouter, validators
+from cartflow.workers.actors import (
+    EVENTS_QUEUE,
+    QUEUE,
+    QUEUES,
+    Actors,
+    declare,
+    redis_broker,
+    stub_broker,
+)
+from cartflow.workers.dispatcher import REDRIVE_AFTER, Dispatcher
+from cartflow.workers.settings import Settings
 
 log = structlog.get_logger("cartflow.runtime")
 
@@ -149,7 +157,7 @@ class Runtime:
         return self.dispatcher
 
     def app(self) -> Any:
-        from workers.api import create_app
+        from cartflow.workers.api import create_app
 
         return create_app(self.engine, self.actors.apply_events.send, self.settings.api_keys)
 
@@ -159,7 +167,7 @@ class Runtime:
 
         import uvicorn
 
-        from workers.api import ServerLimits, server_config
+        from cartflow.workers.api import ServerLimits, server_config
 
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -12,20 +12,20 @@ from typing import Any
 
 from sqlalchemy import select
 
-from engine.channels import CHANNELS
-from engine.clock import SimulatedClock, as_utc
-from engine.configs import ConfigHolder
-from engine.events import Event, EventError, parse_events
-from engine.scenario.loader import Config
-from engine.service import Engine
-from engine.simulation import Simulation
-from engine.store.database import Database
-from engine.store.models import Decision, Delivery, Identity
-from engine.timing import parse_duration
-from providers.recording import RecordingProvider
-from providers.registry import ChannelRouter, validators
-from workers.errors import CliError
-from workers.errors import NoDatabase as NoDatabase  # re-exported (defined here before)
+from cartflow.engine.channels import CHANNELS
+from cartflow.engine.clock import SimulatedClock, as_utc
+from cartflow.engine.configs import ConfigHolder
+from cartflow.engine.events import Event, EventError, parse_events
+from cartflow.engine.scenario.loader import Config
+from cartflow.engine.service import Engine
+from cartflow.engine.simulation import Simulation
+from cartflow.engine.store.database import Database
+from cartflow.engine.store.models import Decision, Delivery, Identity
+from cartflow.engine.timing import parse_duration
+from cartflow.providers.recording import RecordingProvider
+from cartflow.providers.registry import ChannelRouter, validators
+from cartflow.workers.errors import CliError
+from cartflow.workers.errors import NoDatabase as NoDatabase  # re-exported (defined here before)
 
 #: Decisions ``simulate`` prints (architecture §9), plus send outcomes when a provider failed.
 SHOWN = ("sent", "deferred", "skipped", "exited", "failed", "unknown")
@@ -118,8 +118,8 @@ def decisions(db: Database) -> list[dict[str, Any]]:
 def cmd_simulate(args: argparse.Namespace) -> int:
     import logging
 
-    from engine.scenario.loader import load_config
-    from workers.logs import configure
+    from cartflow.engine.scenario.loader import load_config
+    from cartflow.workers.logs import configure
 
     configure("console", logging.WARNING)
 
@@ -139,7 +139,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 raise CliError(
                     "--until takes an ISO time (2026-11-23T12:00:00Z) or +duration (+7d)"
                 ) from None
-    from engine.service import EventConflict
+    from cartflow.engine.service import EventConflict
 
     try:
         rows = simulate(config, events, until)
@@ -163,7 +163,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    from workers.preview import preview
+    from cartflow.workers.preview import preview
 
     return preview(args)
 
@@ -181,7 +181,7 @@ def existing_database(url: str, *, read_only: bool = True) -> Database:
     look elsewhere. Never creates a database (an empty ``cartflow.db`` helps nobody)."""
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-    from engine.store.database import masked_url, sqlite_file
+    from cartflow.engine.store.database import masked_url, sqlite_file
 
     shown = masked_url(url)
     try:
@@ -207,7 +207,7 @@ def existing_database(url: str, *, read_only: bool = True) -> Database:
         ) from None
     if missing:
         db.dispose()
-        from engine.store.models import Base
+        from cartflow.engine.store.models import Base
 
         what = (
             "no cartflow tables"
@@ -220,15 +220,15 @@ def existing_database(url: str, *, read_only: bool = True) -> Database:
 
 
 def _db() -> Database:
-    from workers.settings import Settings
+    from cartflow.workers.settings import Settings
 
     return existing_database(Settings().database_url)
 
 
 def cmd_status(_: argparse.Namespace) -> int:
-    from engine.clock import SystemClock
-    from engine.ops import status
-    from workers.settings import Settings
+    from cartflow.engine.clock import SystemClock
+    from cartflow.engine.ops import status
+    from cartflow.workers.settings import Settings
 
     db = _db()
     queues = status(db, SystemClock().now(), stuck_after=timedelta(seconds=Settings().timer_lease))
@@ -245,7 +245,7 @@ def cmd_status(_: argparse.Namespace) -> int:
 
 
 def cmd_report(_: argparse.Namespace) -> int:
-    from engine.ops import report
+    from cartflow.engine.ops import report
 
     db = _db()
     sent = report(db)

@@ -1,5 +1,11 @@
 """The scenario language: model, loader (file:line:column errors) and checks."""
 
-from engine.scenario.loader import CompiledScenario, Config, ConfigError, Problem, load_config
+from cartflow.engine.scenario.loader import (
+    CompiledScenario,
+    Config,
+    ConfigError,
+    Problem,
+    load_config,
+)
 
 __all__ = ["CompiledScenario", "Config", "ConfigError", "Problem", "load_config"]

@@ -1,9 +1,9 @@
 """Checks that need the whole configuration: names that must exist and templates that
-must compile; then the lint (:mod:`engine.scenario.lint`), which only warns.
+must compile; then the lint (:mod:`cartflow.engine.scenario.lint`), which only warns.
 
 Errors refuse the configuration: duplicate scenario or step ids, undefined segments,
 templates that are missing, do not parse, lack a channel's block, use a name or an
-attribute the message context does not have (:mod:`engine.context_schema`) or one the step
+attribute the message context does not have (:mod:`cartflow.engine.context_schema`) or one the step
 cannot provide (``discount`` on a step without ``discount:``), and provider settings the
 provider rejects.
 """
@@ -18,15 +18,15 @@ from typing import Any
 
 from jinja2 import TemplateSyntaxError, meta, nodes
 
-from engine.conditions import Condition
-from engine.context_schema import TEMPLATE_NAMES
-from engine.errors import Problem, did_you_mean
-from engine.paths import check_paths, unguarded_reads
-from engine.sandbox import TemplateLimitError
-from engine.scenario.compiled import CompiledScenario
-from engine.scenario.lint import LINTS, Plan, template_uses
-from engine.scenario.model import Settings
-from engine.scenario.yaml_source import Path_, Source
+from cartflow.engine.conditions import Condition
+from cartflow.engine.context_schema import TEMPLATE_NAMES
+from cartflow.engine.errors import Problem, did_you_mean
+from cartflow.engine.paths import check_paths, unguarded_reads
+from cartflow.engine.sandbox import TemplateLimitError
+from cartflow.engine.scenario.compiled import CompiledScenario
+from cartflow.engine.scenario.lint import LINTS, Plan, template_uses
+from cartflow.engine.scenario.model import Settings
+from cartflow.engine.scenario.yaml_source import Path_, Source
 
 
 def check_config(
@@ -59,7 +59,7 @@ def check_config(
             for lint in LINTS:
                 problems.extend(lint(plan))
     if provider_types is not None:
-        from engine.scenario.providers_check import check_provider
+        from cartflow.engine.scenario.providers_check import check_provider
 
         for channel, provider in settings.providers.items():
             found: list[Problem] = []
@@ -229,7 +229,7 @@ def _read_position(source: str, read: nodes.Getattr | nodes.Getitem) -> tuple[in
 def _file_problems(
     file_path: str, source: str, ast: nodes.Template, channels: tuple[str, ...]
 ) -> Iterator[Problem]:
-    from engine.render import OPTIONAL_BLOCKS, REQUIRED_BLOCKS
+    from cartflow.engine.render import OPTIONAL_BLOCKS, REQUIRED_BLOCKS
 
     blocks = {node.name for node in ast.find_all(nodes.Block)}
     for channel in channels:

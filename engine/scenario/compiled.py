@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.conditions import Condition
-from engine.errors import Problem
-from engine.scenario.model import Scenario, Settings, Step
-from engine.scenario.yaml_source import Path_, Source
-from engine.send_rules import send_rules
-from engine.timing import SendRules
+from cartflow.engine.conditions import Condition
+from cartflow.engine.errors import Problem
+from cartflow.engine.scenario.model import Scenario, Settings, Step
+from cartflow.engine.scenario.yaml_source import Path_, Source
+from cartflow.engine.send_rules import send_rules
+from cartflow.engine.timing import SendRules
 
 
 @dataclass

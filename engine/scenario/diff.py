@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.scenario.loader import CompiledScenario, Config
+from cartflow.engine.scenario.loader import CompiledScenario, Config
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """JSON Schemas of the configuration files, for editors to check them as they are typed.
 
-Generated from the pydantic models of :mod:`engine.scenario.model` (their descriptions
+Generated from the pydantic models of :mod:`cartflow.engine.scenario.model` (their descriptions
 and examples are what an editor shows on hover and completion); ``cartflow schema``
 writes them into ``schema/``, and a scenario file names its schema on its first line::
 
@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.scenario.model import Scenario, Settings
+from cartflow.engine.scenario.model import Scenario, Settings
 
 #: The JSON Schema dialect written.
 DIALECT = "https://json-schema.org/draft/2020-12/schema"

@@ -6,7 +6,7 @@ a :class:`Plan` and yielding warnings with a hint::
     fires_at_abandonment → unreachable_steps → after_expiry → discount_expires_first
     → window_never_opens → window_outlasts_expiry → caps_leave_no_room → sms_too_long
 
-(the two before the last are in :mod:`engine.scenario.reachability`).
+(the two before the last are in :mod:`cartflow.engine.scenario.reachability`).
 
 Lint reasons about the *nominal schedule*: a step with ``after`` is due that long after
 the abandonment anchor (the cart's last activity), one with ``after_previous`` that long
@@ -25,15 +25,15 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import TemplateError
 
-from engine.errors import Problem
-from engine.scenario.compiled import CompiledScenario
-from engine.scenario.model import Discount, Settings, Step
-from engine.scenario.reachability import WEEK_START as _WEEK_START
-from engine.scenario.reachability import as_schedule as _d
-from engine.scenario.reachability import caps_leave_no_room, window_outlasts_expiry
-from engine.scenario.yaml_source import Path_
-from engine.send_rules import send_rules
-from engine.tokens import CODE_LENGTH
+from cartflow.engine.errors import Problem
+from cartflow.engine.scenario.compiled import CompiledScenario
+from cartflow.engine.scenario.model import Discount, Settings, Step
+from cartflow.engine.scenario.reachability import WEEK_START as _WEEK_START
+from cartflow.engine.scenario.reachability import as_schedule as _d
+from cartflow.engine.scenario.reachability import caps_leave_no_room, window_outlasts_expiry
+from cartflow.engine.scenario.yaml_source import Path_
+from cartflow.engine.send_rules import send_rules
+from cartflow.engine.tokens import CODE_LENGTH
 
 #: Worst-case first name for the SMS length lint: 20 characters outside GSM-7 (UCS-2).
 SAMPLE_FIRST_NAME = "Константин-Александр"
@@ -213,7 +213,7 @@ def sms_too_long(plan: Plan) -> Iterator[Problem]:
     locale, is rendered with a worst-case sample — a 20-character non-GSM first name, the
     longest code the discount issues and a 100-character cart link — and measured with
     :class:`SmsShape`. Templates that do not load are left to the errors above."""
-    from engine.render import RenderError, SmsShape
+    from cartflow.engine.render import RenderError, SmsShape
 
     templates = plan.templates
     for step in plan.steps[: plan.alive]:

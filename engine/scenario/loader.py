@@ -4,10 +4,10 @@ every problem at once as ``file:line:column: message`` with a hint.
 Nothing is half-applied: :func:`load_config` either returns a complete, compiled
 configuration or raises :class:`ConfigError` listing all problems.
 
-The parts: :mod:`engine.scenario.yaml_source` reads each file safely, with positions;
-:mod:`engine.scenario.validation` turns pydantic's errors into problems;
-:mod:`engine.scenario.checks` and :mod:`engine.scenario.lint` check the whole; the
-result is :mod:`engine.scenario.compiled`'s. The names modules import from here
+The parts: :mod:`cartflow.engine.scenario.yaml_source` reads each file safely, with positions;
+:mod:`cartflow.engine.scenario.validation` turns pydantic's errors into problems;
+:mod:`cartflow.engine.scenario.checks` and :mod:`cartflow.engine.scenario.lint` check the whole; the
+result is :mod:`cartflow.engine.scenario.compiled`'s. The names modules import from here
 (``Config``, ``CompiledScenario``, ``ConfigError``, ``Problem``, ``send_rules``…) stay
 importable from here.
 """
@@ -22,13 +22,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from engine.conditions import Condition, ConditionError, compile_condition
-from engine.context_schema import SEGMENT_NAMES
-from engine.errors import ConfigError, Problem
-from engine.scenario.compiled import CompiledScenario, Config
-from engine.scenario.model import Scenario, Settings
-from engine.scenario.validation import pydantic_problems, salvage
-from engine.scenario.yaml_source import (
+from cartflow.engine.conditions import Condition, ConditionError, compile_condition
+from cartflow.engine.context_schema import SEGMENT_NAMES
+from cartflow.engine.errors import ConfigError, Problem
+from cartflow.engine.scenario.compiled import CompiledScenario, Config
+from cartflow.engine.scenario.model import Scenario, Settings
+from cartflow.engine.scenario.validation import pydantic_problems, salvage
+from cartflow.engine.scenario.yaml_source import (
     MAX_ALIAS_EXPANSION,
     MAX_YAML_BYTES,
     MAX_YAML_DEPTH,
@@ -40,7 +40,7 @@ from engine.scenario.yaml_source import (
     read_yaml,
     redact,
 )
-from engine.send_rules import send_rules
+from cartflow.engine.send_rules import send_rules
 
 
 def load_config(
@@ -53,8 +53,10 @@ def load_config(
 
     ``templates_dir`` overrides the ``templates:`` setting (used for stored snapshots).
     """
-    from engine.render import TemplateSet  # render imports the model; keep import order simple
-    from engine.scenario.checks import check_config
+    from cartflow.engine.render import (
+        TemplateSet,  # render imports the model; keep import order simple
+    )
+    from cartflow.engine.scenario.checks import check_config
 
     main = Path(path)
     root = main.parent if main.parent != Path("") else Path(".")

@@ -20,9 +20,9 @@ from pydantic import (
     model_validator,
 )
 
-from engine.channels import CHANNELS, Channel
-from engine.scenario.shared_settings import CapRule, Defaults, ProviderSettings
-from engine.scenario.value_types import (
+from cartflow.engine.channels import CHANNELS, Channel
+from cartflow.engine.scenario.shared_settings import CapRule, Defaults, ProviderSettings
+from cartflow.engine.scenario.value_types import (
     DURATION_SCHEMA,
     PERCENT_SCHEMA,
     SPANS_SCHEMA,
@@ -34,7 +34,7 @@ from engine.scenario.value_types import (
     Windows,
 )
 
-#: Every channel cartflow knows, in escalation order (:data:`engine.channels.CHANNELS`).
+#: Every channel cartflow knows, in escalation order (:data:`cartflow.engine.channels.CHANNELS`).
 CHANNEL_NAMES = CHANNELS
 #: Events that can end a journey.
 EXIT_EVENTS = ("order.completed", "cart.emptied", "unsubscribed", "cart.updated")

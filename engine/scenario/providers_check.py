@@ -1,7 +1,7 @@
 """Provider settings are validated by the provider itself (plug-ins own their settings).
 
 The engine never imports concrete providers: the caller hands :func:`load_config` a
-mapping of provider type → validator (``providers.registry.validators()``).
+mapping of provider type → validator (``cartflow.providers.registry.validators()``).
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from engine.errors import Problem, did_you_mean
-from engine.scenario.yaml_source import Source
+from cartflow.engine.errors import Problem, did_you_mean
+from cartflow.engine.scenario.yaml_source import Source
 
 #: provider type → function(options) returning a list of error messages.
 Validators = dict[str, Callable[[dict[str, Any]], list[str]]]

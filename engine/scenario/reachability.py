@@ -7,7 +7,7 @@ arithmetic that shows it.
 * :func:`window_outlasts_expiry` — for a shopper who abandons at the wrong hour, the
   step's ``window`` (with the quiet hours) holds it back past the journey's expiry.
 
-Both reason on the nominal schedule of :class:`~engine.scenario.lint.Plan` (this
+Both reason on the nominal schedule of :class:`~cartflow.engine.scenario.lint.Plan` (this
 journey's own messages; other scenarios' only make it worse).
 """
 
@@ -18,12 +18,12 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from engine.errors import Problem
-from engine.send_rules import send_rules
-from engine.timing import SendRules, format_duration
+from cartflow.engine.errors import Problem
+from cartflow.engine.send_rules import send_rules
+from cartflow.engine.timing import SendRules, format_duration
 
 if TYPE_CHECKING:
-    from engine.scenario.lint import Plan
+    from cartflow.engine.scenario.lint import Plan
 
 #: A Monday, where the window lint starts looking (a week ahead).
 WEEK_START = datetime(2026, 1, 5, tzinfo=UTC)

@@ -1,5 +1,5 @@
 """Settings of ``scenarios.yaml`` that every scenario shares, apart from the scenarios
-themselves (:class:`~engine.scenario.model.Settings` gathers them): the defaults, the
+themselves (:class:`~cartflow.engine.scenario.model.Settings` gathers them): the defaults, the
 frequency caps and who sends each channel."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from engine.channels import Channel
-from engine.scenario.value_types import Duration, QuietHours, Strict
-from engine.timing import DEFAULT_QUIET_HOURS
+from cartflow.engine.channels import Channel
+from cartflow.engine.scenario.value_types import Duration, QuietHours, Strict
+from cartflow.engine.timing import DEFAULT_QUIET_HOURS
 
 
 class Defaults(Strict):

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from engine.scenario.loader import Config, load_config
+from cartflow.engine.scenario.loader import Config, load_config
 
 #: Key under which the snapshot remembers its main file's name.
 MAIN = "__main__"

@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from engine.channels import CHANNELS
-from engine.errors import Problem, did_you_mean
-from engine.scenario.yaml_source import Path_, Source
+from cartflow.engine.channels import CHANNELS
+from cartflow.engine.errors import Problem, did_you_mean
+from cartflow.engine.scenario.yaml_source import Path_, Source
 
 _M = TypeVar("_M", bound=BaseModel)
 

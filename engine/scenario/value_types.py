@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, WithJsonSchema
 
-from engine.timing import DailySpan, format_duration, parse_duration
+from cartflow.engine.timing import DailySpan, format_duration, parse_duration
 
 
 class Strict(BaseModel):

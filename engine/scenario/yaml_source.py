@@ -28,7 +28,7 @@ from ruamel.yaml.events import AliasEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
-from engine.errors import Problem
+from cartflow.engine.errors import Problem
 
 #: A place in a YAML document: the keys and list indexes leading to it.
 Path_ = tuple[str | int, ...]

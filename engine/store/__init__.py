@@ -3,8 +3,8 @@
 One code path for SQLite (embedded, the default) and PostgreSQL (production, psycopg 3).
 """
 
-from engine.store.database import Database
-from engine.store.models import (
+from cartflow.engine.store.database import Database
+from cartflow.engine.store.models import (
     Base,
     Cart,
     ConfigVersion,

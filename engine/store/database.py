@@ -107,7 +107,7 @@ class Database:
     def missing_tables(self) -> list[str]:
         """The cartflow tables this database lacks (all of them when it was never
         migrated), sorted; empty when the schema is there."""
-        from engine.store.models import Base
+        from cartflow.engine.store.models import Base
 
         with self.engine.connect() as connection:
             present = set(inspect(connection).get_table_names())

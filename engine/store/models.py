@@ -309,7 +309,7 @@ class DeliveryEventRow(Base):
     __table_args__ = (Index("ix_delivery_events_delivery", "delivery_id", "at"),)
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     delivery_id: Mapped[str] = mapped_column(ForeignKey("deliveries.id"))
-    #: One of :class:`engine.deliveries.DeliveryEvent`.
+    #: One of :class:`cartflow.engine.deliveries.DeliveryEvent`.
     status: Mapped[str] = mapped_column(String(20))
     at: Mapped[datetime]
     #: The vendor's own word for it (``delivered``, ``DELIVERED_TO_HANDSET``, ``open`` …).

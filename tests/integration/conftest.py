@@ -16,7 +16,7 @@ Per test:
                   and SMS are inside the send window and outside quiet hours.
 ``config_path``   a configuration directory in ``tmp_path``: the shipped templates, the
                   classic push → SMS → email scenario, webhook providers → ``fake_provider``.
-``make_runtime``  builds :class:`workers.runtime.Runtime` objects, stopped at teardown.
+``make_runtime``  builds :class:`cartflow.workers.runtime.Runtime` objects, stopped at teardown.
 ``cart_event`` / ``order_event``  native event builders (docs/events.md) — plain functions,
                   imported by the test modules like ``cartflow_process`` (a ``cartflow``
                   subcommand as a child process, killed by pid on the way out).
@@ -46,8 +46,8 @@ import psycopg
 import pytest
 import redis as redis_client
 
-from workers.runtime import Runtime
-from workers.settings import Settings
+from cartflow.workers.runtime import Runtime
+from cartflow.workers.settings import Settings
 
 from .fake_provider import FakeProvider
 

@@ -1,4 +1,4 @@
-"""A local fake provider: an HTTP server the :class:`~providers.webhook.WebhookProvider`
+"""A local fake provider: an HTTP server the :class:`~cartflow.providers.webhook.WebhookProvider`
 posts to, recording every request and answering as the test scripts it.
 
 Replies are taken first in first out from a script per channel (``push``, ``sms`` …) or

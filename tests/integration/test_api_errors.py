@@ -16,8 +16,8 @@ import httpx
 import pytest
 from sqlalchemy import delete, func, select
 
-from engine.store.models import RawEvent
-from workers.runtime import Runtime
+from cartflow.engine.store.models import RawEvent
+from cartflow.workers.runtime import Runtime
 
 from .conftest import (
     API_KEY,

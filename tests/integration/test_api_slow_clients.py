@@ -25,8 +25,8 @@ import httpx
 import pytest
 import structlog
 
-from workers.api import BODY_GRACE
-from workers.runtime import Runtime
+from cartflow.workers.api import BODY_GRACE
+from cartflow.workers.runtime import Runtime
 
 from .conftest import (
     API_KEY,

@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, insert, select
 
-from engine.store.database import Database
-from engine.store.models import Timer
-from engine.timers import CART_IDLE, claim_due
-from workers.actors import QUEUE
-from workers.runtime import Runtime
+from cartflow.engine.store.database import Database
+from cartflow.engine.store.models import Timer
+from cartflow.engine.timers import CART_IDLE, claim_due
+from cartflow.workers.actors import QUEUE
+from cartflow.workers.runtime import Runtime
 
 from .conftest import wait_until
 

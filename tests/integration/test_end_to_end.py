@@ -16,8 +16,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from engine.store.models import Cart, Decision, Delivery, Journey, RawEvent, Timer
-from workers.runtime import Runtime
+from cartflow.engine.store.models import Cart, Decision, Delivery, Journey, RawEvent, Timer
+from cartflow.workers.runtime import Runtime
 
 from .conftest import POLL_TIMEOUT, ago, auth, cart_event, order_event, wait_until
 from .fake_provider import FakeProvider, Received

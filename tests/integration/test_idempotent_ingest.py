@@ -15,8 +15,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from engine.store.models import Cart, Delivery, Journey, Profile, RawEvent
-from workers.runtime import Runtime
+from cartflow.engine.store.models import Cart, Delivery, Journey, Profile, RawEvent
+from cartflow.workers.runtime import Runtime
 
 from .conftest import ago, auth, cart_event, wait_until
 from .fake_provider import FakeProvider

@@ -21,9 +21,9 @@ import pytest
 from dramatiq import Worker
 from sqlalchemy import func, select
 
-from engine.store.models import Decision, Delivery, EventStop, Journey, RawEvent
-from workers.actors import EVENTS_QUEUE
-from workers.runtime import Runtime
+from cartflow.engine.store.models import Decision, Delivery, EventStop, Journey, RawEvent
+from cartflow.workers.actors import EVENTS_QUEUE
+from cartflow.workers.runtime import Runtime
 
 from .conftest import (
     ago,

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from engine.store.database import Database
-from engine.store.models import Delivery
+from cartflow.engine.store.database import Database
+from cartflow.engine.store.models import Delivery
 
 from .conftest import (
     API_KEY,

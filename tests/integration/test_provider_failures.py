@@ -16,9 +16,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from engine.store.models import Contact, Decision, Delivery, Journey, RawEvent
-from workers.dispatcher import Dispatcher
-from workers.runtime import Runtime
+from cartflow.engine.store.models import Contact, Decision, Delivery, Journey, RawEvent
+from cartflow.workers.dispatcher import Dispatcher
+from cartflow.workers.runtime import Runtime
 
 from .conftest import ago, auth, cart_event, iso, wait_until, write_config
 from .fake_provider import FakeProvider, Reply
@@ -223,7 +223,7 @@ def test_an_event_whose_queue_message_was_lost_is_redriven(
     recipient_zone: str,
 ) -> None:
     # Given an event stored (a 202 was answered) whose apply message never reached Redis
-    from engine.events import parse_events
+    from cartflow.engine.events import parse_events
 
     runtime, _ = start()
     event = cart_event("cart_lost", at=ago(hours=25), zone=recipient_zone, event_id="evt_lost")

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError, InternalError, OperationalError, StatementError
 
-from engine.deliveries import delivery_key
-from engine.store.database import Database
-from engine.store.models import Cart, Delivery, Journey, Profile, RawEvent
+from cartflow.engine.deliveries import delivery_key
+from cartflow.engine.store.database import Database
+from cartflow.engine.store.models import Cart, Delivery, Journey, Profile, RawEvent
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),

@@ -78,7 +78,10 @@ def test_the_wheel_validates_migrates_and_runs_the_demo_outside_the_repository(
     elsewhere.mkdir()
     # the code comes from the virtualenv, not from this checkout
     package = Path(
-        _run([python, "-c", "import workers; print(workers.__path__[0])"], elsewhere).strip()
+        _run(
+            [python, "-c", "import cartflow.workers; print(cartflow.workers.__path__[0])"],
+            elsewhere,
+        ).strip()
     )
     assert package.is_relative_to(env_dir), package
     example = package / "defaults" / "scenarios.yaml"
@@ -89,7 +92,7 @@ def test_the_wheel_validates_migrates_and_runs_the_demo_outside_the_repository(
 
     # the scripts ship in the package: a new SQLite database gets every table
     migrate = (
-        "from engine.store.database import Database; d = Database('sqlite:///m.db'); "
+        "from cartflow.engine.store.database import Database; d = Database('sqlite:///m.db'); "
         "d.migrate(); print(d.missing_tables())"
     )
     assert _run([python, "-c", migrate], elsewhere).strip() == "[]"

@@ -16,8 +16,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from engine.store.models import Decision, Delivery, Journey
-from workers.runtime import Runtime
+from cartflow.engine.store.models import Decision, Delivery, Journey
+from cartflow.workers.runtime import Runtime
 
 from .conftest import ago, auth, cart_event, wait_until, worker_process, write_config
 from .fake_provider import FakeProvider, Reply

@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from engine.clock import SimulatedClock
-from engine.configs import ConfigHolder
-from engine.scenario.loader import Config, load_config
-from engine.service import Engine
-from engine.simulation import Simulation
-from engine.store import Database
-from providers.recording import RecordingProvider
-from providers.registry import validators
+from cartflow.engine.clock import SimulatedClock
+from cartflow.engine.configs import ConfigHolder
+from cartflow.engine.scenario.loader import Config, load_config
+from cartflow.engine.service import Engine
+from cartflow.engine.simulation import Simulation
+from cartflow.engine.store import Database
+from cartflow.providers.recording import RecordingProvider
+from cartflow.providers.registry import validators
 
 from .factories import T0, ClockedRecorder, build_engine, fresh_database
 

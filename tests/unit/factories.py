@@ -14,16 +14,16 @@ from typing import Any
 
 from sqlalchemy import select
 
-from engine.clock import Clock, SimulatedClock
-from engine.configs import ConfigHolder
-from engine.events import Event
-from engine.scenario.loader import Config, load_config
-from engine.sending import Message, SendResult
-from engine.service import Engine
-from engine.simulation import Simulation
-from engine.store import Cart, Database, Decision, Delivery, Journey, Timer
-from providers.recording import RecordingProvider
-from providers.registry import ChannelRouter, validators
+from cartflow.engine.clock import Clock, SimulatedClock
+from cartflow.engine.configs import ConfigHolder
+from cartflow.engine.events import Event
+from cartflow.engine.scenario.loader import Config, load_config
+from cartflow.engine.sending import Message, SendResult
+from cartflow.engine.service import Engine
+from cartflow.engine.simulation import Simulation
+from cartflow.engine.store import Cart, Database, Decision, Delivery, Journey, Timer
+from cartflow.providers.recording import RecordingProvider
+from cartflow.providers.registry import ChannelRouter, validators
 
 #: 10:00 in Moscow on a Sunday: inside every send window and outside quiet hours.
 T0 = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)

@@ -2,7 +2,7 @@
 
 * docs/events.md has a section and an example for every event type, a row for every field
   of every event object with the limits the models enforce, and every example in it is
-  accepted by :func:`engine.events.parse_events`;
+  accepted by :func:`cartflow.engine.events.parse_events`;
 * its example answers are the API's answers: every status it promises, each body valid;
 * README.md and docs/*.md link only to files inside the repository, and those exist.
 """
@@ -17,8 +17,17 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from engine.events import CHANNELS, EVENT_TYPES, Cart, CartItem, Contact, Event, Order, parse_events
-from workers.openapi import RESPONSES, Accepted, Problem
+from cartflow.engine.events import (
+    CHANNELS,
+    EVENT_TYPES,
+    Cart,
+    CartItem,
+    Contact,
+    Event,
+    Order,
+    parse_events,
+)
+from cartflow.workers.openapi import RESPONSES, Accepted, Problem
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS_DOC = ROOT / "docs" / "events.md"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import engine.store.models
+import cartflow.engine.store.models  # autogenerate names custom column types by module
 ${imports if imports else ""}
 
 revision = ${repr(up_revision)}

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from jinja2.exceptions import SecurityError, UndefinedError
 
-from engine.conditions import ConditionError, compile_condition
-from engine.context_schema import number, record
+from cartflow.engine.conditions import ConditionError, compile_condition
+from cartflow.engine.context_schema import number, record
 
 CONTEXT: dict[str, Any] = {
     "cart": {"value": 1500.0, "item_count": 2, "items": [{"sku": "A"}], "currency": "RUB"},
@@ -109,7 +109,7 @@ def test_conditions_cannot_read_the_machine_clock() -> None:
         compile_condition("now.now().year == 2026")
     assert refused.value.column == 4
     # ... and at run time, should a template try it
-    from engine.sandbox import Sandbox
+    from cartflow.engine.sandbox import Sandbox
 
     template = Sandbox().from_string("{{ now.now() }}")
     with pytest.raises(SecurityError):

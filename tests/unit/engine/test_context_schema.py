@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from engine.context import build_context
-from engine.context_schema import (
+from cartflow.engine.context import build_context
+from cartflow.engine.context_schema import (
     CART,
     CONDITION_NAMES,
     TEMPLATE_NAMES,
@@ -20,9 +20,9 @@ from engine.context_schema import (
     names_table,
     view,
 )
-from engine.scenario.loader import Config
-from engine.store import Database
-from engine.store.models import Cart, Profile
+from cartflow.engine.scenario.loader import Config
+from cartflow.engine.store import Database
+from cartflow.engine.store.models import Cart, Profile
 
 from ..factories import T0, Run, page_viewed, shopper
 

@@ -6,12 +6,18 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from engine.deliveries import ENGAGEMENT, DeliveryEvent, DeliveryStatus, at_least, delivery_key
-from engine.sending import SendResult
-from engine.simulation import Simulation
-from engine.store import Database
-from engine.store.models import DeliveryEventRow
-from providers.recording import replies
+from cartflow.engine.deliveries import (
+    ENGAGEMENT,
+    DeliveryEvent,
+    DeliveryStatus,
+    at_least,
+    delivery_key,
+)
+from cartflow.engine.sending import SendResult
+from cartflow.engine.simulation import Simulation
+from cartflow.engine.store import Database
+from cartflow.engine.store.models import DeliveryEventRow
+from cartflow.providers.recording import replies
 
 from ..factories import T0, ClockedRecorder, cart_updated, deliveries
 

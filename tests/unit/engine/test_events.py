@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from engine.clock import SimulatedClock
-from engine.events import MAX_BATCH, MAX_URL_LENGTH, EventError, parse_events
-from engine.service import Engine, EventConflict
-from engine.simulation import Simulation
-from engine.store import Database, RawEvent
-from engine.timers import CART_IDLE
+from cartflow.engine.clock import SimulatedClock
+from cartflow.engine.events import MAX_BATCH, MAX_URL_LENGTH, EventError, parse_events
+from cartflow.engine.service import Engine, EventConflict
+from cartflow.engine.simulation import Simulation
+from cartflow.engine.store import Database, RawEvent
+from cartflow.engine.timers import CART_IDLE
 
 from ..factories import T0, cart_updated, journeys, order_completed, timers
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from engine import condition_failures
-from engine.conditions import compile_condition
-from engine.store import Database
+from cartflow.engine import condition_failures
+from cartflow.engine.conditions import compile_condition
+from cartflow.engine.store import Database
 
 from ..factories import SETTINGS_YAML, T0, Run, decisions, journeys, shopper, write_config
 

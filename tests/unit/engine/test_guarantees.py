@@ -9,8 +9,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from engine.simulation import Simulation
-from engine.store import Database, RawEvent
+from cartflow.engine.simulation import Simulation
+from cartflow.engine.store import Database, RawEvent
 
 from ..factories import (
     SETTINGS_YAML,

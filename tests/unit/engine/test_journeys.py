@@ -2,17 +2,17 @@
 
 These run the real engine (shipped ``scenarios.yaml``: idle 30m; push +30m, SMS +3h in
 10:00-20:00 with 5% off, email +24h with 10% off; quiet hours 21:00-09:00; Moscow) on a
-simulated clock through :class:`engine.simulation.Simulation`.
+simulated clock through :class:`cartflow.engine.simulation.Simulation`.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from engine.simulation import Simulation
-from engine.store import Database
-from engine.timers import CART_IDLE
-from providers.recording import RecordingProvider
+from cartflow.engine.simulation import Simulation
+from cartflow.engine.store import Database
+from cartflow.engine.timers import CART_IDLE
+from cartflow.providers.recording import RecordingProvider
 
 from ..factories import (
     T0,

@@ -13,11 +13,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from engine.deliveries import DeliveryEvent, add_event
-from engine.scenario.loader import Config
-from engine.sending import SendResult
-from engine.store import Database, Delivery
-from providers.recording import replies
+from cartflow.engine.deliveries import DeliveryEvent, add_event
+from cartflow.engine.scenario.loader import Config
+from cartflow.engine.sending import SendResult
+from cartflow.engine.store import Database, Delivery
+from cartflow.providers.recording import replies
 
 from ..factories import (
     SETTINGS_YAML,

@@ -18,11 +18,11 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from engine.clock import SimulatedClock
-from engine.configs import ConfigHolder
-from engine.events import Event
-from engine.scenario.loader import Config
-from engine.simulation import Simulation
+from cartflow.engine.clock import SimulatedClock
+from cartflow.engine.configs import ConfigHolder
+from cartflow.engine.events import Event
+from cartflow.engine.scenario.loader import Config
+from cartflow.engine.simulation import Simulation
 
 from ..factories import (
     ClockedRecorder,

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from engine.configs import ConfigHolder, ReloadCheck
-from providers.registry import validators
+from cartflow.engine.configs import ConfigHolder, ReloadCheck
+from cartflow.providers.registry import validators
 
 ROOT = Path(__file__).resolve().parents[3]
 STEP = "scenarios/abandoned_cart.yaml"

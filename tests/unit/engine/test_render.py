@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from engine.render import RenderError, SmsShape, TemplateSet
-from engine.scenario.loader import Config
+from cartflow.engine.render import RenderError, SmsShape, TemplateSet
+from cartflow.engine.scenario.loader import Config
 
 NBSP = "\u00a0"
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from engine.clock import SimulatedClock
-from engine.configs import ConfigHolder
-from engine.simulation import Simulation
-from engine.store import Database
-from providers.registry import validators
+from cartflow.engine.clock import SimulatedClock
+from cartflow.engine.configs import ConfigHolder
+from cartflow.engine.simulation import Simulation
+from cartflow.engine.store import Database
+from cartflow.providers.registry import validators
 
 from ..factories import (
     ClockedRecorder,

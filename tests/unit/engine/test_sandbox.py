@@ -10,16 +10,16 @@ from typing import Any
 
 import pytest
 
-from engine.conditions import compile_condition
-from engine.render import RenderError, TemplateSet
-from engine.sandbox import (
+from cartflow.engine.conditions import compile_condition
+from cartflow.engine.render import RenderError, TemplateSet
+from cartflow.engine.sandbox import (
     TEMPLATE_LIMITS,
     LimitError,
     Sandbox,
     TemplateLimitError,
     evaluation,
 )
-from engine.scenario.loader import Config
+from cartflow.engine.scenario.loader import Config
 
 #: How long stopping a runaway evaluation may take.
 QUICK = 1.0
@@ -239,8 +239,8 @@ def test_what_would_print_unescaped_in_the_html_block_is_refused(
 def test_a_value_nested_past_what_is_measured_counts_as_too_big() -> None:
     # Given a template that doubles a list 16 times and hides it under 34 more levels
     # (a review found this measured as tiny, then printed 2**32 leaves for ever)
-    from engine.limits import LimitError, evaluation
-    from engine.render import TemplateSandbox
+    from cartflow.engine.limits import LimitError, evaluation
+    from cartflow.engine.render import TemplateSandbox
 
     round_ = (
         "{% for i in range(16) %}{% set ns.x = [ns.x, ns.x] %}{% endfor %}"

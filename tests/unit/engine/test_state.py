@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from engine.simulation import Simulation
-from engine.store import Cart, Consent, Contact, Database, Identity, Profile
+from cartflow.engine.simulation import Simulation
+from cartflow.engine.store import Cart, Consent, Contact, Database, Identity, Profile
 
 from ..factories import T0, ClockedRecorder, cart, cart_updated, event, journeys, timers
 

@@ -10,15 +10,15 @@ import pytest
 from sqlalchemy import select
 from structlog.testing import capture_logs
 
-from engine.clock import SimulatedClock
-from engine.configs import ConfigHolder
-from engine.sending import SendResult
-from engine.service import Engine
-from engine.simulation import Simulation
-from engine.steps import MAX_ATTEMPTS
-from engine.store import Contact, Database, DiscountToken
-from engine.timers import JOURNEY_STEP
-from providers.recording import replies
+from cartflow.engine.clock import SimulatedClock
+from cartflow.engine.configs import ConfigHolder
+from cartflow.engine.sending import SendResult
+from cartflow.engine.service import Engine
+from cartflow.engine.simulation import Simulation
+from cartflow.engine.steps import MAX_ATTEMPTS
+from cartflow.engine.store import Contact, Database, DiscountToken
+from cartflow.engine.timers import JOURNEY_STEP
+from cartflow.providers.recording import replies
 
 from ..factories import (
     T0,

@@ -8,15 +8,15 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from engine.clock import SimulatedClock
-from engine.events import Event
-from engine.service import Engine, EventConflict
-from engine.simulation import Simulation
-from engine.steps import start_sending
-from engine.stops import stops_of
-from engine.store import Database
-from engine.store.models import Delivery, EventStop, Journey
-from providers.recording import replies
+from cartflow.engine.clock import SimulatedClock
+from cartflow.engine.events import Event
+from cartflow.engine.service import Engine, EventConflict
+from cartflow.engine.simulation import Simulation
+from cartflow.engine.steps import start_sending
+from cartflow.engine.stops import stops_of
+from cartflow.engine.store import Database
+from cartflow.engine.store.models import Delivery, EventStop, Journey
+from cartflow.providers.recording import replies
 
 from ..factories import (
     T0,
@@ -49,7 +49,7 @@ def pending_sms(
 ) -> tuple[Delivery, Journey]:
     """The push went out; the SMS is written as a delivery and waits as ``pending`` (the
     provider was busy)."""
-    from engine.sending import SendResult
+    from cartflow.engine.sending import SendResult
 
     push_sent(sim, recorder)
     recorder.handler = replies(SendResult.retryable("recording", "HTTP 503", retry_after=600))
@@ -261,7 +261,7 @@ def test_a_set_aside_consent_withdrawal_holds_later_carts_until_consent_is_given
 def test_stops_for_every_channel_are_seen_before_a_long_list_of_consent_stops(
     engine: Engine, db: Database, clock: SimulatedClock
 ) -> None:
-    from engine.stops import ALL, find
+    from cartflow.engine.stops import ALL, find
 
     for n in range(60):
         engine.ingest([event("page.viewed", T0, event_id=f"evt_c{n}", consent={"sms": False})])
@@ -270,7 +270,7 @@ def test_stops_for_every_channel_are_seen_before_a_long_list_of_consent_stops(
     sim = Simulation(engine, clock)
     sim.feed([cart_updated(T0, event_id="evt_cart")])
     with db.reading() as session:
-        from engine.store.models import Profile
+        from cartflow.engine.store.models import Profile
 
         profile = session.scalar(select(Profile))
         assert profile is not None

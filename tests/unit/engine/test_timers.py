@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from engine.simulation import Simulation
-from engine.store import Database
-from engine.timers import (
+from cartflow.engine.simulation import Simulation
+from cartflow.engine.store import Database
+from cartflow.engine.timers import (
     CART_IDLE,
     JOURNEY_STEP,
     cancel_timer,
@@ -156,7 +156,7 @@ def test_claims_that_never_reach_a_worker_do_not_count_as_attempts(db: Database)
 def test_a_firing_that_never_finishes_is_given_up_with_a_reason(
     sim: Simulation, db: Database
 ) -> None:
-    from engine.timers import MAX_ATTEMPTS
+    from cartflow.engine.timers import MAX_ATTEMPTS
 
     from ..factories import cart_updated, decisions, journeys
 

@@ -8,7 +8,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from engine.timing import DailySpan, SendRules, format_duration, parse_duration, zone_or_default
+from cartflow.engine.timing import (
+    DailySpan,
+    SendRules,
+    format_duration,
+    parse_duration,
+    zone_or_default,
+)
 
 NEW_YORK = ZoneInfo("America/New_York")
 MOSCOW = ZoneInfo("Europe/Moscow")

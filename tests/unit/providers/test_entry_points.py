@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from engine.scenario.loader import load_config
-from engine.sending import Message
-from providers.console import ConsoleProvider
-from providers.registry import BUILT_IN, GROUP, ChannelRouter, available, validators
+from cartflow.engine.scenario.loader import load_config
+from cartflow.engine.sending import Message
+from cartflow.providers.console import ConsoleProvider
+from cartflow.providers.registry import BUILT_IN, GROUP, ChannelRouter, available, validators
 
 from ..scenario.sample_config import problems, write_config
 
@@ -145,7 +145,7 @@ def test_cartflow_s_own_entry_points_name_the_built_ins_when_installed(tmp_path:
     (project / "pyproject.toml").write_text(
         '[project]\nname = "cartflow"\nversion = "9.9"\n'
         f'[project.entry-points."{GROUP}"]\n'
-        'webhook = "providers.console:ConsoleProvider"\n',
+        'webhook = "cartflow.providers.console:ConsoleProvider"\n',
         encoding="utf-8",
     )
     install(project, tmp_path / "site")

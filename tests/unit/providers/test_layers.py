@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine.sending import Message, SendResult
-from providers.layers import Counted, Send, chain
-from providers.recording import RecordingProvider, replies
+from cartflow.engine.sending import Message, SendResult
+from cartflow.providers.layers import Counted, Send, chain
+from cartflow.providers.recording import RecordingProvider, replies
 
 MESSAGE = Message("d1", "k1", "sms", "+79991234567", {"text": "hi"}, "en")
 

@@ -9,12 +9,12 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from engine.scenario.model import ProviderSettings
-from engine.sending import Message, SendResult
-from providers.layers import Counted
-from providers.live import LiveRouter
-from providers.recording import RecordingProvider
-from providers.registry import ChannelRouter, ProviderSettingsError
+from cartflow.engine.scenario.model import ProviderSettings
+from cartflow.engine.sending import Message, SendResult
+from cartflow.providers.layers import Counted
+from cartflow.providers.live import LiveRouter
+from cartflow.providers.recording import RecordingProvider
+from cartflow.providers.registry import ChannelRouter, ProviderSettingsError
 
 MESSAGE = Message("d1", "k1", "sms", "+79991234567", {"text": "hi"}, "en")
 

@@ -8,13 +8,13 @@ import pytest
 import structlog
 from pydantic import SecretStr
 
-from engine.receipts import InboundRequest
-from engine.sending import Message, SendResult
-from providers.base import Provider, ProviderSettingsError
-from providers.console import ConsoleProvider
-from providers.options import ProviderOptions, Text
-from providers.recording import RecordingProvider
-from providers.webhook import WebhookOptions, WebhookProvider
+from cartflow.engine.receipts import InboundRequest
+from cartflow.engine.sending import Message, SendResult
+from cartflow.providers.base import Provider, ProviderSettingsError
+from cartflow.providers.console import ConsoleProvider
+from cartflow.providers.options import ProviderOptions, Text
+from cartflow.providers.recording import RecordingProvider
+from cartflow.providers.webhook import WebhookOptions, WebhookProvider
 
 TOKEN = "tok-Zq9xK7wPvL"
 

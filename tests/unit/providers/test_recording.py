@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.sending import Message, SendResult
-from providers.recording import Attempt, RecordingProvider, replies
+from cartflow.engine.sending import Message, SendResult
+from cartflow.providers.recording import Attempt, RecordingProvider, replies
 
 
 def _message(n: int, address: str = "+79991234567") -> Message:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from engine.scenario.loader import ConfigError, Problem, load_config
-from providers.registry import validators
+from cartflow.engine.scenario.loader import ConfigError, Problem, load_config
+from cartflow.providers.registry import validators
 
 MAIN = """\
 version: 1

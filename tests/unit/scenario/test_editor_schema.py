@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.scenario.editor_schema import SCHEMA_FILES, schema_text
-from engine.scenario.model import Scenario, Settings, Step
-from workers.cli import main
+from cartflow.engine.scenario.editor_schema import SCHEMA_FILES, schema_text
+from cartflow.engine.scenario.model import Scenario, Settings, Step
+from cartflow.workers.cli import main
 
 from .sample_config import problems, write_config
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from engine.configs import ConfigHolder
-from engine.scenario.loader import ConfigError
-from engine.scenario.model import ProviderSettings
-from providers.registry import ChannelRouter, ProviderSettingsError, validators
+from cartflow.engine.configs import ConfigHolder
+from cartflow.engine.scenario.loader import ConfigError
+from cartflow.engine.scenario.model import ProviderSettings
+from cartflow.providers.registry import ChannelRouter, ProviderSettingsError, validators
 
 from .sample_config import Edit, problems, write_config
 

@@ -1,5 +1,5 @@
 """Lint inside ``validate``: warnings that do not refuse the configuration, one test per
-rule of :data:`engine.scenario.checks.LINTS`, each at its file:line:column."""
+rule of :data:`cartflow.engine.scenario.checks.LINTS`, each at its file:line:column."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.scenario.checks import LINTS
-from engine.scenario.loader import load_config
-from providers.registry import validators
-from workers.cli import main
+from cartflow.engine.scenario.checks import LINTS
+from cartflow.engine.scenario.loader import load_config
+from cartflow.providers.registry import validators
+from cartflow.workers.cli import main
 
 from .sample_config import Edit, problems, write_config
 

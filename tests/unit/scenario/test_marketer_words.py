@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.scenario import ConfigError
-from engine.store import Database
+from cartflow.engine.scenario import ConfigError
+from cartflow.engine.store import Database
 
 from ..factories import T0, Run, cart_updated, deliveries, write_config
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.cli import main
+from cartflow.workers.cli import main
 
 from .sample_config import SCENARIO, Edit, problems, write_config
 

@@ -23,8 +23,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from workers.runtime import Runtime
-from workers.settings import Settings
+from cartflow.workers.runtime import Runtime
+from cartflow.workers.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
 KEY = "property-test-key"

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from engine.journeys import in_holdout
-from engine.simulation import Simulation
-from engine.store import Database
-from providers.console import ConsoleProvider
-from workers.cli import build_parser
-from workers.demo import DEFAULT_CONFIG, hours, run_demo, why_nothing
-from workers.shop import make_shoppers
+from cartflow.engine.journeys import in_holdout
+from cartflow.engine.simulation import Simulation
+from cartflow.engine.store import Database
+from cartflow.providers.console import ConsoleProvider
+from cartflow.workers.cli import build_parser
+from cartflow.workers.demo import DEFAULT_CONFIG, hours, run_demo, why_nothing
+from cartflow.workers.shop import make_shoppers
 
 from ..factories import T0, order_completed, page_viewed, shopper
 
@@ -203,7 +203,7 @@ def test_a_capped_shopper_is_told_which_cap(sim: Simulation, db: Database) -> No
 
 
 def test_the_console_indents_an_email_and_stamps_each_message() -> None:
-    from engine.sending import Message
+    from cartflow.engine.sending import Message
 
     out = io.StringIO()
     console = ConsoleProvider(stream=out, stamp=lambda message: "Tue 09:00 MSK")

@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from engine.configs import ConfigHolder
-from engine.scenario.diff import diff_configs
-from engine.scenario.loader import load_config
-from engine.store.database import Database
-from engine.store.models import Journey, Timer
-from providers.registry import validators
-from workers.cli import main
-from workers.diff import migrate
-from workers.tools import read_events, simulate
+from cartflow.engine.configs import ConfigHolder
+from cartflow.engine.scenario.diff import diff_configs
+from cartflow.engine.scenario.loader import load_config
+from cartflow.engine.store.database import Database
+from cartflow.engine.store.models import Journey, Timer
+from cartflow.providers.registry import validators
+from cartflow.workers.cli import main
+from cartflow.workers.diff import migrate
+from cartflow.workers.tools import read_events, simulate
 
 ROOT = Path(__file__).resolve().parents[3]
 

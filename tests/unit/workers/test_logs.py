@@ -16,10 +16,10 @@ import structlog
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.sending import SendResult
-from engine.simulation import Simulation
-from providers.recording import replies
-from workers.logs import configure, scrub
+from cartflow.engine.sending import SendResult
+from cartflow.engine.simulation import Simulation
+from cartflow.providers.recording import replies
+from cartflow.workers.logs import configure, scrub
 
 from ..factories import T0, cart_updated
 

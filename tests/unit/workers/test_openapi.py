@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.events import MAX_BATCH, Batch, Event
-from workers.api import MAX_BODY
-from workers.openapi import Accepted, Problem
-from workers.runtime import Runtime
-from workers.settings import Settings
+from cartflow.engine.events import MAX_BATCH, Batch, Event
+from cartflow.workers.api import MAX_BODY
+from cartflow.workers.openapi import Accepted, Problem
+from cartflow.workers.runtime import Runtime
+from cartflow.workers.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
 KEY = "openapi-test-key"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.scenario.loader import load_config
-from providers.registry import validators
-from workers.cli import main
-from workers.tools import read_events, simulate
+from cartflow.engine.scenario.loader import load_config
+from cartflow.providers.registry import validators
+from cartflow.workers.cli import main
+from cartflow.workers.tools import read_events, simulate
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -170,8 +170,8 @@ def test_a_migrated_empty_database_prints_its_tables(
 def test_status_and_report_are_engine_queries_at_the_time_given(day_database: Path) -> None:
     from datetime import timedelta
 
-    from engine.ops import report, status
-    from engine.store.database import Database
+    from cartflow.engine.ops import report, status
+    from cartflow.engine.store.database import Database
 
     # Given the day's database, read at noon (the time the simulation stopped)
     db = Database(f"sqlite:///{day_database}", read_only=True)

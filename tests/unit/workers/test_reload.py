@@ -11,18 +11,18 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
-from engine.clock import SimulatedClock
-from engine.configs import ConfigHolder
-from engine.events import Event
-from engine.scenario.loader import Config
-from engine.sending import Message
-from engine.service import Engine
-from engine.simulation import Simulation
-from engine.store.database import Database
-from providers.recording import RecordingProvider
-from providers.registry import ChannelRouter, validators
-from workers.runtime import Runtime
-from workers.settings import Settings
+from cartflow.engine.clock import SimulatedClock
+from cartflow.engine.configs import ConfigHolder
+from cartflow.engine.events import Event
+from cartflow.engine.scenario.loader import Config
+from cartflow.engine.sending import Message
+from cartflow.engine.service import Engine
+from cartflow.engine.simulation import Simulation
+from cartflow.engine.store.database import Database
+from cartflow.providers.recording import RecordingProvider
+from cartflow.providers.registry import ChannelRouter, validators
+from cartflow.workers.runtime import Runtime
+from cartflow.workers.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
 T0 = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # 10:00 in Moscow

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from engine.scenario.loader import load_config
-from providers.registry import validators
-from workers.runtime import GRACE_MARGIN, sending_grace
+from cartflow.engine.scenario.loader import load_config
+from cartflow.providers.registry import validators
+from cartflow.workers.runtime import GRACE_MARGIN, sending_grace
 
 from ..factories import SETTINGS_YAML, write_config
 

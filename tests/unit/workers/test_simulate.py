@@ -10,15 +10,15 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from engine.clock import SimulatedClock, as_utc
-from engine.scenario.loader import load_config
-from engine.store.models import Timer
-from providers.recording import RecordingProvider
-from providers.registry import ChannelRouter, validators
-from workers.cli import main
-from workers.runtime import Runtime
-from workers.settings import Settings
-from workers.tools import decisions, read_events, simulate
+from cartflow.engine.clock import SimulatedClock, as_utc
+from cartflow.engine.scenario.loader import load_config
+from cartflow.engine.store.models import Timer
+from cartflow.providers.recording import RecordingProvider
+from cartflow.providers.registry import ChannelRouter, validators
+from cartflow.workers.cli import main
+from cartflow.workers.runtime import Runtime
+from cartflow.workers.settings import Settings
+from cartflow.workers.tools import decisions, read_events, simulate
 
 ROOT = Path(__file__).resolve().parents[3]
 CONFIG = ROOT / "scenarios.yaml"

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import engine.store.models
+from cartflow.engine.store.models import UTCDateTime
 
 revision = "0001"
 down_revision = None
@@ -24,7 +24,7 @@ def upgrade() -> None:
     op.create_table(
         "decisions",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("at", engine.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", UTCDateTime(timezone=True), nullable=False),
         sa.Column("profile_id", sa.String(length=64), nullable=True),
         sa.Column("cart_id", sa.String(length=200), nullable=True),
         sa.Column("journey_id", sa.String(length=64), nullable=True),
@@ -33,7 +33,7 @@ def upgrade() -> None:
         sa.Column("channel", sa.String(length=20), nullable=True),
         sa.Column("decision", sa.String(length=20), nullable=False),
         sa.Column("reason", sa.String(length=500), nullable=False),
-        sa.Column("until", engine.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("until", UTCDateTime(timezone=True), nullable=True),
         sa.Column("delivery_id", sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -43,9 +43,9 @@ def upgrade() -> None:
         "events",
         sa.Column("id", sa.String(length=200), nullable=False),
         sa.Column("type", sa.String(length=40), nullable=False),
-        sa.Column("at", engine.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("received_at", engine.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("applied_at", engine.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("received_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("applied_at", UTCDateTime(timezone=True), nullable=True),
         sa.Column(
             "payload",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
@@ -64,9 +64,9 @@ def upgrade() -> None:
     op.create_table(
         "profiles",
         sa.Column("id", sa.String(length=64), nullable=False),
-        sa.Column("created_at", engine.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", engine.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_seen_at", engine.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_seen_at", UTCDateTime(timezone=True), nullable=True),
         sa.Column("timezone", sa.String(length=64), nullable=True),
         sa.Column("locale", sa.String(length=35), nullable=True),
         sa.Column("first_name", sa.String(length=200), nullable=True),
@@ -83,10 +83,10 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("ref", sa.String(length=200), nullable=False),
-        sa.Column("due_at", engine.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("scheduled_for", engine.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("due_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("scheduled_for", UTCDateTime(timezone=True), nullable=False),
         sa.Column("claim_token", sa.String(length=64), nullable=True),
-        sa.Column("claimed_until", engine.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("claimed_until", UTCDateTime(timezone=True), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("kind", "ref", name="uq_timers_kind_ref"),
@@ -106,14 +106,16 @@ def upgrade() -> None:
         ),
         sa.Column("value", sa.Numeric(precision=18, scale=4), nullable=False),
         sa.Column("item_count", sa.Integer(), nullable=False),
-        sa.Column("created_at", engine.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("snapshot_at", engine.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("snapshot_at", UTCDateTime(timezone=True), nullable=False),
         sa.Column(
-            "last_activity_at", engine.store.models.UTCDateTime(timezone=True), nullable=False
+            "last_activity_at",
+            UTCDateTime(timezone=True),
+            nullable=False,
         ),
-        sa.Column("abandoned_at", engine.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("abandoned_at", UTCDateTime(timezone=True), nullable=True),
         sa.Column("order_id", sa.String(length=200), nullable=True),
-        sa.Column("ordered_at", engine.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("ordered_at", UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["profile_id"],
             ["profiles.id"],
@@ -127,7 +129,7 @@ def upgrade() -> None:
         sa.Column("channel", sa.String(length=20), nullable=False),
         sa.Column("granted", sa.Boolean(), nullable=False),
         sa.Column("source", sa.String(length=200), nullable=False),
-        sa.Column("updated_at", engine.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["profile_id"],
             ["profiles.id"],
@@ -142,7 +144,7 @@ def upgrade() -> None:
         sa.Column("address", sa.String(length=4096), nullable=False),
         sa.Column("valid", sa.Boolean(), nullable=False),
         sa.Column("invalid_reason", sa.String(length=200), nullable=True),
-        sa.Column("updated_at", engine.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["profile_id"],
             ["profiles.id"],
@@ -156,7 +158,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("value", sa.String(length=200), nullable=False),
         sa.Column("profile_id", sa.String(length=64), nullable=False),
-        sa.Column("created_at", engine.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["profile_id"],
             ["profiles.id"],
@@ -168,8 +170,8 @@ def upgrade() -> None:
         "sessions",
         sa.Column("id", sa.String(length=200), nullable=False),
         sa.Column("profile_id", sa.String(length=64), nullable=False),
-        sa.Column("started_at", engine.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_seen_at", engine.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("started_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_seen_at", UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["profile_id"],
             ["profiles.id"],
@@ -187,10 +189,10 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("exit_reason", sa.String(length=200), nullable=True),
         sa.Column("step_index", sa.Integer(), nullable=False),
-        sa.Column("anchor_at", engine.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("started_at", engine.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("ended_at", engine.store.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("last_sent_at", engine.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("anchor_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("started_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_sent_at", UTCDateTime(timezone=True), nullable=True),
         sa.Column("group", sa.String(length=20), nullable=False),
         sa.Column(
             "state",
@@ -244,8 +246,8 @@ def upgrade() -> None:
         ),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("created_at", engine.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", engine.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["contact_id"],
             ["contacts.id"],
@@ -275,9 +277,9 @@ def upgrade() -> None:
         sa.Column("value", sa.Numeric(precision=18, scale=4), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=True),
         sa.Column("status", sa.String(length=20), nullable=False),
-        sa.Column("created_at", engine.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", engine.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("redeemed_at", engine.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("redeemed_at", UTCDateTime(timezone=True), nullable=True),
         sa.Column("order_id", sa.String(length=200), nullable=True),
         sa.ForeignKeyConstraint(
             ["journey_id"],

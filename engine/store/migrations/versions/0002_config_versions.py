@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import engine.store.models
+from cartflow.engine.store.models import UTCDateTime
 
 revision = "0002"
 down_revision = "0001"
@@ -22,7 +22,7 @@ def upgrade() -> None:
     op.create_table(
         "config_versions",
         sa.Column("version", sa.String(length=64), nullable=False),
-        sa.Column("created_at", engine.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
         sa.Column(
             "files",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import engine.store.models
+from cartflow.engine.store.models import UTCDateTime
 
 revision = "0004"
 down_revision = "0003"
@@ -19,9 +19,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("deliveries") as batch:
-        batch.add_column(
-            sa.Column("sent_at", engine.store.models.UTCDateTime(timezone=True), nullable=True)
-        )
+        batch.add_column(sa.Column("sent_at", UTCDateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:

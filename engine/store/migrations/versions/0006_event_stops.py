@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import engine.store.models
+from cartflow.engine.store.models import UTCDateTime
 
 revision = "0006"
 down_revision = "0005"
@@ -27,8 +27,8 @@ def upgrade() -> None:
         sa.Column("value", sa.String(length=200), nullable=False),
         sa.Column("channel", sa.String(length=20), nullable=False),
         sa.Column("event_type", sa.String(length=40), nullable=False),
-        sa.Column("received_at", engine.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("set_aside_at", engine.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("received_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("set_aside_at", UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("event_id", "kind", "value", "channel"),
     )
     op.create_index("ix_event_stops_who", "event_stops", ["kind", "value"], unique=False)

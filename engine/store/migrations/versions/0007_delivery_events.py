@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import engine.store.models
+from cartflow.engine.store.models import UTCDateTime
 
 revision = "0007"
 down_revision = "0006"
@@ -25,9 +25,9 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("delivery_id", sa.String(length=64), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
-        sa.Column("at", engine.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", UTCDateTime(timezone=True), nullable=False),
         sa.Column("raw_status", sa.String(length=200), nullable=True),
-        sa.Column("received_at", engine.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("received_at", UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["delivery_id"], ["deliveries.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
