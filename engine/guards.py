@@ -4,9 +4,12 @@ Each guard looks at a :class:`StepCheck` and answers ``None`` (go on), or a
 :class:`Verdict`: *defer until T*, *skip because R*, *exit because R*. The order is the
 policy::
 
-    exit → accepted stops → scenario switched off → step condition → escalation →
-    still browsing → channel (consent, reachability, fallback) → window / quiet hours →
-    frequency caps
+    exit → accepted stops → scenario switched off → holdout → step condition →
+    escalation → still browsing → channel (consent, reachability, a provider, fallback)
+    → window / quiet hours → frequency caps
+
+What the guards let go is composed (:mod:`cartflow.engine.compose`) and meets a second
+list on the message itself: render failures, SMS length.
 
 "Accepted stops" are orders, emptied carts and withdrawn consents the API has answered
 202 for but the worker has not applied yet (:mod:`cartflow.engine.stops`): they hold the send as
@@ -21,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -30,6 +33,7 @@ from cartflow.engine import stops
 from cartflow.engine.condition_failures import ConditionKind, Failed, evaluate
 from cartflow.engine.context import recipient_zone
 from cartflow.engine.deliveries import at_least
+from cartflow.engine.outcomes import Outcome
 from cartflow.engine.scenario.loader import CompiledScenario, Config
 from cartflow.engine.scenario.model import Step
 from cartflow.engine.store.models import (
@@ -49,7 +53,10 @@ COUNTED = ("pending", "sending", "accepted", "delivered", "unknown")
 
 @dataclass(frozen=True)
 class Verdict:
-    kind: Literal["defer", "skip", "exit"]
+    """A guard's answer: ``kind`` is one of :data:`~cartflow.engine.outcomes.VERDICTS`
+    (``deferred`` comes with ``until``), recorded as the decision of the same name."""
+
+    kind: Outcome
     reason: str
     until: datetime | None = None
 
@@ -78,6 +85,8 @@ class StepCheck:
     live_disabled: frozenset[str] = frozenset()
     #: Channels whose consent withdrawal is accepted but not applied yet.
     withdrawn: set[str] = field(default_factory=set)
+    #: The provider that would send a channel (None: nobody is configured for it).
+    provider_for: Callable[[str], str | None] = lambda channel: None
 
 
 Guard = Callable[[StepCheck], Verdict | None]
@@ -85,13 +94,13 @@ Guard = Callable[[StepCheck], Verdict | None]
 
 def exit_conditions(check: StepCheck) -> Verdict | None:
     if check.cart.status == "ordered":
-        return Verdict("exit", "order.completed")
+        return Verdict(Outcome.EXITED, "order.completed")
     if check.cart.status == "emptied" or not check.cart.items:
-        return Verdict("exit", "cart.emptied")
+        return Verdict(Outcome.EXITED, "cart.emptied")
     expires_at = check.journey.anchor_at + check.scenario.model.expires
     if check.now >= expires_at:
         expires = format_duration(check.scenario.model.expires)
-        return Verdict("exit", f"expired ({expires} after abandonment)")
+        return Verdict(Outcome.EXITED, f"expired ({expires} after abandonment)")
     return None
 
 
@@ -106,8 +115,8 @@ def accepted_stops(check: StepCheck) -> Verdict | None:
     for stop in found:
         if stop.channel == stops.ALL:
             if stop.set_aside:
-                return Verdict("exit", stop.describe())
-            return Verdict("defer", stop.describe(), until=stop.recheck_at(check.now))
+                return Verdict(Outcome.EXITED, stop.describe())
+            return Verdict(Outcome.DEFERRED, stop.describe(), until=stop.recheck_at(check.now))
     check.withdrawn = {stop.channel for stop in found}
     return None
 
@@ -116,7 +125,15 @@ def scenario_enabled(check: StepCheck) -> Verdict | None:
     """A marketer who switches a campaign off expects nothing more to go out: journeys in
     flight end at their next step, whatever version they started on."""
     if check.scenario.id in check.live_disabled:
-        return Verdict("exit", "scenario disabled")
+        return Verdict(Outcome.EXITED, "scenario disabled")
+    return None
+
+
+def holdout(check: StepCheck) -> Verdict | None:
+    """A journey in the control group sends nothing; each step says so, so the report
+    compares it with the treatment group step by step."""
+    if check.journey.group == "holdout":
+        return Verdict(Outcome.SKIPPED, "holdout (control group): nothing is sent")
     return None
 
 
@@ -133,8 +150,10 @@ def step_condition(check: StepCheck) -> Verdict | None:
         which=check.step.id,
     )
     if isinstance(holds, Failed):  # nothing is sent on what could not be evaluated
-        return Verdict("skip", holds.describe())
-    return None if holds else Verdict("skip", f"step condition is false ({condition.source})")
+        return Verdict(Outcome.SKIPPED, holds.describe())
+    return (
+        None if holds else Verdict(Outcome.SKIPPED, f"step condition is false ({condition.source})")
+    )
 
 
 def escalation(check: StepCheck) -> Verdict | None:
@@ -159,12 +178,12 @@ def escalation(check: StepCheck) -> Verdict | None:
         )
     )
     if engaged_at is not None:
-        return Verdict("skip", f"previous message was {rule.unless}; no need to escalate")
+        return Verdict(Outcome.SKIPPED, f"previous message was {rule.unless}; no need to escalate")
     # the clock starts when the message actually went out (a retry may come later)
     sent_at = previous.sent_at or previous.created_at
     if check.now - sent_at < rule.within:
         return Verdict(
-            "defer",
+            Outcome.DEFERRED,
             f"waiting {format_duration(rule.within)} for the previous message to be {rule.unless}",
             until=sent_at + rule.within,
         )
@@ -175,13 +194,12 @@ def still_browsing(check: StepCheck) -> Verdict | None:
     grace = check.config.settings.defaults.browsing_grace
     seen = check.profile.last_seen_at
     if seen is not None and check.now - seen < grace and seen > check.journey.started_at:
-        return Verdict("defer", "visitor is browsing right now", until=seen + grace)
+        return Verdict(Outcome.DEFERRED, "visitor is browsing right now", until=seen + grace)
     return None
 
 
 def channel_choice(check: StepCheck) -> Verdict | None:
     """Pick the first channel with consent and a valid contact; record why others lost."""
-    sender_has = check.context.get("_provider_for")
     channels = check.step.channels if check.only_channel is None else (check.only_channel,)
     for channel in channels:
         if channel in check.withdrawn:
@@ -204,12 +222,14 @@ def channel_choice(check: StepCheck) -> Verdict | None:
         if contact is None:
             check.notes.append(f"{channel}: no valid contact")
             continue
-        if callable(sender_has) and sender_has(channel) is None:
+        if check.provider_for(channel) is None:
             check.notes.append(f"{channel}: no provider configured")
             continue
         check.channel, check.contact = channel, contact
         return None
-    return Verdict("skip", "no channel with consent and a contact (" + "; ".join(check.notes) + ")")
+    return Verdict(
+        Outcome.SKIPPED, "no channel with consent and a contact (" + "; ".join(check.notes) + ")"
+    )
 
 
 def send_window(check: StepCheck) -> Verdict | None:
@@ -220,8 +240,10 @@ def send_window(check: StepCheck) -> Verdict | None:
         return None
     opening = rules.next_opening(check.now, zone)
     if opening is None:
-        return Verdict("skip", "send window never opens in the next 8 days")
-    return Verdict("defer", f"outside send window / quiet hours in {zone.key}", until=opening)
+        return Verdict(Outcome.SKIPPED, "send window never opens in the next 8 days")
+    return Verdict(
+        Outcome.DEFERRED, f"outside send window / quiet hours in {zone.key}", until=opening
+    )
 
 
 def frequency_caps(check: StepCheck) -> Verdict | None:
@@ -253,15 +275,15 @@ def frequency_caps(check: StepCheck) -> Verdict | None:
     if hit is None or latest_until is None:
         return None
     if check.step.on_cap == "skip":
-        return Verdict("skip", f"frequency {hit} reached")
+        return Verdict(Outcome.SKIPPED, f"frequency {hit} reached")
     stale_at = check.due_at + check.scenario.model.max_staleness
     if latest_until > stale_at:
         return Verdict(
-            "skip",
+            Outcome.SKIPPED,
             f"frequency {hit} reached; room opens after max_staleness "
             f"{format_duration(check.scenario.model.max_staleness)}",
         )
-    return Verdict("defer", f"frequency {hit} reached", until=latest_until)
+    return Verdict(Outcome.DEFERRED, f"frequency {hit} reached", until=latest_until)
 
 
 #: The policy, in order.
@@ -269,6 +291,7 @@ GUARDS: Sequence[Guard] = (
     exit_conditions,
     accepted_stops,
     scenario_enabled,
+    holdout,
     step_condition,
     escalation,
     still_browsing,

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cartflow.engine import deliveries
 from cartflow.engine.condition_failures import ConditionKind, Failed, evaluate
 from cartflow.engine.context import FAILED, build_context
 from cartflow.engine.decisions import record, record_failures
@@ -286,7 +287,7 @@ def finish(session: Session, journey: Journey, status: str, reason: str, now: da
     for delivery in session.scalars(
         select(Delivery).where(Delivery.journey_id == journey.id, Delivery.status == "pending")
     ):
-        delivery.status, delivery.error, delivery.updated_at = "cancelled", reason[:500], now
+        deliveries.cancel(session, delivery, reason, now)  # its code goes back
     record(session, now, "exited" if status == "exited" else "completed", reason, journey=journey)
 
 

@@ -15,27 +15,30 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
 
-from cartflow.engine import stops
+from cartflow.engine import deliveries, stops, tokens
 from cartflow.engine.clock import Clock
 from cartflow.engine.configs import ConfigHolder
 from cartflow.engine.decisions import record_for
+from cartflow.engine.deliveries import LEFT_SENDING, SENDING_GRACE
 from cartflow.engine.errors import (
     EventConflict as EventConflict,  # re-exported (defined here before)
 )
 from cartflow.engine.events import Event
 from cartflow.engine.journeys import finish, on_exit_signal, on_idle_timer, shortest_idle
 from cartflow.engine.locks import lock_for_cart, lock_for_journey
+from cartflow.engine.outcomes import Outcome, StepResult
 from cartflow.engine.sending import Sender
 from cartflow.engine.state import apply_event
-from cartflow.engine.steps import LEFT_SENDING, SENDING_GRACE, Outcome, run_step
+from cartflow.engine.steps import StepRunner
 from cartflow.engine.store.database import Database
 from cartflow.engine.store.models import Delivery, EventStop, RawEvent
 from cartflow.engine.timers import (
     CART_IDLE,
     DEFAULT_LEASE,
     JOURNEY_STEP,
-    MAX_ATTEMPTS,
+    MAX_FIRINGS,
     Claim,
     claim_due,
     release,
@@ -75,6 +78,7 @@ class Engine:
         self.clock = clock
         self.configs = configs
         self.sender = sender
+        self.steps = StepRunner(db, configs, sender, clock, sending_grace, lease)
         configs.attach(db, clock)
 
     # -- ingestion ---------------------------------------------------------------------
@@ -206,6 +210,10 @@ class Engine:
             for cart_id, reason in result.exits:
                 on_exit_signal(session, self.configs.scenario_for, cart_id, reason, now, idle)
             stops.applied(session, event_id)  # state says it now
+            if event.order is not None and event.order.discount_code:
+                tokens.redeem(
+                    session, event.order.discount_code, order_id=event.order.id, at=event.at or now
+                )
             granted = [channel for channel, yes in (event.consent or {}).items() if yes]
             stops.consent_given(session, event, raw.received_at, granted)
         return 1
@@ -240,8 +248,8 @@ class Engine:
                 query = query.with_for_update(skip_locked=True)
             settled = 0
             for delivery in session.scalars(query):
-                delivery.status, delivery.error, delivery.updated_at = "unknown", LEFT_SENDING, now
-                record_for(session, delivery, now, "unknown", LEFT_SENDING)
+                deliveries.mark_unknown(delivery, LEFT_SENDING, now)
+                record_for(session, delivery, now, Outcome.UNKNOWN, LEFT_SENDING)
                 settled += 1
         if settled:
             log.warning("deliveries_settled_unknown", count=settled)
@@ -251,46 +259,45 @@ class Engine:
     def claim_due(self, limit: int = 500, lease: timedelta | None = None) -> list[Claim]:
         return claim_due(self.db, self.clock.now(), limit=limit, lease=lease or self.lease)
 
-    def fire(self, claim: Claim) -> Outcome:
-        """Run whatever a claimed timer is for. Safe to call twice for the same claim."""
-        if claim.attempts >= MAX_ATTEMPTS:
-            return self._give_up(claim)
-        if claim.kind == JOURNEY_STEP:
-            return run_step(
-                self.db,
-                self.configs,
-                self.sender,
-                claim,
-                self.clock.now,
-                self.sending_grace,
-                self.lease,
-            )
-        if claim.kind == CART_IDLE:
-            return self._idle(claim)
+    def fire(self, claim: Claim) -> StepResult:
+        """Run whatever a claimed timer is for, then release the claim once, as the result
+        says (:class:`~cartflow.engine.outcomes.StepResult`): moved to when to look again,
+        deleted, or left to the timer the work set. Safe to call twice for one claim."""
+        if claim.kind == JOURNEY_STEP and claim.attempts < MAX_FIRINGS:
+            result = self.steps.run(claim)  # its own transactions: the provider is called
+            if not result.timer_set:  # between them, never inside one
+                with self.db.transaction() as session:
+                    release(session, claim, result.again)
+            return result
         with self.db.transaction() as session:
-            release(session, claim, None)
-        return Outcome("stale", f"unknown timer kind {claim.kind}")
+            if claim.attempts >= MAX_FIRINGS:
+                result = self._give_up(session, claim)
+            elif claim.kind == CART_IDLE:
+                result = self._idle(session, claim)
+            else:
+                result = StepResult.done(Outcome.STALE, f"unknown timer kind {claim.kind}")
+            if not result.timer_set:
+                release(session, claim, result.again)
+        return result
 
-    def _give_up(self, claim: Claim) -> Outcome:
+    def _give_up(self, session: Session, claim: Claim) -> StepResult:
         reason = f"gave up after {claim.attempts} attempts that never finished"
         log.error("timer_abandoned", kind=claim.kind, ref=claim.ref, attempts=claim.attempts)
-        with self.db.transaction() as session:
-            journey = lock_for_journey(session, claim.ref) if claim.kind == JOURNEY_STEP else None
-            if not take(session, claim, self.clock.now() + self.lease):
-                return Outcome("stale", "this firing of the timer is already done")
-            if journey is not None:
-                finish(session, journey, "exited", reason, self.clock.now())
-            release(session, claim, None)
-        return Outcome("failed", reason)
+        journey = lock_for_journey(session, claim.ref) if claim.kind == JOURNEY_STEP else None
+        if not take(session, claim, self.clock.now() + self.lease):
+            return StepResult.moved_on(Outcome.STALE, "this firing of the timer is already done")
+        if journey is not None:
+            finish(session, journey, "exited", reason, self.clock.now())
+        return StepResult.done(Outcome.FAILED, reason)
 
-    def _idle(self, claim: Claim) -> Outcome:
-        with self.db.transaction() as session:
-            lock_for_cart(session, claim.ref)  # profile → cart, before the timer
-            if not take(session, claim, self.clock.now() + self.lease):
-                return Outcome("stale", "timer was moved")
-            again = on_idle_timer(session, self.configs.current, claim.ref, self.clock.now())
-            release(session, claim, again)
-        return Outcome("deferred" if again else "checked", "idle check")
+    def _idle(self, session: Session, claim: Claim) -> StepResult:
+        lock_for_cart(session, claim.ref)  # profile → cart, before the timer
+        if not take(session, claim, self.clock.now() + self.lease):
+            return StepResult.moved_on(Outcome.STALE, "timer was moved")
+        again = on_idle_timer(session, self.configs.current, claim.ref, self.clock.now())
+        if again is None:
+            return StepResult.done(Outcome.CHECKED, "idle check")
+        return StepResult.later(Outcome.DEFERRED, "idle check", again)
 
     def now(self) -> datetime:
         return self.clock.now()

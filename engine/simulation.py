@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from cartflow.engine.clock import SimulatedClock
 from cartflow.engine.events import Event
+from cartflow.engine.outcomes import StepResult
 from cartflow.engine.service import Engine
-from cartflow.engine.steps import Outcome
 from cartflow.engine.store.models import Timer
 
 
@@ -20,7 +20,7 @@ class Simulation:
     def __init__(self, engine: Engine, clock: SimulatedClock) -> None:
         self.engine = engine
         self.clock = clock
-        self.outcomes: list[Outcome] = []
+        self.outcomes: list[StepResult] = []
 
     def feed(self, events: Iterable[Event]) -> None:
         """Apply events in time order, firing every timer that falls due in between."""

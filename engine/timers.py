@@ -30,7 +30,7 @@ JOURNEY_STEP = "journey_step"
 DEFAULT_LEASE = timedelta(seconds=60)
 #: A firing claimed this many times without finishing (its worker crashes every time)
 #: is given up, with the reason recorded, instead of coming back every lease forever.
-MAX_ATTEMPTS = 10
+MAX_FIRINGS = 10
 
 
 @dataclass(frozen=True)

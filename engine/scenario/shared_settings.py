@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cartflow.engine.channels import Channel
+from cartflow.engine.retry import DEFAULT_RETRY, RetryPolicy
 from cartflow.engine.scenario.value_types import Duration, QuietHours, Strict
 from cartflow.engine.timing import DEFAULT_QUIET_HOURS
 
@@ -81,6 +82,11 @@ class ProviderSettings(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
     type: str = Field(
         description="The provider (its other settings are its own).", examples=["console"]
+    )
+    retry: RetryPolicy = Field(
+        default=DEFAULT_RETRY,
+        description="When a send this provider refused for now is tried again.",
+        examples=[{"attempts": 5, "wait": "1m", "max_wait": "30m"}],
     )
 
     def options(self) -> dict[str, Any]:

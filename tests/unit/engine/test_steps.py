@@ -12,10 +12,10 @@ from structlog.testing import capture_logs
 
 from cartflow.engine.clock import SimulatedClock
 from cartflow.engine.configs import ConfigHolder
+from cartflow.engine.retry import DEFAULT_RETRY
 from cartflow.engine.sending import SendResult
 from cartflow.engine.service import Engine
 from cartflow.engine.simulation import Simulation
-from cartflow.engine.steps import MAX_ATTEMPTS
 from cartflow.engine.store import Contact, Database, DiscountToken
 from cartflow.engine.timers import JOURNEY_STEP
 from cartflow.providers.recording import replies
@@ -239,8 +239,8 @@ def test_retryable_failure_is_retried_and_sent_once(
     assert "HTTP 503" in retry.reason
 
 
-def test_retryable_failure_without_retry_after_waits_five_minutes(
-    sim: Simulation, recorder: ClockedRecorder
+def test_retryable_failure_without_retry_after_waits_five_minutes_and_its_jitter(
+    sim: Simulation, db: Database, recorder: ClockedRecorder
 ) -> None:
     # Given a provider that refuses the first push without saying when to come back
     recorder.handler = replies(SendResult.retryable("recording", "connection refused"))
@@ -249,8 +249,13 @@ def test_retryable_failure_without_retry_after_waits_five_minutes(
     # When the push is due
     sim.run_until(T0 + HOUR)
 
-    # Then it is retried five minutes later
-    assert [at for _, at, _ in recorder.calls] == [T0 + 30 * MINUTE, T0 + 35 * MINUTE]
+    # Then it is retried after the default wait (five minutes) and at most 10% more,
+    # the same for this delivery every time
+    first, second = [at for _, at, _ in recorder.calls]
+    assert first == T0 + 30 * MINUTE
+    assert 5 * MINUTE <= second - first <= 5.5 * MINUTE
+    (push,) = deliveries(db)
+    assert second - first == DEFAULT_RETRY.wait_after(1, None, push.id)
 
 
 def test_retryable_failures_give_up_after_max_attempts_and_the_journey_continues(
@@ -258,17 +263,17 @@ def test_retryable_failures_give_up_after_max_attempts_and_the_journey_continues
 ) -> None:
     # Given a provider that refuses the push every time
     recorder.handler = replies(
-        *[SendResult.retryable("recording", "HTTP 429", retry_after=60)] * MAX_ATTEMPTS
+        *[SendResult.retryable("recording", "HTTP 429", retry_after=60)] * DEFAULT_RETRY.attempts
     )
     sim.feed([cart_updated(T0)])
 
     # When the journey runs
     sim.run_until(T0 + timedelta(days=3))
 
-    # Then the push was tried MAX_ATTEMPTS times, then marked failed; SMS and email follow
-    assert [c for c, _, _ in recorder.calls].count("push") == MAX_ATTEMPTS
+    # Then the push was tried DEFAULT_RETRY.attempts times, then marked failed; SMS and email follow
+    assert [c for c, _, _ in recorder.calls].count("push") == DEFAULT_RETRY.attempts
     push, sms, email = deliveries(db)
-    assert (push.status, push.attempts) == ("failed", MAX_ATTEMPTS)
+    assert (push.status, push.attempts) == ("failed", DEFAULT_RETRY.attempts)
     assert (sms.status, email.status) == ("accepted", "accepted")
 
 

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from cartflow.engine.clock import SimulatedClock
+from cartflow.engine.deliveries import start_sending
 from cartflow.engine.events import Event
 from cartflow.engine.service import Engine, EventConflict
 from cartflow.engine.simulation import Simulation
-from cartflow.engine.steps import start_sending
 from cartflow.engine.stops import stops_of
 from cartflow.engine.store import Database
 from cartflow.engine.store.models import Delivery, EventStop, Journey

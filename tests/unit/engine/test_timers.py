@@ -10,6 +10,7 @@ from cartflow.engine.store import Database
 from cartflow.engine.timers import (
     CART_IDLE,
     JOURNEY_STEP,
+    MAX_FIRINGS,
     cancel_timer,
     claim_due,
     next_due_at,
@@ -156,7 +157,6 @@ def test_claims_that_never_reach_a_worker_do_not_count_as_attempts(db: Database)
 def test_a_firing_that_never_finishes_is_given_up_with_a_reason(
     sim: Simulation, db: Database
 ) -> None:
-    from cartflow.engine.timers import MAX_ATTEMPTS
 
     from ..factories import cart_updated, decisions, journeys
 
@@ -165,14 +165,14 @@ def test_a_firing_that_never_finishes_is_given_up_with_a_reason(
     sim.feed([cart_updated(T0)])
     sim.run_until(T0 + timedelta(hours=1))
     due = T0 + timedelta(hours=3)
-    for attempt in range(MAX_ATTEMPTS):
+    for attempt in range(MAX_FIRINGS):
         (dying,) = claim_due(db, due + attempt * LEASE, lease=LEASE)
         with db.transaction() as session:  # a worker starts on it, then dies
             assert take(session, dying, due + (attempt + 1) * LEASE)
-    (claim,) = claim_due(db, due + MAX_ATTEMPTS * LEASE, lease=LEASE)
-    assert claim.attempts == MAX_ATTEMPTS
+    (claim,) = claim_due(db, due + MAX_FIRINGS * LEASE, lease=LEASE)
+    assert claim.attempts == MAX_FIRINGS
     # When the last claim finally reaches a worker
-    sim.clock.set(due + MAX_ATTEMPTS * LEASE)
+    sim.clock.set(due + MAX_FIRINGS * LEASE)
     outcome = sim.engine.fire(claim)
     # Then the journey ends with the reason on record instead of coming back forever
     assert outcome.decision == "failed"
