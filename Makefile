@@ -1,4 +1,4 @@
-# One entry point per chore (STYLE §13). CI calls `make test` and nothing else.
+# One entry point per chore. CI calls `make test` and nothing else.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin

@@ -1,4 +1,4 @@
-"""The channels cartflow sends on: one vocabulary (STYLE §19) for the scenario model, the
+"""The channels cartflow sends on: one vocabulary for the scenario model, the
 events a shop sends (consent per channel), the providers and the tools."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The context, declared once: every name conditions, segments and templates see, with its
-attributes, their types and one line each (STYLE §22).
+attributes, their types and one line each.
 
 The same declaration
 

@@ -11,6 +11,7 @@ import structlog
 from sqlalchemy.orm import Session
 
 from cartflow.engine.condition_failures import Failed
+from cartflow.engine.outcomes import Outcome
 from cartflow.engine.store.models import Decision, Delivery, Journey
 
 log = structlog.get_logger("cartflow.decisions")
@@ -19,7 +20,7 @@ log = structlog.get_logger("cartflow.decisions")
 def record(
     session: Session,
     at: datetime,
-    decision: str,
+    decision: Outcome,
     reason: str,
     *,
     journey: Journey | None = None,
@@ -48,7 +49,7 @@ def record(
     session.add(row)
     log.info(
         f"journey_{decision}"
-        if decision in ("started", "exited", "completed")
+        if decision in (Outcome.STARTED, Outcome.EXITED, Outcome.COMPLETED)
         else f"step_{decision}",
         journey_id=row.journey_id,
         cart_id=row.cart_id,
@@ -65,7 +66,7 @@ def record_for(
     session: Session,
     delivery: Delivery,
     at: datetime,
-    decision: str,
+    decision: Outcome,
     reason: str,
     *,
     until: datetime | None = None,
@@ -93,7 +94,7 @@ def record_failures(session: Session, at: datetime, failures: Iterable[Failed], 
         record(
             session,
             at,
-            "skipped",
+            Outcome.SKIPPED,
             f"segment '{failed.which}' counted as not matching: {failed.describe()}",
             **ids,
         )

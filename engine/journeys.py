@@ -1,9 +1,9 @@
-"""The journey state machine: abandonment, entering a scenario, exiting, advancing.
+"""The journey state machine: starting, advancing from step to step, exiting.
 
-A cart's idle timer fires → if the cart is idle, non-empty, unpaid and the visitor has
-not been active for the idle period, the cart is *abandoned* → scenarios are tried in
-priority order (trigger condition, audience, exclusion, re-entry cooldown, holdout) →
-the first that matches starts a journey and its first step gets a timer.
+A journey is one cart in one scenario (how it gets there: :mod:`cartflow.engine.abandonment`).
+It points at its current step, whose timer fires the step (:mod:`cartflow.engine.steps`);
+:func:`schedule_step` moves it on, :func:`finish` ends it — at the last step, at expiry, or
+on an exit signal (an order, an emptied cart, an unsubscribe, or the scenario's ``exit_on``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cartflow.engine import deliveries
-from cartflow.engine.condition_failures import ConditionKind, Failed, evaluate
-from cartflow.engine.context import FAILED, build_context
-from cartflow.engine.decisions import record, record_failures
+from cartflow.engine.decisions import record
+from cartflow.engine.outcomes import Outcome
 from cartflow.engine.scenario.loader import CompiledScenario, Config
 from cartflow.engine.state import new_id
 from cartflow.engine.store.models import Cart, Delivery, Identity, Journey, Profile
@@ -27,133 +26,6 @@ from cartflow.engine.timing import format_duration
 #: Exit reasons that end a journey whatever the scenario says: nothing after purchase,
 #: nothing about an empty cart, nothing to someone who withdrew every consent.
 ALWAYS_EXIT = frozenset({"order.completed", "cart.emptied", "unsubscribed"})
-
-
-def shortest_idle(config: Config) -> timedelta:
-    idles = [s.model.trigger.idle for s in config.scenarios]
-    return min(idles) if idles else timedelta(minutes=30)
-
-
-def on_idle_timer(session: Session, config: Config, cart_id: str, now: datetime) -> datetime | None:
-    """The cart's idle timer fired. Returns when to look again (or None: done)."""
-    cart = session.get(Cart, cart_id, with_for_update=True)
-    if cart is None or cart.status != "active" or not cart.items:
-        return None
-    profile = session.get(Profile, cart.profile_id)
-    assert profile is not None
-    quiet_since = max(cart.last_activity_at, profile.last_seen_at or cart.last_activity_at)
-    idle_for = now - quiet_since
-    eligible = [s for s in config.scenarios if s.model.trigger.idle <= idle_for]
-    waiting = sorted(
-        s.model.trigger.idle for s in config.scenarios if s.model.trigger.idle > idle_for
-    )
-    if not eligible:
-        shortest = shortest_idle(config)
-        return quiet_since + (waiting[0] if waiting else shortest)
-    started = try_start(session, config, cart, profile, eligible, now)
-    if started is not None:
-        cart.status = "abandoned"
-        cart.abandoned_at = now
-        return None
-    return quiet_since + waiting[0] if waiting else None
-
-
-def try_start(
-    session: Session,
-    config: Config,
-    cart: Cart,
-    profile: Profile,
-    eligible: list[CompiledScenario],
-    now: datetime,
-) -> Journey | None:
-    active = session.scalar(
-        select(Journey.id).where(Journey.cart_id == cart.id, Journey.status == "active")
-    )
-    if active is not None:
-        return None  # a cart is in at most one journey at a time
-    context = build_context(session, config, profile, cart, now)
-    record_failures(session, now, context[FAILED], profile_id=profile.id, cart_id=cart.id)
-    refusals: list[tuple[str, str]] = []
-    for scenario in eligible:
-        refusal = _refusal(session, config, scenario, profile, context, now)
-        if refusal is None:
-            return start_journey(session, config, scenario, cart, profile, now)
-        reason, failed = refusal
-        if failed:  # on record whatever else matches: the configuration needs fixing
-            record(
-                session,
-                now,
-                "skipped",
-                f"not entered: {reason}",
-                profile_id=profile.id,
-                cart_id=cart.id,
-                scenario=scenario.id,
-            )
-        else:
-            refusals.append((scenario.id, reason))
-    # Nothing matched: say why, per scenario ("why didn't she get anything?").
-    for scenario_id, reason in refusals:
-        record(
-            session,
-            now,
-            "skipped",
-            f"not entered: {reason}",
-            profile_id=profile.id,
-            cart_id=cart.id,
-            scenario=scenario_id,
-        )
-    return None
-
-
-def _refusal(
-    session: Session,
-    config: Config,
-    scenario: CompiledScenario,
-    profile: Profile,
-    context: dict[str, object],
-    now: datetime,
-) -> tuple[str, bool] | None:
-    """Why the cart does not enter ``scenario`` and whether a condition failed to
-    evaluate; None when it enters. A trigger that fails keeps the cart out; an exclusion
-    that fails excludes (fail closed)."""
-    model = scenario.model
-    at = {"scenario": scenario.id, "version": config.version}
-    if scenario.when is not None:
-        held = evaluate(scenario.when, context, kind=ConditionKind.TRIGGER, **at)
-        if isinstance(held, Failed):
-            return held.describe(), True
-        if not held:
-            return f"trigger condition is false ({model.trigger.when})", False
-    segments = context.get("segments")
-    assert isinstance(segments, set)
-    if model.audience.segments and not segments.intersection(model.audience.segments):
-        return f"not in audience segments {list(model.audience.segments)}", False
-    if scenario.exclude is not None:
-        held = evaluate(scenario.exclude, context, kind=ConditionKind.EXCLUDE, **at)
-        if isinstance(held, Failed):
-            return f"excluded: {held.describe()}", True
-        if held:
-            return f"excluded ({model.audience.exclude})", False
-    recent = session.scalar(
-        select(Journey.started_at)
-        .where(
-            Journey.profile_id == profile.id,
-            Journey.scenario == model.scenario,
-            Journey.started_at > now - model.reentry,
-            # what counts: a journey that reached the shopper, is still running, or is
-            # a control-group journey (the group must stay stable); one that ended before
-            # sending anything (emptied, changed cart) does not block a new one
-            (Journey.last_sent_at.is_not(None))
-            | (Journey.status == "active")
-            | (Journey.group == "holdout"),
-        )
-        .order_by(Journey.started_at.desc())
-        .limit(1)
-    )
-    if recent is not None:
-        cooldown = format_duration(model.reentry)
-        return f"re-entry cooldown {cooldown} since {recent.isoformat()}", False
-    return None
 
 
 def stable_key(session: Session, profile: Profile) -> str:
@@ -207,7 +79,7 @@ def start_journey(
     record(
         session,
         now,
-        "started",
+        Outcome.STARTED,
         f"cart abandoned; {'holdout (control group)' if holdout else 'treatment'}",
         journey=journey,
     )
@@ -265,6 +137,22 @@ def schedule_step(
     return due
 
 
+def advance(
+    session: Session,
+    scenario: CompiledScenario,
+    journey: Journey,
+    from_index: int,
+    now: datetime,
+    previous_at: datetime | None = None,
+) -> None:
+    """Move from step ``from_index`` to the next, once (compare-and-set on the step index),
+    and set its timer; its delays count from ``previous_at``, when this one went (default:
+    now)."""
+    if journey.step_index != from_index or journey.status != "active":
+        return
+    schedule_step(session, scenario, journey, from_index + 1, now, previous_at=previous_at or now)
+
+
 def planned_offset(scenario: CompiledScenario, index: int) -> timedelta:
     """When step ``index`` is planned, counted from abandonment, if nothing is deferred."""
     offset = timedelta(0)
@@ -288,7 +176,8 @@ def finish(session: Session, journey: Journey, status: str, reason: str, now: da
         select(Delivery).where(Delivery.journey_id == journey.id, Delivery.status == "pending")
     ):
         deliveries.cancel(session, delivery, reason, now)  # its code goes back
-    record(session, now, "exited" if status == "exited" else "completed", reason, journey=journey)
+    decision = Outcome.EXITED if status == "exited" else Outcome.COMPLETED
+    record(session, now, decision, reason, journey=journey)
 
 
 def on_exit_signal(

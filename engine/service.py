@@ -6,34 +6,34 @@ these methods and nothing deeper, so every mode runs the same code path.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from cartflow.engine import deliveries, stops, tokens
+from cartflow.engine import stops, tokens
+from cartflow.engine.abandonment import on_idle_timer, shortest_idle
 from cartflow.engine.clock import Clock
 from cartflow.engine.configs import ConfigHolder
-from cartflow.engine.decisions import record_for
-from cartflow.engine.deliveries import LEFT_SENDING, SENDING_GRACE
+from cartflow.engine.deliveries import SENDING_GRACE
 from cartflow.engine.errors import (
     EventConflict as EventConflict,  # re-exported (defined here before)
 )
 from cartflow.engine.events import Event
-from cartflow.engine.journeys import finish, on_exit_signal, on_idle_timer, shortest_idle
+from cartflow.engine.ingest import digest as digest  # re-exported (defined here before)
+from cartflow.engine.ingest import store_events
+from cartflow.engine.journeys import finish, on_exit_signal
 from cartflow.engine.locks import lock_for_cart, lock_for_journey
 from cartflow.engine.outcomes import Outcome, StepResult
+from cartflow.engine.recovery import settle_abandoned, stuck_since
 from cartflow.engine.sending import Sender
 from cartflow.engine.state import apply_event
 from cartflow.engine.steps import StepRunner
 from cartflow.engine.store.database import Database
-from cartflow.engine.store.models import Delivery, EventStop, RawEvent
+from cartflow.engine.store.models import Delivery, RawEvent
 from cartflow.engine.timers import (
     CART_IDLE,
     DEFAULT_LEASE,
@@ -46,16 +46,6 @@ from cartflow.engine.timers import (
 )
 
 log = structlog.get_logger("cartflow.engine")
-
-
-#: How far ahead of our clock an event's ``at`` may be before it is taken as "now".
-FUTURE_SKEW = timedelta(minutes=5)
-
-
-def digest(payload: dict[str, object]) -> str:
-    """The event as the shop sent it, canonical: what "the same event" means."""
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class Engine:
@@ -83,74 +73,8 @@ class Engine:
 
     # -- ingestion ---------------------------------------------------------------------
     def ingest(self, events: Sequence[Event]) -> list[str]:
-        """Store events durably; returns the ids that were new.
-
-        The same id with the same body is a duplicate (ignored); the same id with another
-        body raises :class:`EventConflict` and stores nothing. An event that stops
-        reminders (order, emptied cart, withdrawn consent) writes its stops in the same
-        transaction, so they hold from the 202 on (:mod:`cartflow.engine.stops`)."""
-        now = self.clock.now()
-        rows: list[dict[str, object]] = []
-        stop_rows: list[dict[str, object]] = []
-        first: dict[str, tuple[int, str]] = {}
-        conflicts: list[dict[str, str]] = []
-        for index, event in enumerate(events):
-            payload = event.model_dump(mode="json", exclude_none=True)
-            fingerprint = digest(payload)
-            if event.id in first:
-                if first[event.id][1] != fingerprint:
-                    conflicts.append(_conflict(index, event.id, f"event {first[event.id][0]}"))
-                continue
-            first[event.id] = (index, fingerprint)
-            at = event.at or now
-            if at > now + FUTURE_SKEW:
-                # a clock far ahead would silence the shopper until then: trust our clock,
-                # keep theirs on record
-                payload["at"], payload["sent_at_claimed"] = now.isoformat(), payload.get("at")
-                at = now
-            rows.append(
-                {
-                    "id": event.id,
-                    "type": event.type,
-                    "at": at,
-                    "received_at": now,
-                    "applied_at": None,
-                    "payload": payload,
-                    "digest": fingerprint,
-                }
-            )
-            stop_rows += stops.rows_for(event, event.id, now)
-        if conflicts:
-            raise EventConflict(conflicts)
-        if not rows:
-            return []
-        insert = postgresql.insert if self.db.is_postgres else sqlite.insert
-        with self.db.transaction() as session:
-            result = session.execute(
-                insert(RawEvent)
-                .values(rows)
-                .on_conflict_do_nothing(index_elements=["id"])
-                .returning(RawEvent.id)
-            )
-            new = {row[0] for row in result}
-            known = [str(row["id"]) for row in rows if row["id"] not in new]
-            if known:
-                stored = dict(
-                    session.execute(
-                        select(RawEvent.id, RawEvent.digest).where(RawEvent.id.in_(known))
-                    ).all()
-                )
-                for row in rows:
-                    was = stored.get(str(row["id"]))
-                    if row["id"] in stored and was is not None and was != row["digest"]:
-                        index = first[str(row["id"])][0]
-                        conflicts.append(_conflict(index, str(row["id"]), "an earlier event"))
-                if conflicts:
-                    raise EventConflict(conflicts)  # rolls the whole batch back
-            fresh = [r for r in stop_rows if r["event_id"] in new]
-            if fresh:
-                session.execute(insert(EventStop).values(fresh).on_conflict_do_nothing())
-        return [str(row["id"]) for row in rows if row["id"] in new]
+        """Store events durably; returns the ids that were new (:func:`store_events`)."""
+        return store_events(self.db, events, self.clock.now())
 
     def apply_events(self, ids: Sequence[str]) -> int:
         """Apply stored events (oldest first); each once, whoever else tries. Returns count."""
@@ -238,19 +162,14 @@ class Engine:
         ended meanwhile (an order after a crash), so no delivery stays ``sending``."""
         now = self.clock.now()
         cutoff = now - self.sending_grace
-        stuck = Delivery.status == "sending", Delivery.updated_at < cutoff
         with self.db.reading() as session:  # every tick: never take SQLite's write lock idly
-            if session.scalar(select(Delivery.id).where(*stuck).limit(1)) is None:
+            query = select(Delivery.id).where(*stuck_since(cutoff)).limit(1)
+            if session.scalar(query) is None:
                 return 0
         with self.db.transaction() as session:
-            query = select(Delivery).where(*stuck).order_by(Delivery.updated_at).limit(limit)
-            if self.db.is_postgres:
-                query = query.with_for_update(skip_locked=True)
-            settled = 0
-            for delivery in session.scalars(query):
-                deliveries.mark_unknown(delivery, LEFT_SENDING, now)
-                record_for(session, delivery, now, Outcome.UNKNOWN, LEFT_SENDING)
-                settled += 1
+            settled = settle_abandoned(
+                session, cutoff, now, limit=limit, skip_locked=self.db.is_postgres
+            )
         if settled:
             log.warning("deliveries_settled_unknown", count=settled)
         return settled
@@ -301,13 +220,3 @@ class Engine:
 
     def now(self) -> datetime:
         return self.clock.now()
-
-
-def _conflict(index: int, event_id: str, earlier: str) -> dict[str, str]:
-    return {
-        "loc": f"events.{index}.id",
-        "msg": (
-            f"event id {event_id!r} was already used by {earlier} with a different body; "
-            "an id names one event: resend it unchanged, or give a new event a new id"
-        ),
-    }

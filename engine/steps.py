@@ -33,17 +33,19 @@ from cartflow.engine.compose import check_draft, compose, message_for
 from cartflow.engine.configs import ConfigHolder
 from cartflow.engine.context import FAILED, build_context
 from cartflow.engine.decisions import record, record_failures, record_for
-from cartflow.engine.deliveries import LEFT_SENDING, SENDING_GRACE, DeliveryStatus
+from cartflow.engine.deliveries import SENDING_GRACE, DeliveryStatus
 from cartflow.engine.guards import StepCheck, Verdict, run_guards
-from cartflow.engine.journeys import finish, schedule_step
+from cartflow.engine.journeys import advance, finish
 from cartflow.engine.locks import lock_for_journey
 from cartflow.engine.outcomes import Outcome, StepResult
+from cartflow.engine.recovery import recover
 from cartflow.engine.retry import DEFAULT_RETRY, RetryPolicy
 from cartflow.engine.scenario.loader import CompiledScenario, Config
 from cartflow.engine.sending import Message, Sender, SendResult
-from cartflow.engine.state import new_id, set_consent
+from cartflow.engine.signals import apply_provider_signals
+from cartflow.engine.state import new_id
 from cartflow.engine.store.database import Database
-from cartflow.engine.store.models import Cart, Contact, Delivery, Journey, Profile
+from cartflow.engine.store.models import Cart, Delivery, Journey, Profile
 from cartflow.engine.timers import DEFAULT_LEASE, Claim, take
 from cartflow.engine.timing import format_duration
 
@@ -121,7 +123,7 @@ class StepRunner:
             return StepResult.moved_on(Outcome.EXITED, "no more steps")
         delivery = deliveries.live(session, journey.id, step.id)
         if delivery is not None and delivery.status != DeliveryStatus.PENDING:
-            return self._recover(session, scenario, journey, delivery, now)
+            return recover(session, scenario, journey, delivery, now, self.sending_grace)
         # A new step, or a pending one (a retry, or a crash before sending): either way
         # every guard runs again — quiet hours, consent and exits hold for retries too.
         config = self.configs.config_for(journey)
@@ -235,32 +237,8 @@ class StepRunner:
             assert verdict.until is not None
             journey.state = {**(journey.state or {}), "shifted": True}  # it shifts the next step
             return StepResult.later(Outcome.DEFERRED, reason, verdict.until)
-        _advance(session, scenario, journey, journey.step_index, now)
+        advance(session, scenario, journey, journey.step_index, now)
         return StepResult.moved_on(verdict.kind, reason)
-
-    def _recover(
-        self,
-        session: Session,
-        scenario: CompiledScenario,
-        journey: Journey,
-        delivery: Delivery,
-        now: datetime,
-    ) -> StepResult:
-        """The step ran before and got past writing its delivery."""
-        went_at = delivery.sent_at or delivery.updated_at  # before this recovery touches it
-        if delivery.status == DeliveryStatus.SENDING:
-            if now - delivery.updated_at < self.sending_grace:
-                return StepResult.later(
-                    Outcome.DEFERRED,
-                    "another worker may still be sending",
-                    delivery.updated_at + self.sending_grace,
-                    delivery.id,
-                )
-            deliveries.mark_unknown(delivery, LEFT_SENDING, now)
-            record_for(session, delivery, now, Outcome.UNKNOWN, LEFT_SENDING)
-        _advance(session, scenario, journey, journey.step_index, now, previous_at=went_at)
-        decision = Outcome.UNKNOWN if delivery.status == DeliveryStatus.UNKNOWN else Outcome.STALE
-        return StepResult.moved_on(decision, "step already ran", delivery.id)
 
     # -- B: pending → sending -----------------------------------------------------------
     def _start(self, ready: Ready) -> StepResult | None:
@@ -318,38 +296,10 @@ class StepRunner:
             decision = Outcome.UNKNOWN
         else:
             decision = Outcome.FAILED
-            _provider_signals(session, delivery, result, now)
+            apply_provider_signals(session, delivery, result, now)
             bound.warning("step_failed", provider=result.provider, reason=result.reason)
         record_for(session, delivery, now, decision, says)
         steps = [s.id for s in ready.scenario.model.steps]
         index = steps.index(delivery.step_id) if delivery.step_id in steps else journey.step_index
-        _advance(session, ready.scenario, journey, index, now)
+        advance(session, ready.scenario, journey, index, now)
         return StepResult.moved_on(decision, result.reason or "", delivery.id)
-
-
-def _provider_signals(
-    session: Session, delivery: Delivery, result: SendResult, now: datetime
-) -> None:
-    """What a permanent refusal says about the shopper changes the profile at once."""
-    if result.consent_withdrawn:
-        source = f"provider:{result.provider}:{delivery.id}"
-        set_consent(session, delivery.profile_id, delivery.channel, False, source, now)
-    if result.invalid_contact and delivery.contact_id:
-        contact = session.get(Contact, delivery.contact_id)
-        if contact is not None:
-            contact.valid, contact.invalid_reason = False, (result.reason or "")[:200]
-
-
-def _advance(
-    session: Session,
-    scenario: CompiledScenario,
-    journey: Journey,
-    from_index: int,
-    now: datetime,
-    previous_at: datetime | None = None,
-) -> None:
-    """Move to the next step once (compare-and-set on the step index) and set its timer;
-    its delays count from ``previous_at``, when this one went (default: now)."""
-    if journey.step_index != from_index or journey.status != "active":
-        return
-    schedule_step(session, scenario, journey, from_index + 1, now, previous_at=previous_at or now)

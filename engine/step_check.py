@@ -1,0 +1,58 @@
+"""What a send-time guard looks at (:class:`StepCheck`) and what it answers
+(:class:`Verdict`); the guards themselves are in :mod:`cartflow.engine.guards` and
+:mod:`cartflow.engine.pacing`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from cartflow.engine.outcomes import Outcome
+from cartflow.engine.scenario.loader import CompiledScenario, Config
+from cartflow.engine.scenario.model import Step
+from cartflow.engine.store.models import Cart, Contact, Journey, Profile
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A guard's answer: ``kind`` is one of :data:`~cartflow.engine.outcomes.VERDICTS`
+    (``deferred`` comes with ``until``), recorded as the decision of the same name."""
+
+    kind: Outcome
+    reason: str
+    until: datetime | None = None
+
+
+@dataclass
+class StepCheck:
+    session: Session
+    config: Config
+    scenario: CompiledScenario
+    step: Step
+    journey: Journey
+    cart: Cart
+    profile: Profile
+    now: datetime
+    context: dict[str, Any]
+    #: The step's original due time: deferrals never push it past ``max_staleness``.
+    due_at: datetime
+    #: A retry of a pending delivery stays on its channel ...
+    only_channel: str | None = None
+    #: ... and does not count against the caps itself.
+    own_delivery_id: str | None = None
+    channel: str | None = None
+    contact: Contact | None = None
+    notes: list[str] = field(default_factory=list)
+    #: Scenarios the live configuration has switched off (``enabled: false``).
+    live_disabled: frozenset[str] = frozenset()
+    #: Channels whose consent withdrawal is accepted but not applied yet.
+    withdrawn: set[str] = field(default_factory=set)
+    #: The provider that would send a channel (None: nobody is configured for it).
+    provider_for: Callable[[str], str | None] = lambda channel: None
+
+
+Guard = Callable[[StepCheck], Verdict | None]
