@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from cartflow.engine.channels import CHANNELS
 from cartflow.engine.sending import Message, SendResult
 from cartflow.providers.base import Provider
 from cartflow.providers.options import Flag, InCode, ProviderOptions
@@ -40,7 +41,7 @@ class ConsoleOptions(ProviderOptions):
 
 class ConsoleProvider(Provider):
     name = "console"
-    channels = ("push", "sms", "email", "messenger")
+    channels = CHANNELS
     options_model = ConsoleOptions
 
     def __init__(

@@ -11,12 +11,13 @@ reads when a value does not fit.
 
 from __future__ import annotations
 
-import difflib
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, SecretStr, ValidationError
 from pydantic_core import PydanticCustomError
+
+from cartflow.engine.errors import did_you_mean
 
 
 class ProviderOptions(BaseModel):
@@ -99,12 +100,7 @@ def problems(provider: str, model: type[ProviderOptions], options: dict[str, Any
         key = str(error["loc"][0]) if error["loc"] else ""
         value = error.get("input")
         if error["type"] == "extra_forbidden":
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = (
-                f" — did you mean '{close[0]}'?"
-                if close
-                else f" (known: {', '.join(known) or 'none'})"
-            )
+            hint = did_you_mean(key, known) or f" (known: {', '.join(known) or 'none'})"
             found.append(f"unknown setting '{key}' for provider '{provider}'{hint}")
         elif error["type"] == "missing":
             found.append(f"provider '{provider}' needs setting '{key}'")

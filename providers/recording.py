@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cartflow.engine.channels import CHANNELS
 from cartflow.engine.sending import Message, SendResult
 from cartflow.providers.base import Provider
 from cartflow.providers.options import ProviderOptions, Text
@@ -58,7 +59,7 @@ def replies(*results: SendResult) -> Handler:
 
 class RecordingProvider(Provider):
     name = "recording"
-    channels = ("push", "sms", "email", "messenger")
+    channels = CHANNELS
     options_model = RecordingOptions
     options: RecordingOptions
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from cartflow.engine.channels import CHANNELS
 from cartflow.engine.sending import Message, SendResult
 from cartflow.providers.base import Provider
 from cartflow.providers.options import ProviderOptions, Seconds, Secret, Url
@@ -29,7 +30,7 @@ class WebhookOptions(ProviderOptions):
 
 class WebhookProvider(Provider):
     name = "webhook"
-    channels = ("push", "sms", "email", "messenger")
+    channels = CHANNELS
     options_model = WebhookOptions
     options: WebhookOptions
 

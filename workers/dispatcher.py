@@ -1,27 +1,42 @@
 """The dispatcher: one APScheduler interval job (never one job per reminder).
 
-Each tick claims due timers in batches (with a lease) and enqueues a ``fire_timer``
-message per timer, until fewer than a batch are due. It also re-drives events that were
-stored but never applied (a message lost between the API's commit and its enqueue),
-settles deliveries a vanished worker left ``sending`` (they become ``unknown``), and
-checks the configuration for a change to hot-reload.
+Each tick claims due timers in batches and enqueues a message per timer (``fire_timer``
+for sends, ``check_timer`` for idle checks), until fewer than a batch are due. It also
+re-drives events that were stored but never applied (a message lost between the API's
+commit and its enqueue), settles deliveries a vanished worker left ``sending`` (they
+become ``unknown``), and checks the configuration for a change to hot-reload.
+
+Two leases (architecture §4): a claimed timer is held for the *queue lease* (10 minutes)
+while its message waits in the queue, so a backlog never makes the dispatcher claim it
+again and enqueue a duplicate; the worker that starts it holds it for the *timer lease*
+(60 s, renewed by the work), after which a crashed worker's timer comes back.
+
+Re-drive sends only what is lost, not what is slow: while the events queue still holds
+messages, an unapplied event is most likely among them, so nothing is re-sent until the
+queue has drained — unless the event has waited ``redrive_stuck_after`` (10 minutes), and
+each event is re-sent at most once per that period.
 """
 
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from cartflow.engine.service import Engine
-from cartflow.workers.actors import Actors
+from cartflow.workers.actors import EVENTS_QUEUE, Actors
 
 log = structlog.get_logger("cartflow.dispatcher")
 
-#: Events stored but not applied after this long are enqueued again.
+#: Events stored but not applied after this long are enqueued again (once the events
+#: queue has drained: before, they are most likely still in it).
 REDRIVE_AFTER = timedelta(seconds=30)
+#: ... and after this long even while the queue is busy (a message lost in a backlog).
+REDRIVE_STUCK_AFTER = timedelta(minutes=10)
+#: How long a claimed timer's message may wait in the queue before it is claimed again.
+QUEUE_LEASE = timedelta(minutes=10)
 
 
 class Dispatcher:
@@ -32,8 +47,9 @@ class Dispatcher:
         *,
         interval: float = 1.0,
         batch: int = 500,
-        lease: timedelta = timedelta(seconds=60),
+        lease: timedelta = QUEUE_LEASE,
         redrive_after: timedelta = REDRIVE_AFTER,
+        redrive_stuck_after: timedelta = REDRIVE_STUCK_AFTER,
     ) -> None:
         self.engine = engine
         self.actors = actors
@@ -41,6 +57,10 @@ class Dispatcher:
         self.batch = batch
         self.lease = lease
         self.redrive_after = redrive_after
+        self.redrive_stuck_after = redrive_stuck_after
+        #: Event id → when this dispatcher last re-sent it.
+        self._redriven: dict[str, datetime] = {}
+        self.redriven = 0
         self._lock = threading.Lock()
         self.scheduler = BackgroundScheduler(daemon=True)
         self.dispatched = 0
@@ -57,10 +77,7 @@ class Dispatcher:
                 total += len(claims)
                 if len(claims) < self.batch:
                     break
-            lost = self.engine.unapplied_event_ids(self.redrive_after)
-            if lost:
-                log.warning("events_redriven", count=len(lost))
-                self.actors.apply_events.send(lost)
+            self.redrive()
             self.engine.settle_abandoned_sends()
             self.dispatched += total
             return total
@@ -69,6 +86,22 @@ class Dispatcher:
             return 0
         finally:
             self._lock.release()
+
+    def redrive(self) -> int:
+        """Re-send events stored but not applied that are lost; returns how many."""
+        busy = self.actors.backlog(EVENTS_QUEUE) > 0
+        older_than = self.redrive_stuck_after if busy else self.redrive_after
+        candidates = self.engine.unapplied_event_ids(older_than)
+        now = self.engine.now()
+        again = now - self.redrive_stuck_after
+        self._redriven = {k: v for k, v in self._redriven.items() if v > again}
+        lost = [i for i in candidates if i not in self._redriven]
+        if lost:
+            log.warning("events_redriven", count=len(lost), queue_busy=busy)
+            self.actors.apply_events.send(lost)
+            self._redriven.update(dict.fromkeys(lost, now))
+            self.redriven += len(lost)
+        return len(lost)
 
     def start(self, reload_interval: float | None = None) -> None:
         self.scheduler.add_job(

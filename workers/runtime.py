@@ -23,6 +23,7 @@ from cartflow.providers.layers import Counted
 from cartflow.providers.live import LiveRouter
 from cartflow.providers.registry import ChannelRouter, validators
 from cartflow.workers.actors import (
+    CHECKS_QUEUE,
     EVENTS_QUEUE,
     QUEUE,
     QUEUES,
@@ -130,7 +131,7 @@ class Runtime:
         )
         self.worker = Worker(
             self.broker,
-            queues={QUEUE},
+            queues={QUEUE, CHECKS_QUEUE},  # sends first: the actors' priorities
             worker_threads=threads or self.settings.worker_threads,
             worker_timeout=poll_ms,
         )
@@ -144,13 +145,15 @@ class Runtime:
         reload_interval: float | None = None,
         redrive_after: timedelta = REDRIVE_AFTER,
     ) -> Dispatcher:
-        """Start the tick; ``None`` means "from the settings" (0 is not a valid interval)."""
+        """Start the tick; ``None`` means "from the settings" (0 is not a valid interval).
+        ``lease`` is how long a claimed timer waits in the queue before it is claimed
+        again (the queue lease; the worker holds a started one for the timer lease)."""
         self.dispatcher = Dispatcher(
             self.engine,
             self.actors,
             interval=self.settings.dispatch_interval if interval is None else interval,
             batch=self.settings.dispatch_batch,
-            lease=timedelta(seconds=self.settings.timer_lease if lease is None else lease),
+            lease=timedelta(seconds=self.settings.queue_lease if lease is None else lease),
             redrive_after=redrive_after,
         )
         self.dispatcher.start(reload_interval=reload_interval)

@@ -12,7 +12,9 @@
   queue of their own (default 2)
 * ``CARTFLOW_DISPATCH_INTERVAL`` — seconds between dispatcher ticks (default 1.0)
 * ``CARTFLOW_DISPATCH_BATCH`` — timers claimed per query (default 500)
-* ``CARTFLOW_TIMER_LEASE`` — seconds a claimed timer is held (default 60)
+* ``CARTFLOW_TIMER_LEASE`` — seconds a worker holds the timer it works on (default 60)
+* ``CARTFLOW_QUEUE_LEASE`` — seconds a claimed timer waits in the queue before it is claimed
+  again (default 600)
 * ``CARTFLOW_API_HOST`` / ``CARTFLOW_API_PORT`` — where ``cartflow api`` listens
   (default 0.0.0.0:8000)
 * ``CARTFLOW_RELOAD_INTERVAL`` — seconds between configuration reload checks (default 5)
@@ -76,6 +78,7 @@ class Settings:
     )
     dispatch_batch: int = field(default_factory=lambda: int(_env("CARTFLOW_DISPATCH_BATCH", "500")))
     timer_lease: float = field(default_factory=lambda: float(_env("CARTFLOW_TIMER_LEASE", "60")))
+    queue_lease: float = field(default_factory=lambda: float(_env("CARTFLOW_QUEUE_LEASE", "600")))
     api_host: str = field(default_factory=lambda: _env("CARTFLOW_API_HOST", "0.0.0.0"))
     api_port: int = field(default_factory=lambda: int(_env("CARTFLOW_API_PORT", "8000")))
     reload_interval: float = field(

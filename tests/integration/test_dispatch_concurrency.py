@@ -15,7 +15,7 @@ from sqlalchemy import func, insert, select
 from cartflow.engine.store.database import Database
 from cartflow.engine.store.models import Timer
 from cartflow.engine.timers import CART_IDLE, claim_due
-from cartflow.workers.actors import QUEUE
+from cartflow.workers.actors import CHECKS_QUEUE
 from cartflow.workers.runtime import Runtime
 
 from .conftest import wait_until
@@ -120,14 +120,14 @@ def test_two_dispatchers_on_one_broker_fire_each_timer_once(
     )
     for dispatcher in dispatchers:
         dispatcher.stop()
-    # Then Redis holds exactly one fire_timer message per timer
+    # Then Redis holds exactly one check_timer message per (idle) timer
     fired: Counter[int] = Counter()
-    consumer = one.broker.consume(QUEUE, prefetch=200, timeout=200)
+    consumer = one.broker.consume(CHECKS_QUEUE, prefetch=200, timeout=200)
     try:
         for message in consumer:
             if message is None:
                 break
-            assert message.actor_name == "fire_timer"
+            assert message.actor_name == "check_timer"
             fired[message.args[0]] += 1
             consumer.ack(message)
     finally:

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from cartflow.engine.store.models import Contact, Decision, Delivery, Journey, RawEvent
+from cartflow.workers.actors import EVENTS_QUEUE
 from cartflow.workers.dispatcher import Dispatcher
 from cartflow.workers.runtime import Runtime
 
@@ -251,3 +252,40 @@ def _applied(runtime: Runtime, event_id: str) -> bool:
     with runtime.db.sessions() as session:
         raw = session.get(RawEvent, event_id)
         return raw is not None and raw.applied_at is not None
+
+
+def test_events_still_queued_are_not_redriven_and_lost_ones_once(
+    make_runtime: Callable[..., Runtime],
+    fake_provider: FakeProvider,
+    tmp_path: Path,
+    recipient_zone: str,
+) -> None:
+    # Given five events accepted by the API while no worker applies them
+    config = write_config(tmp_path / "config-redrive", fake_provider.url)
+    runtime = make_runtime(config_path=config)
+    port = runtime.start_api("127.0.0.1", 0)
+    ids = [f"evt_q{n}" for n in range(5)]
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth(), timeout=30) as client:
+        events = [
+            cart_event(f"cart_q{n}", at=ago(hours=1), zone=recipient_zone, event_id=ids[n])
+            for n in range(5)
+        ]
+        post(client, {"events": events})
+    redriver = Dispatcher(runtime.engine, runtime.actors, redrive_after=timedelta(0))
+    assert runtime.actors.backlog(EVENTS_QUEUE) == 1  # the API's one apply message
+
+    # When the dispatcher looks while their message still waits in the queue
+    # Then nothing is re-sent: they are slow, not lost
+    assert redriver.redrive() == 0
+
+    # When the message is lost (the queue flushed), every event is re-sent, once
+    runtime.broker.flush(EVENTS_QUEUE)
+    assert runtime.actors.backlog(EVENTS_QUEUE) == 0
+    assert redriver.redrive() == 5
+    assert redriver.redrive() == 0  # the re-sent message is queued now
+    assert redriver.redriven == 5
+
+    # And a worker applies them from the one re-sent message
+    runtime.start_worker(threads=1, event_threads=1)
+    wait_until(lambda: all(_applied(runtime, i) for i in ids), message="the events applied")
+    assert runtime.actors.backlog(EVENTS_QUEUE) == 0
