@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from cartflow.engine import context_schema as schema
@@ -79,34 +79,22 @@ def build_context(
 ) -> dict[str, Any]:
     defaults = config.settings.defaults
     zone = recipient_zone(session, profile, defaults.timezone)
-    sessions = (
-        session.scalar(
+    # one round trip for the counts (until features are kept as events arrive)
+    ordered = (Cart.profile_id == profile.id, Cart.status == "ordered")
+    sessions, orders_30d, orders_total, known = session.execute(
+        select(
             select(func.count())
             .select_from(VisitSession)
             .where(VisitSession.profile_id == profile.id)
-        )
-        or 0
-    )
-    orders_30d = (
-        session.scalar(
+            .scalar_subquery(),
             select(func.count())
             .select_from(Cart)
-            .where(
-                Cart.profile_id == profile.id,
-                Cart.status == "ordered",
-                Cart.ordered_at >= now - timedelta(days=30),
-            )
+            .where(*ordered, Cart.ordered_at >= now - timedelta(days=30))
+            .scalar_subquery(),
+            select(func.count()).select_from(Cart).where(*ordered).scalar_subquery(),
+            exists().where(Identity.profile_id == profile.id, Identity.kind == "customer_id"),
         )
-        or 0
-    )
-    orders_total = (
-        session.scalar(
-            select(func.count())
-            .select_from(Cart)
-            .where(Cart.profile_id == profile.id, Cart.status == "ordered")
-        )
-        or 0
-    )
+    ).one()
     features = {
         k: v for k, v in (profile.attributes or {}).items() if k not in BOOKKEEPING_ATTRIBUTES
     }
@@ -115,14 +103,6 @@ def build_context(
         .where(VisitSession.profile_id == profile.id)
         .order_by(VisitSession.last_seen_at.desc(), VisitSession.id)
         .limit(1)
-    )
-    known = (
-        session.scalar(
-            select(Identity.value)
-            .where(Identity.profile_id == profile.id, Identity.kind == "customer_id")
-            .limit(1)
-        )
-        is not None
     )
     context: dict[str, Any] = {
         "cart": cart_view(cart),

@@ -9,17 +9,30 @@ these (its transactions are serialised whole by ``BEGIN IMMEDIATE``).
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cartflow.engine.store.models import Cart, Journey, Profile
+
+_Row = TypeVar("_Row", Profile | None, Cart | None)
 
 #: ``FOR NO KEY UPDATE`` on PostgreSQL.
 PROFILE_LOCK = {"key_share": True}
 
 
 def lock_profile(session: Session, profile_id: str) -> Profile | None:
-    return session.get(Profile, profile_id, with_for_update=PROFILE_LOCK)
+    return _held(session, session.get(Profile, profile_id, with_for_update=PROFILE_LOCK))
+
+
+def _held(session: Session, row: _Row) -> _Row:
+    """Keep a locked row loaded for the rest of the transaction: the session's identity
+    map holds objects weakly, and a later ``session.get`` of one nobody referenced would
+    query the database again."""
+    if row is not None:
+        session.info.setdefault("cartflow_locked", []).append(row)
+    return row
 
 
 def lock_for_cart(session: Session, cart_id: str) -> tuple[Profile | None, Cart | None]:
@@ -28,7 +41,7 @@ def lock_for_cart(session: Session, cart_id: str) -> tuple[Profile | None, Cart 
     if profile_id is None:
         return None, None
     profile = lock_profile(session, profile_id)
-    return profile, session.get(Cart, cart_id, with_for_update=True)
+    return profile, _held(session, session.get(Cart, cart_id, with_for_update=True))
 
 
 def lock_for_journey(session: Session, journey_id: str) -> Journey | None:
@@ -39,5 +52,5 @@ def lock_for_journey(session: Session, journey_id: str) -> Journey | None:
     if row is None:
         return None
     lock_profile(session, row[0])
-    session.get(Cart, row[1], with_for_update=True)
+    _held(session, session.get(Cart, row[1], with_for_update=True))
     return session.get(Journey, journey_id, with_for_update=True)

@@ -145,7 +145,7 @@ class StepRunner:
         pending: Delivery | None,
     ) -> Delivery | StepResult:
         step = scenario.step(journey.step_index)
-        cart = session.get(Cart, journey.cart_id, with_for_update=True)
+        cart = session.get(Cart, journey.cart_id)  # both locked by lock_for_journey
         profile = session.get(Profile, journey.profile_id)
         assert step is not None and cart is not None and profile is not None
         context = build_context(session, config, profile, cart, now, journey)
