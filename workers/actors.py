@@ -25,6 +25,8 @@ from typing import Any
 
 import dramatiq
 import structlog
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
@@ -63,14 +65,10 @@ def middleware() -> list[Any]:
 
 
 def redis_broker(url: str) -> dramatiq.Broker:
-    from dramatiq.brokers.redis import RedisBroker
-
     return RedisBroker(url=url, middleware=middleware())  # type: ignore[no-untyped-call]
 
 
 def stub_broker() -> dramatiq.Broker:
-    from dramatiq.brokers.stub import StubBroker
-
     return StubBroker(middleware=middleware())
 
 

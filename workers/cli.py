@@ -1,6 +1,11 @@
 """``cartflow`` command line (architecture §9, a contract).
 
 Every command turns bad input into a one-line error and an exit code, never a traceback.
+
+Each command imports what it needs when it runs (the functions below import inside):
+``cartflow validate`` should not pay for uvicorn, Dramatiq and the HTTP app, which the
+long-running commands load. That is the one place cartflow imports inside functions on
+purpose.
 """
 
 from __future__ import annotations

@@ -22,12 +22,14 @@ from sqlalchemy import select
 
 from cartflow.engine.clock import SystemClock
 from cartflow.engine.configs import ConfigHolder
+from cartflow.engine.journeys import finish, schedule_step
 from cartflow.engine.scenario.diff import diff_configs, journey_path_changes
 from cartflow.engine.scenario.loader import Config, load_config
 from cartflow.engine.store.database import Database
 from cartflow.engine.store.models import Journey
 from cartflow.providers.registry import validators
 from cartflow.workers.errors import CliError
+from cartflow.workers.tools import existing_database
 
 
 def resolve(spec: str, config_name: str) -> Config:
@@ -77,8 +79,6 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if not args.database:
         print("\n(in-flight journeys: pass --database URL or set CARTFLOW_DATABASE_URL)")
         return 0
-    from cartflow.workers.tools import existing_database
-
     db = existing_database(args.database, read_only=args.apply == "keep")
     holder = ConfigHolder(new)
     holder.add_version(old)
@@ -135,8 +135,6 @@ def migrate(
     """Move journeys to ``new``: same step id if it still exists, re-planned timer. A
     journey the new version ends at once (its scenario is gone, its next step falls after
     the expiry, no step is left) is counted as ended, with the reason, not as migrated."""
-    from cartflow.engine.journeys import finish, schedule_step
-
     holder.attach(db)
     result = Migration()
     with db.transaction() as session:

@@ -8,11 +8,14 @@ process. Production mode: PostgreSQL and Dramatiq on Redis; ``api``, ``worker`` 
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from datetime import timedelta
 from typing import Any
 
 import structlog
+import uvicorn
+from dramatiq import Worker
 
 from cartflow.engine.clock import Clock, SystemClock
 from cartflow.engine.configs import ConfigHolder
@@ -32,6 +35,7 @@ from cartflow.workers.actors import (
     redis_broker,
     stub_broker,
 )
+from cartflow.workers.api import ServerLimits, create_app, server_config
 from cartflow.workers.dispatcher import REDRIVE_AFTER, Dispatcher
 from cartflow.workers.settings import Settings
 
@@ -121,8 +125,6 @@ class Runtime:
     ) -> None:
         """Start the worker threads: ``threads`` for timers and sends, ``event_threads``
         of their own for event application (so a send backlog never delays state)."""
-        from dramatiq import Worker
-
         self.event_worker = Worker(
             self.broker,
             queues={EVENTS_QUEUE},
@@ -160,18 +162,10 @@ class Runtime:
         return self.dispatcher
 
     def app(self) -> Any:
-        from cartflow.workers.api import create_app
-
         return create_app(self.engine, self.actors.apply_events.send, self.settings.api_keys)
 
     def start_api(self, host: str, port: int) -> int:
         """Serve the API on a background thread; returns the port (0 picks a free one)."""
-        import socket
-
-        import uvicorn
-
-        from cartflow.workers.api import ServerLimits, server_config
-
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import tempfile
 from datetime import datetime, timedelta
@@ -11,21 +12,26 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from cartflow.engine.channels import CHANNELS
-from cartflow.engine.clock import SimulatedClock, as_utc
+from cartflow.engine.clock import SimulatedClock, SystemClock, as_utc
 from cartflow.engine.configs import ConfigHolder
 from cartflow.engine.events import Event, EventError, parse_events
-from cartflow.engine.scenario.loader import Config
-from cartflow.engine.service import Engine
+from cartflow.engine.ops import report, status
+from cartflow.engine.scenario.loader import Config, load_config
+from cartflow.engine.service import Engine, EventConflict
 from cartflow.engine.simulation import Simulation
-from cartflow.engine.store.database import Database
-from cartflow.engine.store.models import Decision, Delivery, Identity
+from cartflow.engine.store.database import Database, masked_url, sqlite_file
+from cartflow.engine.store.models import Base, Decision, Delivery, Identity
 from cartflow.engine.timing import parse_duration
 from cartflow.providers.recording import RecordingProvider
 from cartflow.providers.registry import ChannelRouter, validators
 from cartflow.workers.errors import CliError
 from cartflow.workers.errors import NoDatabase as NoDatabase  # re-exported (defined here before)
+from cartflow.workers.logs import configure
+from cartflow.workers.preview import preview
+from cartflow.workers.settings import Settings
 
 #: Decisions ``simulate`` prints (architecture §9), plus send outcomes when a provider failed.
 SHOWN = ("sent", "deferred", "skipped", "exited", "failed", "unknown")
@@ -116,10 +122,6 @@ def decisions(db: Database) -> list[dict[str, Any]]:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    import logging
-
-    from cartflow.engine.scenario.loader import load_config
-    from cartflow.workers.logs import configure
 
     configure("console", logging.WARNING)
 
@@ -139,8 +141,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 raise CliError(
                     "--until takes an ISO time (2026-11-23T12:00:00Z) or +duration (+7d)"
                 ) from None
-    from cartflow.engine.service import EventConflict
-
     try:
         rows = simulate(config, events, until)
     except EventConflict as exc:
@@ -163,7 +163,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    from cartflow.workers.preview import preview
 
     return preview(args)
 
@@ -179,9 +178,6 @@ def existing_database(url: str, *, read_only: bool = True) -> Database:
     """``url`` opened (read-only unless asked), once it is known to hold cartflow's
     schema; else :class:`NoDatabase` saying where it looked (password masked) and how to
     look elsewhere. Never creates a database (an empty ``cartflow.db`` helps nobody)."""
-    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-
-    from cartflow.engine.store.database import masked_url, sqlite_file
 
     shown = masked_url(url)
     try:
@@ -207,8 +203,6 @@ def existing_database(url: str, *, read_only: bool = True) -> Database:
         ) from None
     if missing:
         db.dispose()
-        from cartflow.engine.store.models import Base
-
         what = (
             "no cartflow tables"
             if len(missing) == len(Base.metadata.tables)
@@ -220,15 +214,11 @@ def existing_database(url: str, *, read_only: bool = True) -> Database:
 
 
 def _db() -> Database:
-    from cartflow.workers.settings import Settings
 
     return existing_database(Settings().database_url)
 
 
 def cmd_status(_: argparse.Namespace) -> int:
-    from cartflow.engine.clock import SystemClock
-    from cartflow.engine.ops import status
-    from cartflow.workers.settings import Settings
 
     db = _db()
     queues = status(db, SystemClock().now(), stuck_after=timedelta(seconds=Settings().timer_lease))
@@ -245,8 +235,6 @@ def cmd_status(_: argparse.Namespace) -> int:
 
 
 def cmd_report(_: argparse.Namespace) -> int:
-    from cartflow.engine.ops import report
-
     db = _db()
     sent = report(db)
     db.dispose()
