@@ -10,8 +10,9 @@ from typing import Any
 
 from cartflow.engine import context_schema as schema
 from cartflow.engine.events import Cart as CartModel
-from cartflow.engine.render import RenderError, SmsShape
+from cartflow.engine.render import RenderError
 from cartflow.engine.scenario.loader import load_config
+from cartflow.engine.sms import SmsShape
 from cartflow.providers.registry import validators
 from cartflow.workers.errors import CliError
 
