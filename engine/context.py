@@ -15,9 +15,9 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from cartflow.engine import context_schema as schema
+from cartflow.engine.carts import BOOKKEEPING_ATTRIBUTES
 from cartflow.engine.condition_failures import ConditionKind, Failed, evaluate
 from cartflow.engine.scenario.loader import Config
-from cartflow.engine.state import BOOKKEEPING_ATTRIBUTES
 from cartflow.engine.store.models import Cart, Contact, Identity, Journey, Profile
 from cartflow.engine.store.models import Session as VisitSession
 from cartflow.engine.timing import zone_or_default
