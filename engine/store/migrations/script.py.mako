@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import cartflow.engine.store.models  # autogenerate names custom column types by module
+import cartflow.engine.store.base  # autogenerate names custom column types by module
 ${imports if imports else ""}
 
 revision = ${repr(up_revision)}
