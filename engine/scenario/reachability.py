@@ -1,29 +1,29 @@
 """Lint: steps the frequency caps or the send window take away from shoppers, with the
 arithmetic that shows it.
 
+* :func:`window_never_opens` — on a channel, the step's window lies inside quiet hours,
+  so it can never send there;
 * :func:`caps_leave_no_room` — the step would pass a cap for everyone who got the earlier
   steps, and the room the cap makes comes too late (after ``max_staleness``, after the
   journey expires, or never with ``on_cap: skip``);
 * :func:`window_outlasts_expiry` — for a shopper who abandons at the wrong hour, the
   step's ``window`` (with the quiet hours) holds it back past the journey's expiry.
 
-Both reason on the nominal schedule of :class:`~cartflow.engine.scenario.lint.Plan` (this
-journey's own messages; other scenarios' only make it worse).
+They reason on the nominal schedule of :class:`~cartflow.engine.scenario.lint_plan.Plan`
+(this journey's own messages; other scenarios' only make it worse).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from cartflow.engine.errors import Problem
+from cartflow.engine.scenario.lint_plan import Plan
+from cartflow.engine.scenario.yaml_source import Path_
 from cartflow.engine.send_rules import send_rules
 from cartflow.engine.timing import SendRules, format_duration
-
-if TYPE_CHECKING:
-    from cartflow.engine.scenario.lint import Plan
 
 #: A Monday, where the window lint starts looking (a week ahead).
 WEEK_START = datetime(2026, 1, 5, tzinfo=UTC)
@@ -84,6 +84,28 @@ def caps_leave_no_room(plan: Plan) -> Iterator[Problem]:
                 "earlier steps misses it; raise the cap, space the steps out or drop one",
             )
             break  # one cap is reason enough
+
+
+def window_never_opens(plan: Plan) -> Iterator[Problem]:
+    """A channel on which the step can never send: its window (every day, every hour)
+    lies inside quiet hours for that channel, so the send guard always skips it. Asks
+    :meth:`SendRules.next_opening` for an opening within a week from a Monday; windows and
+    quiet hours are both local wall-clock times, so one fixed zone (UTC) answers for all."""
+    model = plan.scenario.model
+    for i, step in enumerate(plan.steps[: plan.alive]):
+        for channel in step.channels:
+            rules = send_rules(plan.settings, model, step, channel)
+            if rules.next_opening(WEEK_START, ZoneInfo("UTC"), horizon_days=7) is not None:
+                continue
+            quiet = ", ".join(dict.fromkeys(q.text for q in rules.quiet))
+            at: Path_ = ("window",) if step.window else ("quiet_hours",) if step.quiet_hours else ()
+            what = f"its window {', '.join(step.window)}" if step.window else "the whole day"
+            yield plan.warn(
+                i,
+                at,
+                f"step '{step.id}' can never send on {channel}: {what} lies inside quiet hours "
+                f"for {channel} ({quiet}), so it is always skipped; move the window out of them",
+            )
 
 
 def window_outlasts_expiry(plan: Plan) -> Iterator[Problem]:
