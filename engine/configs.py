@@ -8,143 +8,37 @@ of each new version through :attr:`ConfigHolder.on_reload`.
 
 A configuration read with :meth:`ConfigHolder.from_path` is watched cheaply (a hash of its
 files); a change is first loaded in a child process (``python -m cartflow.engine.configs PATH``,
-see :class:`ReloadCheck`) that is killed past a time and memory limit, and only then in
-this process. A configuration that would hang or exhaust the loader (however it manages
-to) is refused with a logged reason, and the workers and the scheduler in this process
-never stop sending: the parent waits for the child without holding the GIL.
+see :class:`~cartflow.engine.reload_check.ReloadCheck`) that is killed past a time and
+memory limit, and only then in this process. A configuration that would hang or exhaust
+the loader (however it manages to) is refused with a logged reason, and the workers and
+the scheduler in this process never stop sending: the parent waits for the child without
+holding the GIL.
 """
 
 from __future__ import annotations
 
-import glob
-import hashlib
-import json
-import os
-import subprocess
 import sys
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
+from sqlalchemy.exc import IntegrityError
 
-import cartflow
 from cartflow.engine.clock import Clock, SystemClock
-from cartflow.engine.scenario.loader import (
-    MAX_YAML_BYTES,
-    CompiledScenario,
-    Config,
-    ConfigError,
-    load_config,
-)
+
+# An ``X as X`` import re-exports a name defined here before (still imported from here).
+from cartflow.engine.reload_check import RELOAD_CHECK_MEMORY as RELOAD_CHECK_MEMORY
+from cartflow.engine.reload_check import RELOAD_CHECK_SECONDS as RELOAD_CHECK_SECONDS
+from cartflow.engine.reload_check import ReloadCheck as ReloadCheck
+from cartflow.engine.reload_check import check_main as check_main
+from cartflow.engine.reload_check import fingerprint as fingerprint
+from cartflow.engine.scenario.loader import CompiledScenario, Config, ConfigError, load_config
+from cartflow.engine.scenario.snapshot import load_snapshot, snapshot_files
 from cartflow.engine.store.database import Database
 from cartflow.engine.store.models import ConfigVersion, Journey
 
 log = structlog.get_logger("cartflow.config")
-
-#: Longest a changed configuration may take to load in the checking process, in seconds
-#: (the shipped example takes about one, most of it Python starting up).
-RELOAD_CHECK_SECONDS = 30.0
-#: Address space the checking process may use, in bytes (it needs under 100 MB).
-RELOAD_CHECK_MEMORY = 1 << 30
-
-
-@dataclass(frozen=True)
-class ReloadCheck:
-    """How a changed configuration is tried out before this process loads it: in a child
-    process, stopped after ``seconds`` and limited to ``memory`` bytes (where the system
-    allows it). A configuration the child cannot load in time is refused."""
-
-    seconds: float = RELOAD_CHECK_SECONDS
-    memory: int = RELOAD_CHECK_MEMORY
-
-    def problems(self, path: str | Path) -> list[str]:
-        """Why the configuration at ``path`` cannot go live; empty when it loads."""
-        root = str(Path(cartflow.__file__).parent.parent)  # so the child finds 'cartflow'
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p),
-        }
-        command = [sys.executable, "-m", "cartflow.engine.configs", str(path), str(self.memory)]
-        try:
-            done = subprocess.run(
-                command,
-                capture_output=True,
-                text=True,
-                timeout=self.seconds,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return [
-                f"{path}: loading did not finish within {self.seconds:g} s and was stopped "
-                "(RELOAD_CHECK_SECONDS); look for a condition, template or YAML file that "
-                "builds something huge, and run 'cartflow validate'"
-            ]
-        except OSError as exc:
-            return [f"{path}: cannot start the process that checks it: {exc.strerror}"]
-        lines = done.stdout.strip().splitlines()
-        try:
-            answer = json.loads(lines[-1]) if lines else {}
-        except ValueError:
-            answer = {}
-        if done.returncode == 0 and "version" in answer:
-            return []
-        found = answer.get("problems")
-        if isinstance(found, list) and found:
-            return [str(p) for p in found]
-        return [f"{path}: the process that checks it failed (exit code {done.returncode})"]
-
-
-def check_main(argv: Sequence[str]) -> int:
-    """The checking process: load ``argv[0]`` within ``argv[1]`` bytes of memory and
-    print one JSON line, ``{"version": ...}`` or ``{"problems": [...]}``."""
-    path, memory = argv[0], int(argv[1]) if len(argv) > 1 else RELOAD_CHECK_MEMORY
-    try:
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    except (ImportError, ValueError, OSError):
-        pass  # not on this system: the time limit still holds
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        problems = [str(p) for p in exc.problems if p.severity == "error"]
-        print(json.dumps({"problems": problems}))
-        return 1
-    except MemoryError:
-        print(json.dumps({"problems": [f"{path}: loading needs more than {memory:,} bytes"]}))
-        return 1
-    except Exception as exc:  # never a traceback (it could show a value from the environment)
-        print(json.dumps({"problems": [f"{path}: cannot be loaded: {type(exc).__name__}"]}))
-        return 1
-    print(json.dumps({"version": config.version}))
-    return 0
-
-
-def fingerprint(path: Path, config: Config) -> str:
-    """A hash of every file the configuration at ``path`` reads (or may read, with the
-    includes and templates folder of ``config``): when it changes, reload."""
-    root = path.parent
-    names = [str(path)]
-    for pattern in config.settings.include or ():
-        names += sorted(glob.glob(str(root / pattern), recursive=True))
-    if config.templates.directory.is_dir():
-        names += sorted(str(p) for p in config.templates.directory.rglob("*.j2"))
-    digest = hashlib.sha256()
-    for name in names:
-        digest.update(name.encode() + b"\0")
-        try:
-            stat = os.stat(name)
-            if stat.st_size > MAX_YAML_BYTES:
-                digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
-            else:
-                digest.update(Path(name).read_bytes())
-        except OSError:
-            digest.update(b"\0missing")
-    return digest.hexdigest()
 
 
 class ConfigHolder:
@@ -180,10 +74,6 @@ class ConfigHolder:
     def _save(self, config: Config) -> None:
         if self._db is None:
             return
-        from sqlalchemy.exc import IntegrityError
-
-        from cartflow.engine.scenario.snapshot import snapshot_files
-
         with self._db.transaction() as session:
             if session.get(ConfigVersion, config.version) is not None:
                 return
@@ -202,8 +92,6 @@ class ConfigHolder:
     def _stored(self, version: str) -> Config | None:
         if self._db is None:
             return None
-        from cartflow.engine.scenario.snapshot import load_snapshot
-
         with self._db.reading() as session:
             row = session.get(ConfigVersion, version)
             files = dict(row.files) if row is not None else None
@@ -223,7 +111,7 @@ class ConfigHolder:
         cls,
         path: str | Path,
         provider_types: object = None,
-        check: ReloadCheck | None = ReloadCheck(),
+        check: ReloadCheck | None = ReloadCheck(),  # noqa: B008 -- frozen, shared safely
     ) -> ConfigHolder:
         """Load ``path`` now; reload it when its files change, after ``check`` (None: load
         changes in this process straight away)."""
@@ -335,5 +223,5 @@ class ConfigHolder:
                 )
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the child process of ReloadCheck (the command is documented)
     raise SystemExit(check_main(sys.argv[1:]))
