@@ -6,19 +6,19 @@ kept (``extra="allow"``), never rejected, so a shop can send more than we unders
 Validation errors become a list of ``{"loc": "events.3.cart.items.0.price", "msg": ...}``
 so a client sees which field is wrong and why. Links (``cart.url``, ``items[].url``,
 ``items[].image``) end up in messages, so only absolute ``http(s)`` URLs are accepted:
-never ``javascript:``, ``data:`` or a relative path.
+never ``javascript:``, ``data:`` or a relative path. The rules every value follows in
+any field (links, NULs, non-finite numbers, nesting) are in
+:mod:`cartflow.engine.event_values`.
 """
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal, get_args
-from urllib.parse import urlsplit
+from typing import Any, Literal, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -27,10 +27,19 @@ from pydantic import (
     model_validator,
 )
 
-from cartflow.engine.channels import CHANNELS as CHANNELS  # re-exported (defined here before)
+# An ``X as X`` import re-exports a name defined here before (still imported from here).
+from cartflow.engine.channels import CHANNELS as CHANNELS
 from cartflow.engine.channels import Channel
 from cartflow.engine.clock import as_utc
-from cartflow.engine.errors import EventError as EventError  # re-exported (defined here before)
+from cartflow.engine.errors import EventError as EventError
+from cartflow.engine.event_values import MAX_DEPTH as MAX_DEPTH
+from cartflow.engine.event_values import MAX_URL_LENGTH as MAX_URL_LENGTH
+from cartflow.engine.event_values import URL_SCHEMES as URL_SCHEMES
+from cartflow.engine.event_values import WEB_URL_PATTERN as WEB_URL_PATTERN
+from cartflow.engine.event_values import Money as Money
+from cartflow.engine.event_values import ShortText as ShortText
+from cartflow.engine.event_values import WebUrl as WebUrl
+from cartflow.engine.event_values import find_bad_text
 
 EventType = Literal[
     "session.started",
@@ -46,49 +55,8 @@ EventType = Literal[
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 #: The largest cart value stored (prices × quantities), in the cart's currency.
 MAX_CART_VALUE = Decimal(10) ** 13
-#: How deeply unknown fields may nest.
-MAX_DEPTH = 32
 #: The most events one request may carry.
 MAX_BATCH = 1000
-
-#: The only URL schemes a link in an event may use (a message links to it).
-URL_SCHEMES = ("http", "https")
-#: The longest link accepted (``carts.url`` holds 2000 characters).
-MAX_URL_LENGTH = 2000
-
-
-def _web_url(value: str) -> str:
-    """``value`` if it is an absolute http(s) URL with a host ("" means "no link")."""
-    if not value:
-        return value
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
-        raise ValueError("only http(s) URLs are accepted; this one contains control characters")
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
-    except ValueError:
-        raise ValueError("only http(s) URLs are accepted; this one cannot be parsed") from None
-    scheme = parts.scheme.lower()
-    if scheme not in URL_SCHEMES:
-        what = f"not {scheme[:20]}:" if scheme else "this one has no scheme"
-        raise ValueError(f"only http(s) URLs are accepted, {what} (e.g. https://shop.example/)")
-    if not parts.hostname:
-        raise ValueError("only http(s) URLs with a host are accepted, e.g. https://shop.example/")
-    return value
-
-
-#: What :func:`_web_url` accepts, as a JSON Schema pattern for ``/openapi.json`` (a little
-#: stricter than the validator: printable ASCII after the host).
-WEB_URL_PATTERN = r"^$|^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(:[0-9]{1,4})?(/[!-~]*)?$"
-
-Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
-ShortText = Annotated[str, Field(min_length=1, max_length=200)]
-#: A link shown to a shopper: absolute ``http(s)`` only.
-WebUrl = Annotated[
-    str,
-    Field(max_length=MAX_URL_LENGTH, json_schema_extra={"pattern": WEB_URL_PATTERN}),
-    AfterValidator(_web_url),
-]
 
 
 class _Open(BaseModel):
@@ -143,8 +111,6 @@ class Contact(_Open):
     def _known_zone(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
@@ -260,7 +226,7 @@ def parse_events(body: Any) -> list[Event]:
         raise EventError(
             [{"loc": "body", "msg": 'expected a JSON object: one event or {"events": [...]}'}]
         )
-    bad = _find_bad_text(body, "", 0)
+    bad = find_bad_text(body, "", 0)
     if bad is not None:
         raise EventError([{"loc": bad[0] or "body", "msg": bad[1]}])
     try:
@@ -272,39 +238,6 @@ def parse_events(body: Any) -> list[Event]:
         return parsed.events
     assert isinstance(parsed, Event)
     return [parsed]
-
-
-def _find_bad_text(value: Any, path: str, depth: int) -> tuple[str, str] | None:
-    """The first place (dotted path, reason) no database would store: a NUL, a lone UTF-16
-    surrogate, ``NaN`` / ``Infinity`` (Python's json accepts them, and ``1e999`` becomes
-    infinity; JSON has neither, and storing would turn them into null), or nesting deeper
-    than :data:`MAX_DEPTH` — a client mistake to report with a 4xx, not a storage failure
-    to retry. Unknown fields are searched too."""
-    if depth > MAX_DEPTH:
-        return path, f"nested deeper than {MAX_DEPTH} levels"
-    if isinstance(value, float) and not math.isfinite(value):
-        name = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-        return path or "body", f"{name} is not a JSON number; send a finite number or null"
-    if isinstance(value, str):
-        if "\x00" in value:
-            return path, "text contains a NUL character (\\u0000); remove it"
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return path, "text contains a lone UTF-16 surrogate; send valid Unicode"
-        return None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            here = f"{path}.{key}" if path else str(key)
-            found = _find_bad_text(str(key), here, depth) or _find_bad_text(item, here, depth + 1)
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _find_bad_text(item, f"{path}.{index}" if path else str(index), depth + 1)
-            if found is not None:
-                return found
-    return None
 
 
 def _error(prefix: str, err: Any) -> dict[str, str]:
