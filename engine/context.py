@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import phonenumbers
+from phonenumbers import timezone as phone_zones
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
@@ -35,9 +37,6 @@ def recipient_zone(session: Session, profile: Profile, default: str) -> ZoneInfo
         .limit(1)
     )
     if phone:
-        import phonenumbers
-        from phonenumbers import timezone as phone_zones
-
         try:
             zones = phone_zones.time_zones_for_number(phonenumbers.parse(phone, None))
         except phonenumbers.NumberParseException:
