@@ -1,22 +1,15 @@
-"""Running one journey step (architecture §5): guards, then the delivery row, then the
-provider.
+"""Running one journey step (architecture §5) in three short transactions, so that a
+crash anywhere loses nothing and sends nothing twice:
 
-Three short transactions, so that a crash anywhere loses nothing and sends nothing twice:
+A. lock the journey; run every guard (:mod:`cartflow.engine.guards`); compose and check
+   the message (:mod:`cartflow.engine.compose`); write the delivery ``pending``.
+B. ``pending → sending`` by compare-and-set (:func:`cartflow.engine.deliveries.start_sending`).
+C. record the provider's answer, advance the journey, set the next step's timer.
 
-A. lock the journey; run every guard (:mod:`cartflow.engine.guards`); compose the message
-   and check it (:mod:`cartflow.engine.compose`); write the delivery ``pending`` under its
-   idempotency key. Exit conditions are checked in this same transaction.
-B. ``pending → sending`` as a compare-and-set (:func:`cartflow.engine.deliveries.start_sending`):
-   of two workers that got here, one wins.
-C. record the provider's answer, advance the journey (also compare-and-set on the step
-   index) and set the next step's timer.
-
-If the worker dies between B and C the timer's lease runs out and the step runs again: it
-finds the delivery ``sending`` and marks it ``unknown`` (to be reconciled with the
-provider), never sending it again.
-
-The run ends in a :class:`~cartflow.engine.outcomes.StepResult`; the caller
-(:meth:`cartflow.engine.service.Engine.fire`) releases the timer from it, once.
+A worker that dies between B and C leaves the delivery ``sending``; when the timer fires
+again it becomes ``unknown`` (:mod:`cartflow.engine.recovery`), never sent twice. The run
+ends in a :class:`~cartflow.engine.outcomes.StepResult`, from which
+:meth:`cartflow.engine.service.Engine.fire` releases the timer, once.
 """
 
 from __future__ import annotations

@@ -1,11 +1,6 @@
-"""The scenario language: model, loader (file:line:column errors) and checks."""
+"""The scenario language: model, loader (file:line:column errors) and checks.
 
-from cartflow.engine.scenario.loader import (
-    CompiledScenario,
-    Config,
-    ConfigError,
-    Problem,
-    load_config,
-)
-
-__all__ = ["CompiledScenario", "Config", "ConfigError", "Problem", "load_config"]
+Import from the modules (``cartflow.engine.scenario.loader`` …); this package imports
+nothing itself, so a module the loader depends on (``value_types``, used by
+:mod:`cartflow.engine.retry`) can be imported first without a cycle.
+"""

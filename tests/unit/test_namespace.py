@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import subprocess
 import sys
 from pathlib import Path
 
@@ -60,3 +61,32 @@ def test_the_namespace_imports_without_loading_the_bare_names(name: str) -> None
     module = importlib.import_module(name)
     assert module.__name__ == name
     assert not BARE & set(sys.modules)
+
+
+def test_every_module_imports_on_its_own() -> None:
+    # a module imported first (a plug-in, a script, `python -m`) must not meet a cycle
+    names = sorted(
+        "cartflow." + ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for folder in ("engine", "providers", "workers")
+        for path in (ROOT / folder).rglob("*.py")
+        if "migrations" not in path.parts and path.name != "__main__.py"
+    )
+    names = [n.removesuffix(".__init__") for n in names]
+
+    # one interpreter: before each import every cartflow module is forgotten (third-party
+    # ones stay loaded, so each import costs milliseconds)
+    script = (
+        "import importlib, sys\n"
+        "for name in sys.argv[1:]:\n"
+        "    for loaded in [m for m in sys.modules if m.split('.')[0] == 'cartflow']:\n"
+        "        del sys.modules[loaded]\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except Exception as exc:\n"
+        "        print(f'{name}: {type(exc).__name__}: {exc}')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, *names], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert len(names) > 80
+    assert done.stdout.strip() == ""

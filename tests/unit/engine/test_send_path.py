@@ -192,3 +192,13 @@ def test_engine_fire_is_the_only_caller_of_the_timer_s_release() -> None:
             if isinstance(function, ast.FunctionDef) and _calls(function, "release"):
                 callers.append(f"{path.relative_to(ROOT)}:{function.name}")
     assert callers == ["engine/service.py:fire"]
+
+
+def test_no_engine_module_is_over_three_hundred_lines() -> None:
+    sizes = {
+        str(path.relative_to(ROOT)): len(path.read_text(encoding="utf-8").splitlines())
+        for path in (ROOT / "engine").rglob("*.py")
+        if "migrations" not in path.parts
+    }
+    assert len(sizes) > 40
+    assert {name: n for name, n in sizes.items() if n > 300} == {}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cartflow.engine.scenario import ConfigError
+from cartflow.engine.scenario.loader import ConfigError
 from cartflow.engine.store import Database
 
 from ..factories import T0, Run, cart_updated, deliveries, write_config
