@@ -124,33 +124,33 @@ def apply_contact(session: Session, profile: Profile, event: Event, now: datetim
         value = getattr(contact, attr)
         if value:
             setattr(profile, attr, value)
-    for channel, address in (
-        ("email", contact.email),
-        ("sms", contact.phone),
-        ("push", contact.push_token),
-    ):
-        if not address:
-            continue
-        address = address.strip().lower() if channel == "email" else address.strip()
+    given = [
+        (channel, address)
+        for channel, address in (
+            ("email", contact.email),
+            ("sms", contact.phone),
+            ("push", contact.push_token),
+        )
+        if address
+    ]
+    if not given:
+        return
+    # the shopper's contacts in one query, not one per channel
+    known = {
+        (row.channel, row.address): row
+        for row in session.scalars(select(Contact).where(Contact.profile_id == profile.id))
+    }
+    for channel, raw in given:
+        address = raw.strip().lower() if channel == "email" else raw.strip()
         if channel == "sms":
             address = _normalise_phone(address)
-        row = session.scalar(
-            select(Contact).where(
-                Contact.profile_id == profile.id,
-                Contact.channel == channel,
-                Contact.address == address,
-            )
-        )
+        row = known.get((channel, address))
         if row is None:
-            session.add(
-                Contact(
-                    profile_id=profile.id,
-                    channel=channel,
-                    address=address,
-                    valid=True,
-                    updated_at=now,
-                )
+            row = Contact(
+                profile_id=profile.id, channel=channel, address=address, valid=True, updated_at=now
             )
+            session.add(row)
+            known[(channel, address)] = row
         else:
             row.updated_at = now
 
@@ -165,21 +165,31 @@ def _normalise_phone(raw: str) -> str:
     return raw
 
 
+def consents_of(session: Session, profile_id: str) -> dict[str, Consent]:
+    """The shopper's consent rows by channel, in one query (pass to :func:`set_consent`)."""
+    query = select(Consent).where(Consent.profile_id == profile_id)
+    return {row.channel: row for row in session.scalars(query)}
+
+
 def set_consent(
-    session: Session, profile_id: str, channel: str, granted: bool, source: str, at: datetime
+    session: Session,
+    profile_id: str,
+    channel: str,
+    granted: bool,
+    source: str,
+    at: datetime,
+    known: dict[str, Consent] | None = None,
 ) -> None:
     """Record consent as of ``at`` (the event's time): a late, older event never overrides
-    a newer answer — withdrawn consent stays withdrawn."""
-    row = session.get(Consent, (profile_id, channel))
+    a newer answer — withdrawn consent stays withdrawn. ``known``: the profile's rows from
+    :func:`consents_of`, kept up to date (saves a query per channel)."""
+    row = known.get(channel) if known is not None else session.get(Consent, (profile_id, channel))
     if row is None:
-        session.add(
-            Consent(
-                profile_id=profile_id,
-                channel=channel,
-                granted=granted,
-                source=source,
-                updated_at=at,
-            )
+        row = Consent(
+            profile_id=profile_id, channel=channel, granted=granted, source=source, updated_at=at
         )
+        session.add(row)
+        if known is not None:
+            known[channel] = row
     elif at >= row.updated_at:
         row.granted, row.source, row.updated_at = granted, source, at

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from cartflow.engine.carts import BOOKKEEPING_ATTRIBUTES as BOOKKEEPING_ATTRIBUTES
 from cartflow.engine.carts import apply_cart, apply_checkout, apply_order, open_carts
 from cartflow.engine.events import Event
-from cartflow.engine.profiles import apply_contact
+from cartflow.engine.profiles import apply_contact, consents_of
 from cartflow.engine.profiles import new_id as new_id
 from cartflow.engine.profiles import resolve_profile as resolve_profile
 from cartflow.engine.profiles import set_consent as set_consent
@@ -52,8 +52,9 @@ def apply_event(session: Session, event: Event, *, now: datetime, idle: timedelt
     if event.contact is not None:
         apply_contact(session, profile, event, now)
     if event.consent:
+        known = consents_of(session, profile.id)
         for channel, granted in event.consent.items():
-            set_consent(session, profile.id, channel, granted, f"event:{event.id}", at)
+            set_consent(session, profile.id, channel, granted, f"event:{event.id}", at, known)
         if event.type == "consent.updated" and not any(
             c.granted
             for c in session.scalars(select(Consent).where(Consent.profile_id == profile.id))
