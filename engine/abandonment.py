@@ -75,29 +75,27 @@ def try_start(
             return start_journey(session, config, scenario, cart, profile, now)
         reason, failed = refusal
         if failed:  # on record whatever else matches: the configuration needs fixing
-            record(
-                session,
-                now,
-                Outcome.SKIPPED,
-                f"not entered: {reason}",
-                profile_id=profile.id,
-                cart_id=cart.id,
-                scenario=scenario.id,
-            )
+            _not_entered(session, now, profile, cart, scenario.id, reason)
         else:
             refusals.append((scenario.id, reason))
     # Nothing matched: say why, per scenario ("why didn't she get anything?").
     for scenario_id, reason in refusals:
-        record(
-            session,
-            now,
-            Outcome.SKIPPED,
-            f"not entered: {reason}",
-            profile_id=profile.id,
-            cart_id=cart.id,
-            scenario=scenario_id,
-        )
+        _not_entered(session, now, profile, cart, scenario_id, reason)
     return None
+
+
+def _not_entered(
+    session: Session, now: datetime, profile: Profile, cart: Cart, scenario_id: str, reason: str
+) -> None:
+    record(
+        session,
+        now,
+        Outcome.SKIPPED,
+        f"not entered: {reason}",
+        profile_id=profile.id,
+        cart_id=cart.id,
+        scenario=scenario_id,
+    )
 
 
 def _refusal(

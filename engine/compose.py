@@ -16,11 +16,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from cartflow.engine import tokens
-from cartflow.engine.guards import StepCheck, Verdict
 from cartflow.engine.outcomes import Outcome
 from cartflow.engine.render import RenderError, SmsShape
 from cartflow.engine.scenario.model import Step
 from cartflow.engine.sending import Message
+from cartflow.engine.step_check import StepCheck, Verdict, first_verdict
 from cartflow.engine.store.models import Contact, Delivery, DiscountToken, Journey, Profile
 
 
@@ -124,11 +124,7 @@ MESSAGE_GUARDS: Sequence[MessageGuard] = (render_failed, sms_length)
 
 
 def check_draft(draft: Draft, guards: Sequence[MessageGuard] = MESSAGE_GUARDS) -> Verdict | None:
-    for guard in guards:
-        verdict = guard(draft)
-        if verdict is not None:
-            return verdict
-    return None
+    return first_verdict(guards, draft)
 
 
 def message_for(session: Session, delivery: Delivery) -> Message:

@@ -30,7 +30,7 @@ from cartflow.engine import stops
 from cartflow.engine.condition_failures import ConditionKind, Failed, evaluate
 from cartflow.engine.outcomes import Outcome
 from cartflow.engine.pacing import escalation, frequency_caps, send_window, still_browsing
-from cartflow.engine.step_check import Guard, StepCheck, Verdict
+from cartflow.engine.step_check import Guard, StepCheck, Verdict, first_verdict
 from cartflow.engine.store.models import Consent, Contact
 from cartflow.engine.timing import format_duration
 
@@ -151,8 +151,4 @@ GUARDS: Sequence[Guard] = (
 
 
 def run_guards(check: StepCheck, guards: Sequence[Guard] = GUARDS) -> Verdict | None:
-    for guard in guards:
-        verdict = guard(check)
-        if verdict is not None:
-            return verdict
-    return None
+    return first_verdict(guards, check)

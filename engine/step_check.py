@@ -4,10 +4,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -56,3 +56,17 @@ class StepCheck:
 
 
 Guard = Callable[[StepCheck], Verdict | None]
+
+
+_Subject = TypeVar("_Subject")
+
+
+def first_verdict(
+    guards: Sequence[Callable[[_Subject], Verdict | None]], subject: _Subject
+) -> Verdict | None:
+    """Run ``guards`` in order on ``subject``; the first verdict is the answer."""
+    for guard in guards:
+        verdict = guard(subject)
+        if verdict is not None:
+            return verdict
+    return None
