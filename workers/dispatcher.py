@@ -89,7 +89,11 @@ class Dispatcher:
 
     def redrive(self) -> int:
         """Re-send events stored but not applied that are lost; returns how many."""
-        busy = self.actors.backlog(EVENTS_QUEUE) > 0
+        try:
+            busy = self.actors.backlog(EVENTS_QUEUE) > 0
+        except Exception:  # cannot tell: take it as busy (only long-stuck events go again)
+            log.warning("events_backlog_unknown", exc_info=True)
+            busy = True
         older_than = self.redrive_stuck_after if busy else self.redrive_after
         candidates = self.engine.unapplied_event_ids(older_than)
         now = self.engine.now()
