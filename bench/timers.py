@@ -24,13 +24,8 @@ import os
 import platform
 import re
 import shlex
-import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +35,7 @@ from pathlib import Path
 
 import psycopg
 import sqlalchemy
+from servers import exit_on_sigterm, throwaway_postgres
 from sqlalchemy import delete, make_url, text
 
 from cartflow.engine.store.database import Database, normalise_url
@@ -65,42 +61,11 @@ class Result:
     left: int  # due timers neither claimed nor completed
 
 
-def run(cmd: list[str]) -> None:
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise RuntimeError(f"{shlex.join(cmd)} failed:\n{done.stdout}{done.stderr}")
-
-
 @contextlib.contextmanager
-def throwaway_postgres() -> Iterator[str]:
-    """A private PostgreSQL cluster on a free port; stopped and deleted on exit."""
-    bindir = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True,
-                            check=True).stdout.strip()
-    pg_ctl = f"{bindir}/pg_ctl"
-    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    tmp = Path(tempfile.mkdtemp(prefix="cartflow-bench-"))
-    data = tmp / "data"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    try:
-        if as_pg:
-            shutil.chown(tmp, "postgres", "postgres")
-        run([*as_pg, f"{bindir}/initdb", "-D", str(data), "-A", "trust", "-U", "postgres"])
-        opts = f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off"
-        log = tmp / "log"
-        try:
-            run([*as_pg, pg_ctl, "-D", str(data), "-o", opts, "-l", str(log), "-w", "start"])
-        except RuntimeError as error:
-            raise RuntimeError(f"{error}\n{log.read_text() if log.exists() else ''}") from None
-        dsn = f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("CREATE DATABASE cartflow_bench")
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/cartflow_bench"
-    finally:
-        subprocess.run([*as_pg, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"],
-                       capture_output=True, check=False)  # harmless if it never started
-        shutil.rmtree(tmp, ignore_errors=True)
+def throwaway_database() -> Iterator[str]:
+    """A throwaway cluster (bench/servers.py) with a ``cartflow_bench`` database: its URL."""
+    with throwaway_postgres() as server:
+        yield server.create_database("cartflow_bench")
 
 
 def rows(prefix: str, n: int, first: datetime, span: timedelta) -> Iterator[Row]:
@@ -136,8 +101,9 @@ def drain(db: Database) -> tuple[list[int], list[float]]:
         latencies.append(time.perf_counter() - start)
         batch = [claim.timer_id for claim in claims]
         with db.transaction() as session:
-            session.execute(delete(Timer).where(Timer.id.in_(batch),
-                                                Timer.claim_token == claims[0].token))
+            session.execute(
+                delete(Timer).where(Timer.id.in_(batch), Timer.claim_token == claims[0].token)
+            )
         ids.extend(batch)
 
 
@@ -167,34 +133,49 @@ def schema_db(url: str, schema: str, pending: int) -> tuple[Database, float]:
     return db, time.perf_counter() - start
 
 
-def summarise(db: Database, pending: int, load_s: float, one: list[Sample],
-              two: list[Sample]) -> Result:
+def summarise(
+    db: Database, pending: int, load_s: float, one: list[Sample], two: list[Sample]
+) -> Result:
     with db.transaction() as session:
-        left, kept = session.execute(text(
-            "SELECT count(*) FILTER (WHERE ref LIKE 'due-%'), "
-            "count(*) FILTER (WHERE ref LIKE 'pending-%') FROM timers")).one()
+        left, kept = session.execute(
+            text(
+                "SELECT count(*) FILTER (WHERE ref LIKE 'due-%'), "
+                "count(*) FILTER (WHERE ref LIKE 'pending-%') FROM timers"
+            )
+        ).one()
     if kept != pending:
         raise RuntimeError(f"{pending - kept} pending timers were claimed or lost")
     lats_ms = sorted(lat * 1000 for _, _, lats in one for lat in lats) or [math.nan]
     return Result(
-        pending=pending, load_s=load_s, one=statistics.median(rate for rate, _, _ in one),
-        p50_ms=statistics.median(lats_ms), p95_ms=lats_ms[math.ceil(0.95 * len(lats_ms)) - 1],
+        pending=pending,
+        load_s=load_s,
+        one=statistics.median(rate for rate, _, _ in one),
+        p50_ms=statistics.median(lats_ms),
+        p95_ms=lats_ms[math.ceil(0.95 * len(lats_ms)) - 1],
         two=statistics.median(rate for rate, _, _ in two),
-        twice=sum(twice for _, twice, _ in one + two), left=left,
+        twice=sum(twice for _, twice, _ in one + two),
+        left=left,
     )
 
 
 def table(results: list[Result]) -> str:
-    lines = ["| pending | load s | 1 dispatcher timers/s | claim p50 ms | claim p95 ms "
-             "| 2 dispatchers timers/s | claimed twice | left over |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r.pending:,} | {r.load_s:.1f} | {r.one:,.0f} | {r.p50_ms:.1f} "
-              f"| {r.p95_ms:.1f} | {r.two:,.0f} | {r.twice} | {r.left} |" for r in results]
+    lines = [
+        "| pending | load s | 1 dispatcher timers/s | claim p50 ms | claim p95 ms "
+        "| 2 dispatchers timers/s | claimed twice | left over |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r.pending:,} | {r.load_s:.1f} | {r.one:,.0f} | {r.p50_ms:.1f} "
+        f"| {r.p95_ms:.1f} | {r.two:,.0f} | {r.twice} | {r.left} |"
+        for r in results
+    ]
     if len(results) > 1:
         a, b = results[0], results[-1]
-        lines.append(f"\nThroughput at {b.pending:,} vs {a.pending:,} pending: "
-                     f"1 dispatcher ×{b.one / a.one:.2f}, 2 dispatchers ×{b.two / a.two:.2f} "
-                     "(target ≈ 1.0).")
+        lines.append(
+            f"\nThroughput at {b.pending:,} vs {a.pending:,} pending: "
+            f"1 dispatcher ×{b.one / a.one:.2f}, 2 dispatchers ×{b.two / a.two:.2f} "
+            "(target ≈ 1.0)."
+        )
     return "\n".join(lines)
 
 
@@ -203,33 +184,46 @@ def section(body: str, args: argparse.Namespace, db: Database, load_before: floa
         server = conn.execute(text("SHOW server_version")).scalar_one()
     cpu = re.search(r"model name\s*: (.*)", Path("/proc/cpuinfo").read_text())
     argv = ["--url", "URL"] if args.url else []
-    argv += ["--sizes", *map(str, args.sizes), "--due", str(args.due),
-             "--rounds", str(args.rounds), "--write"]
+    argv += [
+        "--sizes",
+        *map(str, args.sizes),
+        "--due",
+        str(args.due),
+        "--rounds",
+        str(args.rounds),
+        "--write",
+    ]
     where = "an existing server (`--url`)" if args.url else "a throwaway local cluster, fsync=off"
-    return "\n".join([
-        SECTION, "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d} with "
-        f"`.venv/bin/python bench/timers.py {shlex.join(argv)}` on {where}.",
-        f"Machine: {os.cpu_count()} cores ({cpu[1] if cpu else platform.machine()}), Linux "
-        f"`{platform.release()}`; Python {platform.python_version()}, PostgreSQL {server}, "
-        f"SQLAlchemy {sqlalchemy.__version__}, psycopg {psycopg.__version__}; 1-minute "
-        f"load average before the run {load_before:.2f} (other work skews the numbers).", "",
-        "Each size has its own `timers` table (a schema each, same server) with N pending "
-        "timers due 1 h to 7 days ahead, loaded by COPY (load s includes VACUUM ANALYZE and "
-        f"CHECKPOINT). Then {args.rounds} rounds after a warm-up, sizes in turn: load "
-        f"{args.due:,} due timers, drain them with one dispatcher; again with two dispatcher "
-        f"threads. A dispatcher calls `claim_due(limit={BATCH})` until nothing is due and "
-        "completes each batch by one bulk delete by id and claim token. timers/s (claimed and "
-        "completed) is the median over rounds; claim latency is per non-empty one-dispatcher "
-        "`claim_due` call. `claimed twice` and `left over` must be 0.",
-        "", body, "",
-    ])
+    return "\n".join(
+        [
+            SECTION,
+            "",
+            f"Measured {datetime.now(UTC):%Y-%m-%d} with "
+            f"`.venv/bin/python bench/timers.py {shlex.join(argv)}` on {where}.",
+            f"Machine: {os.cpu_count()} cores ({cpu[1] if cpu else platform.machine()}), Linux "
+            f"`{platform.release()}`; Python {platform.python_version()}, PostgreSQL {server}, "
+            f"SQLAlchemy {sqlalchemy.__version__}, psycopg {psycopg.__version__}; 1-minute "
+            f"load average before the run {load_before:.2f} (other work skews the numbers).",
+            "",
+            "Each size has its own `timers` table (a schema each, same server) with N pending "
+            "timers due 1 h to 7 days ahead, loaded by COPY (load s includes VACUUM ANALYZE and "
+            f"CHECKPOINT). Then {args.rounds} rounds after a warm-up, sizes in turn: load "
+            f"{args.due:,} due timers, drain them with one dispatcher; again with two dispatcher "
+            f"threads. A dispatcher calls `claim_due(limit={BATCH})` until nothing is due and "
+            "completes each batch by one bulk delete by id and claim token. timers/s (claimed and "
+            "completed) is the median over rounds; claim latency is per non-empty one-dispatcher "
+            "`claim_due` call. `claimed twice` and `left over` must be 0.",
+            "",
+            body,
+            "",
+        ]
+    )
 
 
 def write(text_: str) -> None:
     old = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
     head, found, rest = old.partition(SECTION)
-    tail = rest[rest.find("\n## ") + 1:] if found and "\n## " in rest else ""
+    tail = rest[rest.find("\n## ") + 1 :] if found and "\n## " in rest else ""
     BENCHMARKS.write_text(head.rstrip() + "\n\n" + text_ + ("\n" + tail if tail else ""))
 
 
@@ -241,10 +235,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=10, help="dispatch rounds per size")
     parser.add_argument("--write", action="store_true", help=f"update {BENCHMARKS.name}")
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still stop the server
+    exit_on_sigterm()  # still stop the server
     load_before = os.getloadavg()[0]
     with contextlib.ExitStack() as stack:
-        url = args.url or stack.enter_context(throwaway_postgres())
+        url = args.url or stack.enter_context(throwaway_database())
         admin = Database(url)
         stack.callback(admin.dispose)
         dbs: dict[int, Database] = {}
@@ -264,8 +258,10 @@ def main() -> int:
                     sample = measure(db, f"{threads}-{r}", args.due, threads)
                     if r >= 0:
                         samples[size, threads].append(sample)
-        results = [summarise(db, size, load_s[size], samples[size, 1], samples[size, 2])
-                   for size, db in dbs.items()]
+        results = [
+            summarise(db, size, load_s[size], samples[size, 1], samples[size, 2])
+            for size, db in dbs.items()
+        ]
         body = table(results)
         print(body)
         if args.write:

@@ -1,0 +1,1482 @@
+"""Reminders end to end: cartflow against Celery, Dramatiq and APScheduler (issue 16).
+
+One harness, one sitting, the same fake provider (bench/fakeprovider.py) for everyone.
+cartflow runs as in production — ``cartflow api``, ``cartflow worker`` and ``cartflow
+scheduler`` as child processes on a throwaway PostgreSQL and Redis (bench/servers.py),
+configured by environment only — and is driven from the outside: events through
+``POST /v1/events``, progress read from its database, Redis and logs. The alternatives
+(bench/alternatives.py) send the same POST from a Celery task with ``eta``, a Dramatiq
+actor with ``delay``, or an APScheduler ``date`` job.
+
+Parts (``--only``, comma-separated):
+
+* ``burst``  — ``--reminders`` N reminders due at one instant T. cartflow: N carts whose
+  idle timers all come due at T (``cart.updated`` dated T − 30 min, a scenario whose only
+  step is a push due at abandonment, push consent and token, a time zone where T is
+  early afternoon). Sends/s (first to last send at the provider), last send after T,
+  skew (send − T) p50/p99, duplicates (one journey step or reminder sent twice), lost
+  (not sent within ``--drain`` s), queue messages enqueued vs needed, worker RSS.
+* ``ingest`` — ``--events`` M events through the API in batches of 1,000 (one client),
+  events applied/s by the worker (polled ``applied_at``) and the apply backlog; then
+  single-event POSTs at ``--single-rate`` for ``--single-seconds``. The alternatives:
+  the rate one producer gets M reminders accepted (scheduled 30 min ahead).
+* ``crash``  — like burst with ``--crash-reminders``, the worker SIGKILLed at T + 2 s and
+  started again at once; lost and duplicated after ``--crash-drain`` s.
+* ``memory`` — after M pending reminders: worker RSS, and bytes per pending reminder on
+  disk (cartflow: ``pg_total_relation_size`` per table) or in Redis / the process.
+
+    .venv/bin/python bench/reminders.py [--reminders 20000] [--events 100000]
+        [--only burst,ingest,crash,memory] [--systems cartflow,celery,dramatiq,apscheduler]
+        [--write]
+
+Every figure is measured in the run that prints it; a part that fails says so, with why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.metadata
+import itertools
+import json
+import math
+import os
+import platform
+import re
+import shlex
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from servers import (
+    Postgres,
+    Redis,
+    exit_on_sigterm,
+    free_port,
+    kill_group,
+    rss_bytes,
+    spawn,
+    stop,
+    throwaway_postgres,
+    throwaway_redis,
+)
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+BENCHMARKS = ROOT / "BENCHMARKS.md"
+SECTION = "## Reminders end to end (bench/reminders.py)"
+API_KEY = "bench"
+BATCH = 1000
+#: cartflow's idle time before a cart counts as abandoned, in the bench scenario.
+IDLE = timedelta(minutes=30)
+#: Reminders scheduled this far ahead in ingest/memory (never due during the run).
+AHEAD = timedelta(minutes=30)
+PARTS = ("burst", "ingest", "crash", "memory")
+SYSTEMS = ("cartflow", "celery", "dramatiq", "apscheduler")
+MiB = 1024 * 1024
+
+SCENARIO = """\
+scenario: bench_push
+description: One push the moment a cart is abandoned (bench/reminders.py).
+priority: 10
+trigger: {on: cart.abandoned, idle: 30m}
+holdout: 0%
+reentry: 7d
+exit_on: [order.completed, cart.emptied, unsubscribed]
+expires: 7d
+steps:
+  - {id: push, after: 30m, channel: push, template: abandoned_cart/push}
+"""
+
+SETTINGS = """\
+version: 1
+defaults:
+  timezone: UTC
+  locale: en
+  locales: [en]
+  currency: USD
+  quiet_hours: "21:00-09:00"
+  browsing_grace: 10m
+caps:
+  - {{channel: any, max: 3, per: 7d}}
+providers:
+  push: {{type: webhook, url: "{url}", timeout: 10}}
+include:
+  - scenarios/*.yaml
+"""
+
+
+def log(message: str) -> None:
+    print(f"[{datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:
+    """Poll ``predicate`` until truthy (returned) or ``timeout`` s (then its last value)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def sleep_until(moment: float) -> None:
+    while (left := moment - time.time()) > 0:
+        time.sleep(min(left, 0.5))
+
+
+def zone_where_it_is(hour: float, at: datetime) -> str:
+    """An ``Etc/GMT±N`` zone whose local time at ``at`` is closest to ``hour`` o'clock."""
+    utc_hours = at.hour + at.minute / 60
+    best = min(range(-12, 15), key=lambda offset: abs((utc_hours + offset) % 24 - hour))
+    return "Etc/UTC" if best == 0 else f"Etc/GMT{-best:+d}"  # POSIX sign: GMT-3 is UTC+3
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+# -- the fake provider, samplers, counters ------------------------------------------------------
+class Provider:
+    """bench/fakeprovider.py as a child process."""
+
+    def __init__(self, log: Path) -> None:
+        self.process = spawn([sys.executable, str(HERE / "fakeprovider.py")], pipe=True, log=log)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().decode()
+        if not line.startswith("PORT "):
+            stop(self.process)
+            raise RuntimeError(f"fake provider did not start: {line!r}")
+        self.port = int(line.split()[1])
+        self.url = f"http://127.0.0.1:{self.port}/send"
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60)
+
+    def stats(self) -> dict[str, int]:
+        return dict(self.client.get("/stats").json())
+
+    def dump(self) -> list[tuple[str, str, float]]:
+        return [tuple(r) for r in self.client.get("/dump").json()]  # type: ignore[misc]
+
+    def reset(self) -> None:
+        self.client.post("/reset")
+
+    def close(self) -> None:
+        self.client.close()
+        stop(self.process)
+
+
+class Sampler:
+    """Calls ``probe`` every ``interval`` s on a thread; keeps (seconds, values) samples."""
+
+    def __init__(self, probe: Callable[[], dict[str, float]], interval: float = 0.5) -> None:
+        self.probe = probe
+        self.interval = interval
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="sampler")
+        self.started = time.time()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.samples.append((time.time(), self.probe()))
+            except Exception as exc:  # a probe failing is reported, never fatal
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def peak(self, key: str) -> float:
+        return max((values.get(key, 0.0) for _, values in self.samples), default=math.nan)
+
+
+class KeyspaceCounter:
+    """Counts Redis keyspace notifications (``hset``, ``lpush``, ``rpush``) per key: how
+    many messages each queue took, duplicates and re-enqueues included."""
+
+    def __init__(self, server: Redis) -> None:
+        self.client = server.client()
+        self.client.config_set("notify-keyspace-events", "Klh")
+        self.client.config_set("client-output-buffer-limit", "pubsub 0 0 0")
+        self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        self.pubsub.psubscribe("__keyspace@0__:*")
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self._stop = threading.Event()
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="keyspace")
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                message = self.pubsub.get_message(timeout=0.2)
+                if message and message["type"] == "pmessage":
+                    key = message["channel"].decode().split(":", 1)[1]
+                    self.counts[key, message["data"].decode()] += 1
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def get(self, key: str, op: str) -> int:
+        return self.counts[key, op]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        with contextlib.suppress(Exception):
+            self.pubsub.close()
+        self.client.close()
+
+
+# -- results -------------------------------------------------------------------------------------
+@dataclass
+class Burst:
+    system: str
+    expected: int
+    sent: int = 0
+    total: int = 0
+    duplicates: int = 0
+    lost: int = 0
+    early: int = 0
+    unexpected: int = 0
+    rate: float = math.nan
+    last_after_due: float = math.nan
+    skew_p50: float = math.nan
+    skew_p99: float = math.nan
+    setup_s: float = math.nan
+    enqueued: int | None = None
+    needed: int | None = None
+    rss_peak: float = math.nan
+    queue_peak: float = math.nan
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def failed(cls: type[Any], system: str, exc: BaseException, **kwargs: Any) -> Any:
+    reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+    log(f"{system}: FAILED {reason}\n{traceback.format_exc()}")
+    return cls(system=system, error=reason, **kwargs)
+
+
+@dataclass
+class Ingest:
+    system: str
+    events: int = 0
+    accept_rate: float = math.nan
+    batch_p50_ms: float = math.nan
+    batch_p99_ms: float = math.nan
+    applied_rate: float = math.nan
+    applied: int = 0
+    backlog_max: int = 0
+    drained_after: float = math.nan
+    backlog_series: str = ""
+    redriven: int = 0
+    apply_messages: int | None = None
+    apply_needed: int | None = None
+    single_offered: float = math.nan
+    single_rate: float = math.nan
+    single_p50_ms: float = math.nan
+    single_p99_ms: float = math.nan
+    single_errors: int = 0
+    single_sent: int = 0
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class Memory:
+    system: str
+    pending: int = 0
+    worker_rss: float = math.nan
+    worker_rss_delta: float = math.nan
+    other_rss: str = ""
+    store: str = ""
+    store_bytes: float = math.nan
+    tables: list[tuple[str, int]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+# -- systems under test --------------------------------------------------------------------------
+class Context:
+    def __init__(
+        self, args: argparse.Namespace, pg: Postgres, rd: Redis, provider: Provider, workdir: Path
+    ) -> None:
+        self.args = args
+        self.pg = pg
+        self.redis = rd
+        self.provider = provider
+        self.workdir = workdir
+        self.runs = itertools.count(1)
+
+
+class System:
+    """One system under test, started fresh for each part."""
+
+    name = ""
+    label = ""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.run_id = next(ctx.runs)
+        self.logs = ctx.workdir / f"{self.run_id:02d}-{self.name}"
+        self.logs.mkdir()
+        self.redis = ctx.redis.client()
+        self.redis.flushall()
+        ctx.provider.reset()
+        self.keyspace = KeyspaceCounter(ctx.redis)
+        self.processes: list[Any] = []
+
+    def lead(self, n: int) -> float:
+        """Seconds from now to the due instant: room to schedule ``n`` reminders first."""
+        return float(self.ctx.args.lead) if self.ctx.args.lead is not None else 10 + n / 1000
+
+    # to implement
+    def start(self) -> None: ...
+    def schedule(self, due: float, n: int) -> float:
+        raise NotImplementedError
+
+    def worker_pids(self) -> list[int]:
+        raise NotImplementedError
+
+    def kill_worker(self) -> None:
+        raise NotImplementedError
+
+    def queue_sample(self) -> dict[str, float]:
+        return {}
+
+    def enqueued(self, n: int) -> tuple[int | None, int | None]:
+        return None, None
+
+    def expected(self, n: int) -> set[str]:
+        return {f"r-{i}" for i in range(n)}
+
+    def finish(self, result: Burst) -> None:
+        """Anything system-specific to add to a burst result before stopping."""
+
+    def idle(self) -> bool:
+        """Nothing of this run is left to send, here or in the broker."""
+        return False
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            stop(process)
+        self.processes.clear()
+        self.keyspace.close()
+        self.redis.close()
+
+    def sample(self) -> dict[str, float]:
+        values = {"rss": float(sum(rss_bytes(pid) for pid in self.worker_pids()))}
+        values.update(self.queue_sample())
+        return values
+
+
+class Cartflow(System):
+    name = "cartflow"
+    label = "cartflow"
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        self.db = f"cf_{self.run_id}"
+        self.url = ctx.pg.create_database(self.db)
+        config = self.logs / "config"
+        shutil.copytree(ROOT / "templates", config / "templates")
+        (config / "scenarios").mkdir()
+        (config / "scenarios" / "bench_push.yaml").write_text(SCENARIO)
+        (config / "scenarios.yaml").write_text(SETTINGS.format(url=ctx.provider.url))
+        self.port = free_port()
+        self.env = {
+            "CARTFLOW_DATABASE_URL": self.url,
+            "CARTFLOW_REDIS_URL": ctx.redis.url,
+            "CARTFLOW_CONFIG": str(config / "scenarios.yaml"),
+            "CARTFLOW_API_KEYS": API_KEY,
+            "CARTFLOW_LOG_FORMAT": "json",
+            "CARTFLOW_API_HOST": "127.0.0.1",
+            "CARTFLOW_API_PORT": str(self.port),
+            "CARTFLOW_WORKER_THREADS": str(ctx.args.threads),
+            "CARTFLOW_TIMER_LEASE": str(ctx.args.lease),
+        }
+        self.api: Any = None
+        self.worker: Any = None
+        self.scheduler: Any = None
+        self.client = httpx.Client(
+            base_url=f"http://127.0.0.1:{self.port}",
+            headers={"Authorization": f"Bearer {API_KEY}"},
+            timeout=120,
+        )
+
+    def command(self, *args: str) -> list[str]:
+        script = Path(sys.executable).with_name("cartflow")
+        return (
+            [str(script), *args]
+            if script.exists()
+            else [sys.executable, "-m", "cartflow.workers", *args]
+        )
+
+    def _spawn(self, what: str, *args: str) -> Any:
+        process = spawn(
+            self.command(what, *args), env=self.env, log=self.logs / f"{what}.log", cwd=self.logs
+        )
+        self.processes.append(process)
+        return process
+
+    def start(self) -> None:
+        self.api = self._spawn("api")  # migrates the database before it serves
+        healthy = wait_until(self._healthy, timeout=60)
+        if not healthy:
+            raise RuntimeError(f"cartflow api did not answer /healthz: {self._tail('api')}")
+        self.worker = self._spawn("worker")
+        self.scheduler = self._spawn("scheduler")
+
+    def _healthy(self) -> bool:
+        if self.api.poll() is not None:
+            raise RuntimeError(f"cartflow api exited {self.api.returncode}: {self._tail('api')}")
+        try:
+            return self.client.get("/healthz").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _tail(self, what: str) -> str:
+        path = self.logs / f"{what}.log"
+        return path.read_text(errors="replace")[-800:] if path.exists() else ""
+
+    def sql(self, query: str) -> list[tuple[Any, ...]]:
+        with self.ctx.pg.connect(self.db) as conn:
+            cursor = conn.execute(query)
+            return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+
+    def event(self, cart: str, at: datetime, zone: str) -> dict[str, Any]:
+        return {
+            "id": f"evt-{cart}",
+            "type": "cart.updated",
+            "at": iso(at),
+            "anonymous_id": f"anon-{cart}",
+            "customer_id": f"cust-{cart}",
+            "session_id": f"sess-{cart}",
+            "cart": {
+                "id": cart,
+                "currency": "USD",
+                "url": f"https://shop.example/cart/{cart}",
+                "items": [
+                    {
+                        "sku": "SKU-1",
+                        "name": "Sneakers",
+                        "price": 49.9,
+                        "quantity": 1,
+                        "url": "https://shop.example/p/1",
+                    }
+                ],
+            },
+            "contact": {
+                "push_token": f"push-token-{cart}",
+                "locale": "en",
+                "timezone": zone,
+                "first_name": "Anna",
+            },
+            "consent": {"push": True},
+        }
+
+    def post(self, events: list[dict[str, Any]]) -> float:
+        """POST one batch; returns its latency in s; raises unless 202."""
+        start = time.perf_counter()
+        body = {"events": events} if len(events) > 1 else events[0]
+        response = self.client.post("/v1/events", json=body)
+        if response.status_code != 202:
+            raise RuntimeError(f"POST /v1/events: {response.status_code} {response.text[:200]}")
+        return time.perf_counter() - start
+
+    def applied(self) -> tuple[int, int]:
+        row = self.sql(
+            "SELECT count(*) FILTER (WHERE applied_at IS NOT NULL), count(*) FROM events"
+        )[0]
+        return int(row[0]), int(row[1])
+
+    def schedule(self, due: float, n: int) -> float:
+        start = time.time()
+        moment = datetime.fromtimestamp(due, UTC)
+        zone = zone_where_it_is(14.0, moment)
+        at = moment - IDLE
+        for first in range(0, n, BATCH):
+            self.post([self.event(f"c-{i}", at, zone) for i in range(first, min(n, first + BATCH))])
+        ready = wait_until(
+            lambda: self.applied()[0] >= n and self.idle_timers() >= n,
+            timeout=max(0.0, due - time.time() - 0.5),
+            interval=0.5,
+        )
+        if not ready:
+            applied, stored = self.applied()
+            raise RuntimeError(
+                f"not ready by the due instant: {applied:,} of {stored:,} events applied, "
+                f"{self.idle_timers():,} idle timers after {time.time() - start:.0f} s; "
+                "raise --lead"
+            )
+        return time.time() - start
+
+    def idle_timers(self) -> int:
+        return int(
+            self.sql("SELECT count(*) FROM timers WHERE kind = 'cart_idle' AND ref LIKE 'c-%'")[0][
+                0
+            ]
+        )
+
+    def lead(self, n: int) -> float:
+        """Time the ``n`` events to post and apply, measured on a warm-up batch (carts
+        ``w-…`` active now, so their reminders are 30 min away and never due here)."""
+        if self.ctx.args.lead is not None:
+            return float(self.ctx.args.lead)
+        size = min(n, BATCH)
+        start = time.time()
+        now = datetime.now(UTC)
+        post = self.post([self.event(f"w-{i}", now, "Etc/UTC") for i in range(size)])
+        if not wait_until(lambda: self.applied()[0] >= size, timeout=600, interval=0.2):
+            raise RuntimeError(f"warm-up: {size:,} events not applied in 600 s")
+        apply_rate = size / (time.time() - start)
+        lead = 15 + 1.3 * (n / apply_rate + post * n / size)
+        self.keyspace.counts.clear()
+        log(f"cartflow: warm-up applied {apply_rate:,.0f} events/s; due in {lead:.0f} s")
+        return lead
+
+    def worker_pids(self) -> list[int]:
+        return [self.worker.pid] if self.worker is not None else []
+
+    def kill_worker(self) -> None:
+        kill_group(self.worker)
+        self.worker.wait(timeout=10)
+        self.processes.remove(self.worker)
+        self.worker = self._spawn("worker")
+
+    def queue_sample(self) -> dict[str, float]:
+        return {
+            "queue": float(self.redis.llen("dramatiq:cartflow")),
+            "held": float(self.redis.hlen("dramatiq:cartflow.msgs")),
+        }
+
+    def enqueued(self, n: int) -> tuple[int | None, int | None]:
+        # each cart needs two fire_timer messages: the idle check, then the push step
+        return self.keyspace.get("dramatiq:cartflow.msgs", "hset"), 2 * n
+
+    def expected(self, n: int) -> set[str]:
+        return {f"c-{i}:push" for i in range(n)}
+
+    def idle(self) -> bool:
+        (left,) = self.sql(
+            "SELECT (SELECT count(*) FROM timers WHERE kind = 'journey_step' OR ref LIKE 'c-%')"
+            " + (SELECT count(*) FROM deliveries WHERE status IN ('pending', 'sending'))"
+        )[0]
+        return not left and not self.redis.llen("dramatiq:cartflow")
+
+    def redriven(self) -> int:
+        total = 0
+        path = self.logs / "scheduler.log"
+        if path.exists():
+            for line in path.read_text(errors="replace").splitlines():
+                if '"events_redriven"' in line:
+                    with contextlib.suppress(ValueError):
+                        total += int(json.loads(line).get("count", 0))
+        return total
+
+    def finish(self, result: Burst) -> None:
+        statuses = self.sql("SELECT status, count(*) FROM deliveries GROUP BY status ORDER BY 1")
+        result.notes.append("deliveries " + ", ".join(f"{s} {c:,}" for s, c in statuses))
+        timers = self.sql(
+            "SELECT kind, count(*) FROM timers WHERE ref NOT LIKE 'w-%' GROUP BY kind ORDER BY 1"
+        )
+        if timers:
+            result.notes.append("timers left " + ", ".join(f"{k} {c:,}" for k, c in timers))
+        if redriven := self.redriven():
+            result.notes.append(f"events re-driven {redriven:,}")
+
+    def stop(self) -> None:
+        try:
+            super().stop()
+        finally:
+            self.client.close()
+            with self.ctx.pg.connect() as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)')
+
+
+class Queued(System):
+    """A worker process of bench/alternatives.py on the Redis broker; reminders sent by
+    this process as producer."""
+
+    kind = ""
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        self.worker: Any = None
+
+    def _worker(self) -> Any:
+        process = spawn(
+            [
+                sys.executable,
+                str(HERE / "alternatives.py"),
+                self.kind,
+                "--broker",
+                self.ctx.redis.url,
+                "--threads",
+                str(self.ctx.args.threads),
+            ],
+            env={"BENCH_PROVIDER_URL": self.ctx.provider.url},
+            log=self.logs / "worker.log",
+        )
+        self.processes.append(process)
+        return process
+
+    def start(self) -> None:
+        self.worker = self._worker()
+        self.send("warm-up", time.time())
+        if not wait_until(lambda: self.ctx.provider.stats()["count"] >= 1, timeout=60):
+            raise RuntimeError(f"the worker never ran the warm-up reminder: {self._tail()}")
+        self.ctx.provider.reset()
+        self.keyspace.counts.clear()
+
+    def _tail(self) -> str:
+        path = self.logs / "worker.log"
+        return path.read_text(errors="replace")[-800:] if path.exists() else ""
+
+    def send(self, rid: str, due: float) -> None:
+        raise NotImplementedError
+
+    def schedule(self, due: float, n: int) -> float:
+        start = time.time()
+        for i in range(n):
+            self.send(f"r-{i}", due)
+        return time.time() - start
+
+    def worker_pids(self) -> list[int]:
+        return [self.worker.pid] if self.worker is not None else []
+
+    def kill_worker(self) -> None:
+        kill_group(self.worker)
+        self.worker.wait(timeout=10)
+        self.processes.remove(self.worker)
+        self.worker = self._worker()
+
+
+class Celery(Queued):
+    name = "celery"
+    label = "Celery (eta)"
+    kind = "celery-worker"
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        import alternatives
+
+        self.app, self.task = alternatives.celery_app(ctx.redis.url)
+
+    def send(self, rid: str, due: float) -> None:
+        self.task.apply_async(args=[rid], eta=datetime.fromtimestamp(due, UTC))
+
+    def queue_sample(self) -> dict[str, float]:
+        return {"queue": float(self.redis.llen("bench")), "held": float(self.redis.hlen("unacked"))}
+
+    def enqueued(self, n: int) -> tuple[int | None, int | None]:
+        return self.keyspace.get("bench", "lpush"), n
+
+    def idle(self) -> bool:
+        return not self.redis.llen("bench") and not self.redis.hlen("unacked")
+
+    def finish(self, result: Burst) -> None:
+        unacked = self.redis.hlen("unacked")
+        if unacked:
+            result.notes.append(
+                f"{unacked:,} still unacked in Redis (redelivered after visibility_timeout, "
+                "3600 s by default)"
+            )
+
+    def stop(self) -> None:
+        try:
+            super().stop()
+        finally:
+            with contextlib.suppress(Exception):
+                self.app.close()
+
+
+class Dramatiq(Queued):
+    name = "dramatiq"
+    label = "Dramatiq (delay)"
+    kind = "dramatiq-worker"
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        import alternatives
+
+        self.actor = alternatives.dramatiq_actor(ctx.redis.url)
+
+    def send(self, rid: str, due: float) -> None:
+        self.actor.send_with_options(args=(rid,), delay=max(0, int((due - time.time()) * 1000)))
+
+    def queue_sample(self) -> dict[str, float]:
+        r = self.redis
+        return {
+            "queue": float(r.llen("dramatiq:bench.DQ") + r.llen("dramatiq:bench")),
+            "held": float(r.hlen("dramatiq:bench.DQ.msgs") + r.hlen("dramatiq:bench.msgs")),
+        }
+
+    def idle(self) -> bool:
+        return not sum(self.queue_sample().values())
+
+    def enqueued(self, n: int) -> tuple[int | None, int | None]:
+        # a delayed message is enqueued twice: on the delay queue, then on the queue when due
+        return (
+            self.keyspace.get("dramatiq:bench.DQ.msgs", "hset")
+            + self.keyspace.get("dramatiq:bench.msgs", "hset"),
+            2 * n,
+        )
+
+    def stop(self) -> None:
+        try:
+            super().stop()
+        finally:
+            with contextlib.suppress(Exception):
+                self.actor.broker.close()
+
+
+class APScheduler(System):
+    name = "apscheduler"
+
+    def __init__(self, ctx: Context, grace: str = "default") -> None:
+        super().__init__(ctx)
+        self.grace = grace
+        self.label = (
+            "APScheduler (misfire grace 1 s, default)"
+            if grace == "default"
+            else "APScheduler (misfire grace off)"
+        )
+        self.worker: Any = None
+        self.stats = self.logs / "stats.json"
+        self.add_s = math.nan
+        self.rss_before = math.nan
+        self.rss_after = math.nan
+        self.killed_counts: dict[str, int] = {}
+
+    def _runner(self, n: int, due: float, prefix: str = "r-") -> Any:
+        self.stats.unlink(missing_ok=True)  # the counts are the new runner's
+        process = spawn(
+            [
+                sys.executable,
+                str(HERE / "alternatives.py"),
+                "apscheduler",
+                "--n",
+                str(n),
+                "--due",
+                repr(due),
+                "--grace",
+                self.grace,
+                "--threads",
+                str(self.ctx.args.threads),
+                "--prefix",
+                prefix,
+                "--stats",
+                str(self.stats),
+            ],
+            env={"BENCH_PROVIDER_URL": self.ctx.provider.url},
+            pipe=True,
+            log=self.logs / "runner.log",
+        )
+        self.processes.append(process)
+        assert process.stdout is not None
+        line = process.stdout.readline().decode()
+        if not line.startswith("READY"):
+            raise RuntimeError(f"APScheduler runner did not start: {line!r}")
+        _, add_s, before, after = line.split()
+        self.add_s, self.rss_before, self.rss_after = float(add_s), float(before), float(after)
+        return process
+
+    def start(self) -> None:
+        self._runner(1, time.time(), prefix="warm-up-")  # same as a real one: one job, now
+        if not wait_until(lambda: self.ctx.provider.stats()["count"] >= 1, timeout=60):
+            raise RuntimeError("the runner never ran the warm-up reminder")
+        stop(self.processes.pop())
+        self.ctx.provider.reset()
+        self.keyspace.counts.clear()
+
+    def schedule(self, due: float, n: int) -> float:
+        self.worker = self._runner(n, due)
+        return self.add_s
+
+    def worker_pids(self) -> list[int]:
+        return [self.worker.pid] if self.worker is not None else []
+
+    def kill_worker(self) -> None:
+        before = self.counts()
+        kill_group(self.worker)
+        self.worker.wait(timeout=10)
+        self.killed_counts = before
+        self.processes.remove(self.worker)
+        # the memory job store died with the process: the restarted app has nothing to run
+        self.worker = self._runner(0, time.time())
+
+    def counts(self) -> dict[str, int]:
+        try:
+            return dict(json.loads(self.stats.read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def idle(self) -> bool:
+        counts = self.counts()
+        done = counts.get("executed", 0) + counts.get("missed", 0) + counts.get("errors", 0)
+        return bool(counts) and not counts.get("pending") and done >= counts.get("scheduled", 0)
+
+    def finish(self, result: Burst) -> None:
+        stop(self.worker)
+        self.processes.remove(self.worker)
+        self.worker = None
+        counts = self.counts()  # of the runner last started (after a crash: the new one)
+        if self.killed_counts:
+            killed = self.killed_counts
+            result.notes.append(
+                f"killed runner (≤ 0.5 s before): {killed.get('executed', 0):,} executed, "
+                f"{killed.get('missed', 0):,} skipped as misfired, {killed.get('pending', 0):,} "
+                "pending (gone with the memory job store)"
+            )
+            return
+        if counts.get("missed"):
+            result.notes.append(f"{counts['missed']:,} jobs skipped as misfired")
+        if counts.get("errors"):
+            result.notes.append(f"{counts['errors']:,} jobs raised")
+
+
+def make(ctx: Context, name: str) -> list[tuple[str, Callable[[], System]]]:
+    """(key, factory) for each configuration of system ``name``."""
+    if name == "cartflow":
+        return [("cartflow", lambda: Cartflow(ctx))]
+    if name == "celery":
+        return [("celery", lambda: Celery(ctx))]
+    if name == "dramatiq":
+        return [("dramatiq", lambda: Dramatiq(ctx))]
+    return [
+        ("apscheduler", lambda: APScheduler(ctx, "default")),
+        ("apscheduler-off", lambda: APScheduler(ctx, "off")),
+    ]
+
+
+# -- burst and crash -----------------------------------------------------------------------------
+def burst(factory: Callable[[], System], n: int, args: argparse.Namespace, *, crash: bool) -> Burst:
+    system = factory()
+    result = Burst(system=system.label, expected=n)
+    drain = args.crash_drain if crash else args.drain
+    try:
+        system.start()
+        due = time.time() + system.lead(n)
+        log(
+            f"{system.label}: {n:,} reminders due at +{due - time.time():.0f} s"
+            + (" (worker SIGKILLed at due + 2 s)" if crash else "")
+        )
+        result.setup_s = system.schedule(due, n)
+        if time.time() > due:
+            raise RuntimeError(f"scheduling took {result.setup_s:.0f} s, past the due instant")
+        provider = system.ctx.provider
+        with Sampler(system.sample) as sampler:
+            if crash:
+                sleep_until(due + 2)
+                before = provider.stats()["unique"]
+                system.kill_worker()
+                result.notes.append(f"SIGKILL at due + 2 s with {before:,} sent")
+            sleep_until(due)
+            done = wait_until(
+                lambda: provider.stats()["unique"] >= n or system.idle(),
+                timeout=due + drain - time.time(),
+                interval=0.25,
+            )
+            if done:
+                time.sleep(args.settle)  # late duplicates
+                if provider.stats()["unique"] < n:
+                    result.notes.append(f"nothing left to send after {time.time() - due:.0f} s")
+            else:
+                result.notes.append(f"drain timeout: {drain:.0f} s after due")
+        result.rss_peak = sampler.peak("rss")
+        result.queue_peak = sampler.peak("held")
+        records = provider.dump()
+        expected = system.expected(n)
+        first: dict[str, float] = {}
+        for ref, _key, at in records:
+            first.setdefault(ref, at)
+        times = sorted(first[r] for r in expected if r in first)
+        result.total = len(records)
+        result.sent = len(times)
+        result.lost = n - result.sent
+        result.duplicates = len(records) - len(first)
+        result.unexpected = len(set(first) - expected)
+        result.early = sum(1 for t in times if t < due - 0.001)
+        if times:
+            skews = [t - due for t in times]
+            result.last_after_due = times[-1] - due
+            result.skew_p50, result.skew_p99 = percentile(skews, 0.5), percentile(skews, 0.99)
+            if len(times) > 1 and times[-1] > times[0]:
+                result.rate = (len(times) - 1) / (times[-1] - times[0])
+        result.enqueued, result.needed = system.enqueued(n)
+        if system.keyspace.error:
+            result.notes.append(f"queue counter failed: {system.keyspace.error}")
+        if result.early:
+            result.notes.append(f"{result.early:,} sent before due")
+        if result.unexpected:
+            result.notes.append(f"{result.unexpected:,} unexpected sends")
+        system.finish(result)
+        log(
+            f"{system.label}: sent {result.sent:,}/{n:,}, {result.rate:,.0f}/s, last "
+            f"+{result.last_after_due:.1f} s, dup {result.duplicates}, lost {result.lost}; "
+            + "; ".join(result.notes)
+        )
+        return result
+    except Exception as exc:
+        return failed(Burst, system.label, exc, expected=n)
+    finally:
+        system.stop()
+
+
+# -- ingest and memory ---------------------------------------------------------------------------
+def series(samples: list[tuple[float, int]], start: float, points: int = 10) -> str:
+    """A few (t, backlog) points, evenly spread, as ``t s: backlog``."""
+    if not samples:
+        return ""
+    step = max(1, len(samples) // points)
+    chosen = samples[::step]
+    if chosen[-1] != samples[-1]:
+        chosen.append(samples[-1])
+    return ", ".join(f"{t - start:.0f} s: {b:,}" for t, b in chosen)
+
+
+def cartflow_ingest(
+    ctx: Context, m: int, args: argparse.Namespace, single: bool
+) -> tuple[Ingest, Memory]:
+    system = Cartflow(ctx)
+    result = Ingest(system=system.label, events=m)
+    memory = Memory(system=system.label)
+    try:
+        system.start()
+        log(f"cartflow: ingest {m:,} events in batches of {BATCH:,}")
+        zone = zone_where_it_is(14.0, datetime.now(UTC))
+        latencies: list[float] = []
+        backlog: list[tuple[float, int]] = []
+        accepted = 0
+
+        def probe() -> dict[str, float]:
+            applied, stored = system.applied()
+            backlog.append((time.time(), stored - applied))
+            return {"applied": applied, "stored": stored}
+
+        start = time.time()
+        with Sampler(probe, interval=0.5) as sampler:
+            for first in range(0, m, BATCH):
+                now = datetime.now(UTC)
+                batch = [
+                    system.event(f"i-{i}", now, zone) for i in range(first, min(m, first + BATCH))
+                ]
+                latencies.append(system.post(batch))
+                accepted += len(batch)
+            accepted_at = time.time()
+            done = wait_until(
+                lambda: system.applied()[0] >= m, timeout=args.apply_timeout, interval=0.5
+            )
+            finished = time.time()
+        result.accept_rate = accepted / (accepted_at - start)
+        result.batch_p50_ms = percentile(latencies, 0.5) * 1000
+        result.batch_p99_ms = percentile(latencies, 0.99) * 1000
+        result.applied = system.applied()[0]
+        result.applied_rate = result.applied / (finished - start)
+        result.backlog_max = max((b for _, b in backlog), default=0)
+        result.backlog_series = series(backlog, start)
+        if done:
+            result.drained_after = finished - accepted_at
+        else:
+            result.notes.append(
+                f"apply timeout: {result.applied:,} of {m:,} applied after "
+                f"{args.apply_timeout:.0f} s"
+            )
+        if sampler.errors:
+            result.notes.append(f"probe errors: {sampler.errors[0]}")
+        result.redriven = system.redriven()
+        result.apply_messages = system.keyspace.get("dramatiq:cartflow.events.msgs", "hset")
+        result.apply_needed = math.ceil(m / BATCH)
+        log(
+            f"cartflow: accepted {result.accept_rate:,.0f}/s, applied {result.applied_rate:,.0f}/s,"
+            f" backlog max {result.backlog_max:,}, re-driven {result.redriven:,}"
+        )
+        if single:
+            single_posts(system, zone, args, result)
+            if not wait_until(lambda: len(set(system.applied())) == 1, timeout=args.apply_timeout):
+                memory.notes.append("single-POST events not all applied before measuring")
+        cartflow_memory(system, memory)
+        return result, memory
+    except Exception as exc:
+        error = failed(Ingest, system.label, exc, events=m)
+        return error, Memory(system=system.label, error=error.error)
+    finally:
+        system.stop()
+
+
+def single_posts(system: Cartflow, zone: str, args: argparse.Namespace, result: Ingest) -> None:
+    """Open loop: event k is due to leave at start + k / rate; latency counts from then."""
+    total = int(args.single_rate * args.single_seconds)
+    log(f"cartflow: {total:,} single-event POSTs offered at {args.single_rate:,.0f}/s")
+    counter = itertools.count()
+    latencies: list[float] = []
+    errors: list[str] = []
+    start = time.time() + 0.5
+    deadline = start + args.single_seconds + 30
+
+    def client() -> None:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{system.port}",
+            timeout=30,
+            headers={"Authorization": f"Bearer {API_KEY}"},
+        ) as http:
+            while (k := next(counter)) < total:
+                planned = start + k / args.single_rate
+                sleep_until(planned)
+                if time.time() > deadline:
+                    return
+                event = system.event(f"s-{k}", datetime.now(UTC), zone)
+                try:
+                    response = http.post("/v1/events", json=event)
+                    if response.status_code == 202:
+                        latencies.append(time.time() - planned)
+                    else:
+                        errors.append(str(response.status_code))
+                except httpx.HTTPError as exc:
+                    errors.append(type(exc).__name__)
+
+    with ThreadPoolExecutor(args.single_clients) as pool:
+        for future in [pool.submit(client) for _ in range(args.single_clients)]:
+            future.result()
+    ended = time.time()
+    result.single_offered = args.single_rate
+    result.single_sent = len(latencies)
+    result.single_rate = len(latencies) / (ended - start)
+    result.single_p50_ms = percentile(latencies, 0.5) * 1000
+    result.single_p99_ms = percentile(latencies, 0.99) * 1000
+    result.single_errors = len(errors)
+    if errors:
+        result.notes.append(f"single POST errors: {Counter(errors).most_common(3)}")
+    if len(latencies) + len(errors) < total:
+        result.notes.append(
+            f"{total - len(latencies) - len(errors):,} single POSTs never left "
+            "(30 s past the offered window)"
+        )
+    log(
+        f"cartflow: single POSTs {result.single_rate:,.0f}/s, p50 {result.single_p50_ms:.0f} ms, "
+        f"p99 {result.single_p99_ms:.0f} ms, errors {len(errors)}"
+    )
+
+
+def cartflow_memory(system: Cartflow, memory: Memory) -> None:
+    system.sql("VACUUM ANALYZE")
+    memory.pending = int(
+        system.sql(
+            "SELECT count(*) FROM carts c JOIN timers t ON t.kind = 'cart_idle' AND t.ref = c.id"
+        )[0][0]
+    )
+    memory.tables = [
+        (str(name), int(size))
+        for name, size in system.sql(
+            "SELECT relname, pg_total_relation_size(relid) FROM pg_stat_user_tables ORDER BY 2 DESC"
+        )
+    ]
+    total = sum(size for _, size in memory.tables)
+    memory.store = "PostgreSQL"
+    memory.store_bytes = total / memory.pending if memory.pending else math.nan
+    memory.worker_rss = float(rss_bytes(system.worker.pid))
+    memory.other_rss = (
+        f"api {rss_bytes(system.api.pid) / MiB:,.0f} MiB, "
+        f"scheduler {rss_bytes(system.scheduler.pid) / MiB:,.0f} MiB; "
+        f"Redis used_memory {system.redis.info('memory')['used_memory'] / MiB:,.1f} MiB"
+    )
+    log(
+        f"cartflow: {memory.pending:,} pending carts, {total / MiB:,.1f} MiB on disk, "
+        f"{memory.store_bytes:,.0f} B each, worker RSS {memory.worker_rss / MiB:,.0f} MiB"
+    )
+
+
+def alternative_ingest(factory: Callable[[], System], m: int) -> tuple[Ingest, Memory]:
+    """One producer schedules ``m`` reminders 30 min ahead; then memory with them pending."""
+    system = factory()
+    result = Ingest(system=system.label, events=m)
+    memory = Memory(system=system.label)
+    try:
+        system.start()
+        log(f"{system.label}: scheduling {m:,} reminders 30 min ahead")
+        before_rss = float(sum(rss_bytes(pid) for pid in system.worker_pids()))
+        before_redis = int(system.redis.info("memory")["used_memory"])
+        seconds = system.schedule(time.time() + AHEAD.total_seconds(), m)
+        result.accept_rate = m / seconds
+        if isinstance(system, APScheduler):
+            # measured by the runner around its own add_job calls
+            before_rss, after_rss = system.rss_before, system.rss_after
+        else:
+            # the worker pulls what it holds in memory (Celery: every eta task;
+            # Dramatiq: up to 1,000 × threads delayed messages): wait until that settles
+            last: list[float] = []
+
+            def settled() -> bool:
+                last.append(sum(system.queue_sample().values()))
+                return len(last) > 6 and len(set(last[-6:])) == 1
+
+            wait_until(settled, timeout=120, interval=0.5)
+            after_rss = float(sum(rss_bytes(pid) for pid in system.worker_pids()))
+        after_redis = int(system.redis.info("memory")["used_memory"])
+        memory.pending = m
+        memory.worker_rss = after_rss
+        memory.worker_rss_delta = (after_rss - before_rss) / m
+        if isinstance(system, APScheduler):
+            memory.store = "process memory (job store)"
+            memory.store_bytes = memory.worker_rss_delta
+        else:
+            memory.store = "Redis"
+            memory.store_bytes = (after_redis - before_redis) / m
+            memory.other_rss = f"Redis used_memory {after_redis / MiB:,.1f} MiB"
+        log(
+            f"{system.label}: {result.accept_rate:,.0f}/s accepted; worker RSS "
+            f"{after_rss / MiB:,.0f} MiB (+{memory.worker_rss_delta:,.0f} B each), "
+            f"{memory.store} {memory.store_bytes:,.0f} B each"
+        )
+        return result, memory
+    except Exception as exc:
+        error = failed(Ingest, system.label, exc, events=m)
+        return error, Memory(system=system.label, error=error.error)
+    finally:
+        system.stop()
+
+
+# -- report --------------------------------------------------------------------------------------
+def num(value: float | None, fmt: str = ",.0f") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return format(value, fmt)
+
+
+def ratio(a: float, b: float, higher_better: bool) -> str:
+    if any(math.isnan(x) for x in (a, b)) or b == 0 or a == 0:
+        return "–"
+    value = a / b
+    return (f"×{value:.2f}" if value >= 0.1 else f"×{value:.2g}") + (
+        " (better)" if (value > 1) == higher_better and value != 1 else ""
+    )
+
+
+def burst_table(results: list[Burst], title: str) -> str:
+    lines = [
+        f"| {title} | sends/s | last send after due s | skew p50 s | skew p99 s | duplicates "
+        "| lost | queue messages / needed | worker RSS peak MiB | scheduling s | notes |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        if r.error:
+            lines.append(f"| {r.system} | failed: {r.error} |||||||||||")
+            continue
+        queue = f"{r.enqueued:,} / {r.needed:,}" if r.enqueued is not None else "– (in process)"
+        lines.append(
+            f"| {r.system} | {num(r.rate)} | {num(r.last_after_due, '.1f')} "
+            f"| {num(r.skew_p50, '.2f')} | {num(r.skew_p99, '.2f')} | {r.duplicates:,} "
+            f"| {r.lost:,} | {queue} | {num(r.rss_peak / MiB)} | {num(r.setup_s, '.1f')} "
+            f"| {'; '.join(r.notes)} |"
+        )
+    base = next((r for r in results if r.system == "cartflow" and not r.error), None)
+    others = [r for r in results if r is not base and not r.error]
+    if base and others:
+        lines += [
+            "",
+            "| cartflow vs | sends/s | last send after due | skew p99 | worker RSS |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for r in others:
+            lines.append(
+                f"| {r.system} | {ratio(base.rate, r.rate, True)} "
+                f"| {ratio(base.last_after_due, r.last_after_due, False)} "
+                f"| {ratio(base.skew_p99, r.skew_p99, False)} "
+                f"| {ratio(base.rss_peak, r.rss_peak, False)} |"
+            )
+    return "\n".join(lines)
+
+
+def ingest_table(results: list[Ingest]) -> str:
+    lines = [
+        "| system | reminders | accepted/s (one client) | batch p50 / p99 ms | applied/s "
+        "| backlog max | drained after last 202 s | apply messages / needed | events re-driven "
+        "| notes |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        if r.error:
+            lines.append(f"| {r.system} | failed: {r.error} |||||||||")
+            continue
+        cf = r.system == "cartflow"
+        messages = (
+            f"{r.apply_messages:,} / {r.apply_needed:,}" if r.apply_messages is not None else "–"
+        )
+        lines.append(
+            f"| {r.system} | {r.events:,} | {num(r.accept_rate)} "
+            f"| {num(r.batch_p50_ms)} / {num(r.batch_p99_ms)} "
+            f"| {num(r.applied_rate) if cf else '– (stored on accept)'} "
+            f"| {f'{r.backlog_max:,}' if cf else '–'} | {num(r.drained_after, '.1f')} "
+            f"| {messages} | {f'{r.redriven:,}' if cf else '–'} | {'; '.join(r.notes)} |"
+        )
+    base = next((r for r in results if r.system == "cartflow" and not r.error), None)
+    others = [r for r in results if r is not base and not r.error]
+    if base and others:
+        lines += [
+            "",
+            "| cartflow vs | accepted/s | applied/s vs their accepted/s |",
+            "|---|---:|---:|",
+        ]
+        lines += [
+            f"| {r.system} | {ratio(base.accept_rate, r.accept_rate, True)} "
+            f"| {ratio(base.applied_rate, r.accept_rate, True)} |"
+            for r in others
+        ]
+    if base and base.backlog_series:
+        lines += [
+            "",
+            f"cartflow apply backlog (stored − applied) over time: {base.backlog_series}.",
+        ]
+    if base and not math.isnan(base.single_rate):
+        lines += [
+            "",
+            "| cartflow single-event POSTs | offered/s | achieved/s | accepted | p50 ms | p99 ms "
+            "| errors |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+            f"| one event per request | {num(base.single_offered)} | {num(base.single_rate)} "
+            f"| {base.single_sent:,} | {num(base.single_p50_ms)} | {num(base.single_p99_ms)} "
+            f"| {base.single_errors:,} |",
+        ]
+    return "\n".join(lines)
+
+
+def memory_table(results: list[Memory]) -> str:
+    lines = [
+        "| system | pending reminders | worker RSS MiB | worker RSS per pending B | held in "
+        "| bytes per pending | other |",
+        "|---|---:|---:|---:|---|---:|---|",
+    ]
+    for r in results:
+        if r.error:
+            lines.append(f"| {r.system} | failed: {r.error} ||||||")
+            continue
+        lines.append(
+            f"| {r.system} | {r.pending:,} | {num(r.worker_rss / MiB)} | {num(r.worker_rss_delta)} "
+            f"| {r.store} | {num(r.store_bytes)} | {r.other_rss} |"
+        )
+    base = next((r for r in results if r.system == "cartflow" and not r.error), None)
+    if base and base.tables:
+        total = sum(size for _, size in base.tables)
+        lines += ["", "| cartflow table | MiB | bytes per pending cart |", "|---|---:|---:|"]
+        lines += [
+            f"| {name} | {size / MiB:,.1f} | {size / base.pending:,.0f} |"
+            for name, size in base.tables
+            if size
+        ]
+        lines.append(f"| total | {total / MiB:,.1f} | {total / base.pending:,.0f} |")
+    return "\n".join(lines)
+
+
+def versions() -> str:
+    found = []
+    for package in ("cartflow", "celery", "kombu", "dramatiq", "APScheduler", "redis", "httpx"):
+        try:
+            found.append(f"{package} {importlib.metadata.version(package)}")
+        except importlib.metadata.PackageNotFoundError:
+            found.append(f"{package} not installed")
+    return ", ".join(found)
+
+
+def machine(ctx: Context) -> str:
+    cpu = re.search(r"model name\s*: (.*)", Path("/proc/cpuinfo").read_text())
+    return (
+        f"{os.cpu_count()} cores ({cpu[1] if cpu else platform.machine()}), Linux "
+        f"`{platform.release()}`; Python {platform.python_version()}, PostgreSQL "
+        f"{ctx.pg.version()} (throwaway, fsync=off), Redis {ctx.redis.version()} (no "
+        f"persistence); {versions()}"
+    )
+
+
+def report(
+    ctx: Context, argv: list[str], load_before: float, elapsed: float, bodies: list[str]
+) -> str:
+    args = ctx.args
+    return "\n".join(
+        [
+            SECTION,
+            "",
+            f"Measured {datetime.now(UTC):%Y-%m-%d} with `.venv/bin/python bench/reminders.py "
+            f"{shlex.join(argv)}` ({elapsed / 60:.0f} min in all).",
+            f"Machine: {machine(ctx)}. 1-minute load average before the run {load_before:.2f} "
+            "(the machine is shared: other work skews the numbers).",
+            "",
+            f"Everyone sends to the same fake provider (bench/fakeprovider.py: asyncio HTTP, "
+            f"200 at once) with {args.threads} worker threads in one worker process. cartflow runs "
+            "as in production: `cartflow api`, `cartflow worker`, `cartflow scheduler`, default "
+            f"settings but the timer lease ({args.lease:g} s), on a PostgreSQL and a Redis of "
+            "their own; its reminder is real work (idle check, journey, consent, quiet hours, "
+            "caps, template render, delivery record) while the alternatives only POST "
+            "(bench/alternatives.py: Celery `eta`, threads pool, default acks; Dramatiq `delay`, "
+            "default middleware; APScheduler `date` jobs in a memory job store). Send times are "
+            "the provider's arrival times; due is T. Duplicates: the same journey step "
+            "(cartflow) or reminder id sent more than once. Lost: due but not received within "
+            f"the drain time ({args.drain:g} s burst, {args.crash_drain:g} s crash, then "
+            f"{args.settle:g} s more for late duplicates). Queue messages: counted by Redis "
+            "keyspace notifications; needed is 2 per reminder for cartflow (idle check, then the "
+            "push step) and Dramatiq (delay queue, then the queue), 1 for Celery. Scheduling s: "
+            "cartflow from the first POST until every event is applied and every idle timer "
+            "exists (due T is set after timing a warm-up batch), the others the producer's calls. "
+            'Ratios are cartflow ÷ the other ("better" where cartflow wins).',
+            "",
+            *bodies,
+        ]
+    )
+
+
+def write(text: str) -> None:
+    old = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
+    head, found, rest = old.partition(SECTION)
+    tail = rest[rest.find("\n## ") + 1 :] if found and "\n## " in rest else ""
+    BENCHMARKS.write_text(
+        head.rstrip() + "\n\n" + text.rstrip() + "\n" + ("\n" + tail if tail else "")
+    )
+
+
+# -- main ----------------------------------------------------------------------------------------
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reminders", type=int, default=20_000, help="burst size N")
+    parser.add_argument("--events", type=int, default=100_000, help="ingest size M")
+    parser.add_argument("--crash-reminders", type=int, help="crash size (default: --reminders)")
+    parser.add_argument("--only", default=",".join(PARTS), help="parts, comma-separated")
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help="systems, comma-separated")
+    parser.add_argument("--threads", type=int, default=8, help="worker threads, everyone")
+    parser.add_argument("--lease", type=float, default=60.0, help="CARTFLOW_TIMER_LEASE")
+    parser.add_argument("--lead", type=float, help="s from scheduling start to due (default: by N)")
+    parser.add_argument("--drain", type=float, default=1200.0, help="burst: s after due to wait")
+    parser.add_argument("--crash-drain", type=float, default=480.0, help="crash: s after due")
+    parser.add_argument("--settle", type=float, default=5.0, help="s to wait for late duplicates")
+    parser.add_argument("--apply-timeout", type=float, default=2400.0, help="ingest: s to apply")
+    parser.add_argument("--single-rate", type=float, default=500.0, help="single POSTs offered/s")
+    parser.add_argument("--single-seconds", type=float, default=10.0)
+    parser.add_argument("--single-clients", type=int, default=32)
+    parser.add_argument("--keep", action="store_true", help="keep the logs' temp directory")
+    parser.add_argument("--write", action="store_true", help=f"update {BENCHMARKS.name}")
+    args = parser.parse_args(argv)
+    args.crash_reminders = args.crash_reminders or args.reminders
+    args.parts = [p for p in args.only.split(",") if p]
+    args.system_names = [s for s in args.systems.split(",") if s]
+    for part in args.parts:
+        if part not in PARTS:
+            parser.error(f"unknown part {part!r}; choose from {', '.join(PARTS)}")
+    for name in args.system_names:
+        if name not in SYSTEMS:
+            parser.error(f"unknown system {name!r}; choose from {', '.join(SYSTEMS)}")
+    return args
+
+
+@contextlib.contextmanager
+def workspace(keep: bool) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="cartflow-reminders-"))
+    try:
+        yield path
+    finally:
+        if keep:
+            log(f"logs kept in {path}")
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def main() -> int:
+    argv = sys.argv[1:]
+    args = parse(argv)
+    exit_on_sigterm()
+    load_before = os.getloadavg()[0]
+    started = time.time()
+    sys.path.insert(0, str(HERE))  # bench/alternatives.py for the producers
+    log(f"load average before: {load_before:.2f}")
+    with contextlib.ExitStack() as stack:
+        workdir = stack.enter_context(workspace(args.keep))
+        pg = stack.enter_context(throwaway_postgres(max_connections=200))
+        rd = stack.enter_context(throwaway_redis())
+        provider = Provider(workdir / "provider.log")
+        stack.callback(provider.close)
+        ctx = Context(args, pg, rd, provider, workdir)
+        factories = [f for name in args.system_names for f in make(ctx, name)]
+        bodies: list[str] = []
+        problems = 0
+        if "burst" in args.parts:
+            results = [burst(f, args.reminders, args, crash=False) for _, f in factories]
+            problems += sum(1 for r in results if r.error or r.lost or r.duplicates)
+            bodies += [
+                f"### Burst: {args.reminders:,} reminders due at one instant",
+                "",
+                burst_table(results, "system"),
+                "",
+            ]
+        if "ingest" in args.parts or "memory" in args.parts:
+            ingests: list[Ingest] = []
+            memories: list[Memory] = []
+            for key, f in factories:
+                if key == "apscheduler-off":
+                    continue  # scheduling and memory do not depend on the grace time
+                if key == "cartflow":
+                    ing, mem = cartflow_ingest(ctx, args.events, args, "ingest" in args.parts)
+                else:
+                    ing, mem = alternative_ingest(f, args.events)
+                    ing.system = mem.system = ing.system.replace(
+                        " (misfire grace 1 s, default)", " (memory job store)"
+                    )
+                ingests.append(ing)
+                memories.append(mem)
+            if "ingest" in args.parts:
+                bodies += [
+                    f"### Scheduling throughput: {args.events:,} reminders",
+                    "",
+                    ingest_table(ingests),
+                    "",
+                ]
+            if "memory" in args.parts:
+                bodies += [
+                    f"### Memory: {args.events:,} pending reminders",
+                    "",
+                    memory_table(memories),
+                    "",
+                ]
+        if "crash" in args.parts:
+            results = [burst(f, args.crash_reminders, args, crash=True) for _, f in factories]
+            bodies += [
+                f"### Crash: worker SIGKILLed 2 s after {args.crash_reminders:,} reminders "
+                "came due, restarted at once",
+                "",
+                burst_table(results, "system"),
+                "",
+            ]
+        elapsed = time.time() - started
+        text = report(ctx, argv, load_before, elapsed, bodies)
+        print(text)
+        if args.write:
+            write(text)
+            log(f"wrote {BENCHMARKS}")
+    log(f"done in {(time.time() - started) / 60:.1f} min")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
