@@ -378,6 +378,10 @@ class System:
     def finish(self, result: Burst) -> None:
         """Anything system-specific to add to a burst result before stopping."""
 
+    def timer_queue_length(self) -> int:
+        """Messages waiting on the timer queues: sends, and idle checks behind them."""
+        return sum(int(self.redis.llen(f"dramatiq:{q}")) for q in ("cartflow", "cartflow.checks"))
+
     def idle(self) -> bool:
         """Nothing of this run is left to send, here or in the broker."""
         return False
@@ -571,7 +575,7 @@ class Cartflow(System):
 
     def queue_sample(self) -> dict[str, float]:
         return {
-            "queue": float(self.redis.llen("dramatiq:cartflow")),
+            "queue": float(self.timer_queue_length()),
             "held": float(self.redis.hlen("dramatiq:cartflow.msgs")),
         }
 
@@ -587,7 +591,7 @@ class Cartflow(System):
             "SELECT (SELECT count(*) FROM timers WHERE kind = 'journey_step' OR ref LIKE 'c-%')"
             " + (SELECT count(*) FROM deliveries WHERE status IN ('pending', 'sending'))"
         )[0]
-        return not left and not self.redis.llen("dramatiq:cartflow")
+        return not left and not self.timer_queue_length()
 
     def redriven(self) -> int:
         total = 0
