@@ -378,10 +378,6 @@ class System:
     def finish(self, result: Burst) -> None:
         """Anything system-specific to add to a burst result before stopping."""
 
-    def timer_queue_length(self) -> int:
-        """Messages waiting on the timer queues: sends, and idle checks behind them."""
-        return sum(int(self.redis.llen(f"dramatiq:{q}")) for q in ("cartflow", "cartflow.checks"))
-
     def idle(self) -> bool:
         """Nothing of this run is left to send, here or in the broker."""
         return False
@@ -585,6 +581,10 @@ class Cartflow(System):
 
     def expected(self, n: int) -> set[str]:
         return {f"c-{i}:push" for i in range(n)}
+
+    def timer_queue_length(self) -> int:
+        """Messages waiting on the timer queues: sends, and idle checks behind them."""
+        return sum(int(self.redis.llen(f"dramatiq:{q}")) for q in ("cartflow", "cartflow.checks"))
 
     def idle(self) -> bool:
         (left,) = self.sql(
