@@ -427,6 +427,8 @@ class Cartflow(System):
         }
         self.api: Any = None
         self.worker: Any = None
+        #: Worker processes beyond the first (``--workers``).
+        self.more_workers: list[Any] = []
         self.scheduler: Any = None
         self.client = httpx.Client(
             base_url=f"http://127.0.0.1:{self.port}",
@@ -455,6 +457,7 @@ class Cartflow(System):
         if not healthy:
             raise RuntimeError(f"cartflow api did not answer /healthz: {self._tail('api')}")
         self.worker = self._spawn("worker")
+        self.more_workers = [self._spawn("worker") for _ in range(self.ctx.args.workers - 1)]
         self.scheduler = self._spawn("scheduler")
 
     def _healthy(self) -> bool:
@@ -566,13 +569,17 @@ class Cartflow(System):
         return lead
 
     def worker_pids(self) -> list[int]:
-        return [self.worker.pid] if self.worker is not None else []
+        workers = [self.worker, *self.more_workers] if self.worker is not None else []
+        return [worker.pid for worker in workers]
 
     def kill_worker(self) -> None:
-        kill_group(self.worker)
-        self.worker.wait(timeout=10)
-        self.processes.remove(self.worker)
+        """SIGKILL every worker process, then start as many again."""
+        for worker in [self.worker, *self.more_workers]:
+            kill_group(worker)
+            worker.wait(timeout=10)
+            self.processes.remove(worker)
         self.worker = self._spawn("worker")
+        self.more_workers = [self._spawn("worker") for _ in range(self.ctx.args.workers - 1)]
 
     def queue_sample(self) -> dict[str, float]:
         return {
@@ -1364,7 +1371,8 @@ def report(
             "(the machine is shared: other work skews the numbers).",
             "",
             f"Everyone sends to the same fake provider (bench/fakeprovider.py: asyncio HTTP, "
-            f"200 at once) with {args.threads} worker threads in one worker process. cartflow runs "
+            f"200 at once) with {args.threads} worker threads per worker process, one process "
+            f"(cartflow: {args.workers}). cartflow runs "
             "as in production: `cartflow api`, `cartflow worker`, `cartflow scheduler`, default "
             f"settings but the timer lease ({args.lease:g} s), on a PostgreSQL and a Redis of "
             "their own; its reminder is real work (idle check, journey, consent, quiet hours, "
@@ -1404,6 +1412,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--only", default=",".join(PARTS), help="parts, comma-separated")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="systems, comma-separated")
     parser.add_argument("--threads", type=int, default=8, help="worker threads, everyone")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="cartflow worker processes (the others: 1)"
+    )
     parser.add_argument("--lease", type=float, default=60.0, help="CARTFLOW_TIMER_LEASE")
     parser.add_argument("--lead", type=float, help="s from scheduling start to due (default: by N)")
     parser.add_argument("--drain", type=float, default=1200.0, help="burst: s after due to wait")

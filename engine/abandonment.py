@@ -30,8 +30,9 @@ def shortest_idle(config: Config) -> timedelta:
 
 
 def on_idle_timer(session: Session, config: Config, cart_id: str, now: datetime) -> datetime | None:
-    """The cart's idle timer fired. Returns when to look again (or None: done)."""
-    cart = session.get(Cart, cart_id, with_for_update=True)
+    """The cart's idle timer fired. Returns when to look again (or None: done). The
+    caller holds the cart's lock (:func:`cartflow.engine.locks.lock_for_cart`)."""
+    cart = session.get(Cart, cart_id)  # loaded and locked by the caller
     if cart is None or cart.status != "active" or not cart.items:
         return None
     profile = session.get(Profile, cart.profile_id)

@@ -74,8 +74,7 @@ def start_journey(
         group="holdout" if holdout else "treatment",
         state={"sent": 0},
     )
-    session.add(journey)
-    session.flush()
+    session.add(journey)  # written with its first step's state (the timer's autoflush)
     record(
         session,
         now,

@@ -16,17 +16,17 @@ from sqlalchemy.orm import Session
 
 from cartflow.engine.store.models import Cart, Journey, Profile
 
-_Row = TypeVar("_Row", Profile | None, Cart | None)
+_Row = TypeVar("_Row")
 
 #: ``FOR NO KEY UPDATE`` on PostgreSQL.
 PROFILE_LOCK = {"key_share": True}
 
 
 def lock_profile(session: Session, profile_id: str) -> Profile | None:
-    return _held(session, session.get(Profile, profile_id, with_for_update=PROFILE_LOCK))
+    return keep(session, session.get(Profile, profile_id, with_for_update=PROFILE_LOCK))
 
 
-def _held(session: Session, row: _Row) -> _Row:
+def keep(session: Session, row: _Row) -> _Row:
     """Keep a locked row loaded for the rest of the transaction: the session's identity
     map holds objects weakly, and a later ``session.get`` of one nobody referenced would
     query the database again."""
@@ -41,7 +41,13 @@ def lock_for_cart(session: Session, cart_id: str) -> tuple[Profile | None, Cart 
     if profile_id is None:
         return None, None
     profile = lock_profile(session, profile_id)
-    return profile, _held(session, session.get(Cart, cart_id, with_for_update=True))
+    return profile, keep(session, session.get(Cart, cart_id, with_for_update=True))
+
+
+def lock_journey(session: Session, journey_id: str) -> Journey | None:
+    """Lock the journey alone, for work that touches only it and what comes after it in
+    the lock order (its deliveries, timers, decisions): never a profile or cart after."""
+    return session.get(Journey, journey_id, with_for_update=True)
 
 
 def lock_for_journey(session: Session, journey_id: str) -> Journey | None:
@@ -52,5 +58,15 @@ def lock_for_journey(session: Session, journey_id: str) -> Journey | None:
     if row is None:
         return None
     lock_profile(session, row[0])
-    _held(session, session.get(Cart, row[1], with_for_update=True))
+    keep(session, session.get(Cart, row[1], with_for_update=True))
     return session.get(Journey, journey_id, with_for_update=True)
+
+
+def lock_for_answer(session: Session, journey_id: str, status: str) -> Journey | None:
+    """Locks to record a provider's answer (``status``) to the journey's send. A failure
+    may change the shopper's contacts and consents (provider signals), which needs the
+    whole order; any other answer touches only the journey and what follows it in the
+    order (its delivery, timer, decisions), so the shopper's events are not held up."""
+    if status in ("permanent", "retryable"):  # a retry may have been the last one
+        return lock_for_journey(session, journey_id)
+    return lock_journey(session, journey_id)

@@ -47,6 +47,9 @@ from cartflow.engine.timers import (
 
 log = structlog.get_logger("cartflow.engine")
 
+#: Events applied in one transaction.
+APPLY_BATCH = 50
+
 
 class Engine:
     def __init__(
@@ -58,12 +61,15 @@ class Engine:
         *,
         sending_grace: timedelta = SENDING_GRACE,
         lease: timedelta = DEFAULT_LEASE,
+        apply_batch: int = APPLY_BATCH,
     ) -> None:
         #: A delivery left ``sending`` this long by a vanished worker becomes ``unknown``;
         #: keep it at least the timer lease (a live worker holds its claim that long).
         self.sending_grace = sending_grace
         #: How long a worker holds a timer it works on (the dispatcher's lease, renewed).
         self.lease = lease
+        #: Events applied per transaction (an error splits the batch: each on its own).
+        self.apply_batch = max(1, apply_batch)
         self.db = db
         self.clock = clock
         self.configs = configs
@@ -77,27 +83,45 @@ class Engine:
         return store_events(self.db, events, self.clock.now())
 
     def apply_events(self, ids: Sequence[str]) -> int:
-        """Apply stored events (oldest first); each once, whoever else tries. Returns count."""
+        """Apply stored events (oldest first); each once, whoever else tries. Returns count.
+        Each event is a transaction of its own, all on one database connection."""
+        with self.db.pinned():
+            return self._apply_events(ids)
+
+    def _apply_events(self, ids: Sequence[str]) -> int:
         with self.db.reading() as session:
             rows = session.execute(
                 select(RawEvent.id, RawEvent.at).where(
                     RawEvent.id.in_(list(ids)), RawEvent.applied_at.is_(None)
                 )
             ).all()
+        ordered = [event_id for event_id, _ in sorted(rows, key=lambda r: (r[1], r[0]))]
         applied = 0
-        for event_id, _ in sorted(rows, key=lambda r: (r[1], r[0])):
-            for attempt in range(5):
+        for start in range(0, len(ordered), self.apply_batch):
+            chunk = ordered[start : start + self.apply_batch]
+            if len(chunk) > 1:
                 try:
-                    applied += self._apply_one(event_id)
-                    break
-                except (IntegrityError, OperationalError):
-                    if attempt == 4:
-                        raise
-                    log.warning("event_apply_retry", event_id=event_id, attempt=attempt + 1)
-                except Exception as exc:  # one bad event must not hold up the others
-                    self._set_aside(event_id, exc)
-                    break
+                    applied += self._apply_together(chunk)
+                    continue
+                except Exception as exc:  # one bad event, a deadlock: each on its own
+                    log.info("event_batch_split", count=len(chunk), reason=type(exc).__name__)
+            applied += sum(self._apply_alone(event_id) for event_id in chunk)
         return applied
+
+    def _apply_alone(self, event_id: str) -> int:
+        """One event in a transaction of its own: retried on a conflict, set aside (with
+        the reason) when it cannot be applied, so the events after it go on."""
+        for attempt in range(5):
+            try:
+                return self._apply_together([event_id])
+            except (IntegrityError, OperationalError):
+                if attempt == 4:
+                    raise
+                log.warning("event_apply_retry", event_id=event_id, attempt=attempt + 1)
+            except Exception as exc:  # one bad event must not hold up the others
+                self._set_aside(event_id, exc)
+                return 0
+        return 0  # not reached: the last attempt returns or raises
 
     def _set_aside(self, event_id: str, exc: Exception) -> None:
         """Mark an event that cannot be applied as done, with the reason, so it is not
@@ -113,34 +137,50 @@ class Engine:
             )
             stops.set_aside(session, event_id, now)  # what it stops stays stopped
 
-    def _apply_one(self, event_id: str) -> int:
+    def _apply_together(self, event_ids: list[str]) -> int:
+        """Apply ``event_ids`` (in this order) in one transaction: all or none. Each is
+        claimed by compare-and-set on ``applied_at``, so one another worker applied is
+        skipped. Returns how many this call applied."""
         config = self.configs.current
         idle = shortest_idle(config)
         with self.db.transaction() as session:
             now = self.clock.now()
             won = session.execute(
                 update(RawEvent)
-                .where(RawEvent.id == event_id, RawEvent.applied_at.is_(None))
+                .where(RawEvent.id.in_(event_ids), RawEvent.applied_at.is_(None))
                 .values(applied_at=now)
-            ).rowcount  # type: ignore[attr-defined]
-            if not won:
-                return 0
-            raw = session.get(RawEvent, event_id)
-            assert raw is not None
-            event = Event.model_validate(raw.payload)
-            if event.at is None:
-                event = event.model_copy(update={"at": raw.at})
-            result = apply_event(session, event, now=now, idle=idle)
-            for cart_id, reason in result.exits:
-                on_exit_signal(session, self.configs.scenario_for, cart_id, reason, now, idle)
-            stops.applied(session, event_id)  # state says it now
-            if event.order is not None and event.order.discount_code:
-                tokens.redeem(
-                    session, event.order.discount_code, order_id=event.order.id, at=event.at or now
-                )
-            granted = [channel for channel, yes in (event.consent or {}).items() if yes]
-            stops.consent_given(session, event, raw.received_at, granted)
-        return 1
+                .returning(RawEvent.id, RawEvent.payload, RawEvent.at, RawEvent.received_at)
+                .execution_options(synchronize_session=False)
+            ).all()
+            rows = {row[0]: row for row in won}
+            for event_id in event_ids:
+                if event_id in rows:
+                    _, payload, at, received_at = rows[event_id]
+                    self._apply_state(session, payload, at, received_at, now, idle)
+            stops.applied(session, list(rows))  # state says it now
+        return len(rows)
+
+    def _apply_state(
+        self,
+        session: Session,
+        payload: dict[str, object],
+        at: datetime,
+        received_at: datetime,
+        now: datetime,
+        idle: timedelta,
+    ) -> None:
+        event = Event.model_validate(payload)
+        if event.at is None:
+            event = event.model_copy(update={"at": at})
+        result = apply_event(session, event, now=now, idle=idle)
+        for cart_id, reason in result.exits:
+            on_exit_signal(session, self.configs.scenario_for, cart_id, reason, now, idle)
+        if event.order is not None and event.order.discount_code:
+            tokens.redeem(
+                session, event.order.discount_code, order_id=event.order.id, at=event.at or now
+            )
+        granted = [channel for channel, yes in (event.consent or {}).items() if yes]
+        stops.consent_given(session, event, received_at, granted)
 
     def unapplied_event_ids(self, older_than: timedelta, limit: int = 1000) -> list[str]:
         """Events accepted but not applied after ``older_than`` (a lost message): re-drive."""
@@ -177,6 +217,20 @@ class Engine:
     # -- timers --------------------------------------------------------------------------
     def claim_due(self, limit: int = 500, lease: timedelta | None = None) -> list[Claim]:
         return claim_due(self.db, self.clock.now(), limit=limit, lease=lease or self.lease)
+
+    def fire_many(self, claims: Sequence[Claim]) -> list[StepResult | None]:
+        """Fire a batch of claims (one queue message) on one database connection, each as
+        :meth:`fire` does. One that fails is logged and left to its lease, which brings
+        its timer back; the others go on. ``None`` stands for a failed one."""
+        results: list[StepResult | None] = []
+        with self.db.pinned():
+            for claim in claims:
+                try:
+                    results.append(self.fire(claim))
+                except Exception:
+                    log.exception("timer_failed", kind=claim.kind, ref=claim.ref)
+                    results.append(None)
+        return results
 
     def fire(self, claim: Claim) -> StepResult:
         """Run whatever a claimed timer is for, then release the claim once, as the result

@@ -29,7 +29,7 @@ from cartflow.engine.decisions import record, record_failures, record_for
 from cartflow.engine.deliveries import SENDING_GRACE, DeliveryStatus
 from cartflow.engine.guards import StepCheck, Verdict, run_guards
 from cartflow.engine.journeys import advance, finish
-from cartflow.engine.locks import lock_for_journey
+from cartflow.engine.locks import keep, lock_for_answer, lock_for_journey
 from cartflow.engine.outcomes import Outcome, StepResult
 from cartflow.engine.recovery import recover
 from cartflow.engine.retry import DEFAULT_RETRY, RetryPolicy
@@ -170,6 +170,7 @@ class StepRunner:
         if pending is not None:
             return pending  # composed and its code reserved the first time; send it now
         assert check.channel is not None and check.contact is not None
+        keep(session, check.contact)  # message_for reads it again
         delivery_id = new_id()
         draft = compose(check, delivery_id)
         verdict = check_draft(draft)
@@ -258,7 +259,7 @@ class StepRunner:
     def _settle(
         self, session: Session, ready: Ready, result: SendResult, bound: structlog.BoundLogger
     ) -> StepResult:
-        journey = lock_for_journey(session, ready.delivery.journey_id)
+        journey = lock_for_answer(session, ready.delivery.journey_id, result.status)
         delivery = session.get(Delivery, ready.delivery.id, with_for_update=True)
         assert journey is not None and delivery is not None
         now = self.clock.now()

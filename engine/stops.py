@@ -164,9 +164,10 @@ def none_matching(
     )
 
 
-def applied(session: Session, event_id: str) -> None:
-    """The event's effect is in state now: its stops are no longer needed."""
-    session.execute(delete(EventStop).where(EventStop.event_id == event_id))
+def applied(session: Session, event_ids: Sequence[str]) -> None:
+    """The events' effects are in state now: their stops are no longer needed."""
+    if event_ids:
+        session.execute(delete(EventStop).where(EventStop.event_id.in_(list(event_ids))))
 
 
 def set_aside(session: Session, event_id: str, now: datetime) -> None:

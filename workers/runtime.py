@@ -111,9 +111,10 @@ class Runtime:
             self.sender,
             sending_grace=sending_grace(settings.timer_lease, self.configs.current),
             lease=timedelta(seconds=settings.timer_lease),
+            apply_batch=settings.apply_batch,
         )
         self.broker = stub_broker() if embedded else redis_broker(settings.redis_url)
-        self.actors: Actors = declare(self.broker, self.engine)
+        self.actors: Actors = declare(self.broker, self.engine, fire_batch=settings.fire_batch)
         self.worker: Any = None
         self.event_worker: Any = None
         self.dispatcher: Dispatcher | None = None

@@ -12,6 +12,10 @@
   queue of their own (default 2)
 * ``CARTFLOW_DISPATCH_INTERVAL`` — seconds between dispatcher ticks (default 1.0)
 * ``CARTFLOW_DISPATCH_BATCH`` — timers claimed per query (default 500)
+* ``CARTFLOW_FIRE_BATCH`` — claimed timers per queue message, run one after another on
+  one database connection (default 20)
+* ``CARTFLOW_APPLY_BATCH`` — events applied per transaction (default 50; a batch with an
+  event that cannot be applied is split, each event on its own)
 * ``CARTFLOW_TIMER_LEASE`` — seconds a worker holds the timer it works on (default 60)
 * ``CARTFLOW_QUEUE_LEASE`` — seconds a claimed timer waits in the queue before it is claimed
   again (default 600)
@@ -77,6 +81,8 @@ class Settings:
         default_factory=lambda: float(_env("CARTFLOW_DISPATCH_INTERVAL", "1.0"))
     )
     dispatch_batch: int = field(default_factory=lambda: int(_env("CARTFLOW_DISPATCH_BATCH", "500")))
+    fire_batch: int = field(default_factory=lambda: int(_env("CARTFLOW_FIRE_BATCH", "20")))
+    apply_batch: int = field(default_factory=lambda: int(_env("CARTFLOW_APPLY_BATCH", "50")))
     timer_lease: float = field(default_factory=lambda: float(_env("CARTFLOW_TIMER_LEASE", "60")))
     queue_lease: float = field(default_factory=lambda: float(_env("CARTFLOW_QUEUE_LEASE", "600")))
     api_host: str = field(default_factory=lambda: _env("CARTFLOW_API_HOST", "0.0.0.0"))

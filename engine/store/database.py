@@ -9,12 +9,13 @@ readers going meanwhile. PostgreSQL uses psycopg 3 and row locks (``FOR UPDATE``
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 #: Where Alembic's scripts live: ``migrations/`` next to this module, shipped in the
@@ -81,6 +82,7 @@ class Database:
         if self.is_sqlite:
             _make_sqlite_serialisable(self.engine, read_only=read_only)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._pinned = threading.local()
 
     @property
     def is_sqlite(self) -> bool:
@@ -93,16 +95,45 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session in one transaction: committed on success, rolled back on error."""
-        with self.sessions() as session, session.begin():
+        pinned: Connection | None = getattr(self._pinned, "connection", None)
+        bind = {"bind": pinned} if pinned is not None else {}
+        with self.sessions(**bind) as session, session.begin():
             yield session
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
         """A read-only session that never waits for the write lock (SQLite: a deferred
         ``BEGIN`` under WAL), safe to open while another transaction is writing."""
+        pinned: Connection | None = getattr(self._pinned, "connection", None)
+        if pinned is not None:  # PostgreSQL only: the read ends in a rollback
+            with Session(bind=pinned) as session:
+                yield session
+            return
         connection = self.engine.connect().execution_options(cartflow_readonly=True)
         with connection, Session(bind=connection) as session:
             yield session
+
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Run this thread's transactions and reads inside on one pooled connection.
+
+        A batch of work (the timers of one message, the events of one) then checks a
+        connection out of the pool — and pings it — once, not once per transaction; each
+        transaction still commits on its own, so a failure rolls back only its own work.
+        A connection lost meanwhile is replaced at its next use (SQLAlchemy reconnects
+        an invalidated connection once its transaction is rolled back). SQLite: no
+        change (its readers and its writer need connections of their own). Nested
+        calls share the outer connection.
+        """
+        if not self.is_postgres or getattr(self._pinned, "connection", None) is not None:
+            yield
+            return
+        with self.engine.connect() as connection:
+            self._pinned.connection = connection
+            try:
+                yield
+            finally:
+                self._pinned.connection = None
 
     def missing_tables(self) -> list[str]:
         """The cartflow tables this database lacks (all of them when it was never

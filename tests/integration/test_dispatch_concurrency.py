@@ -120,15 +120,18 @@ def test_two_dispatchers_on_one_broker_fire_each_timer_once(
     )
     for dispatcher in dispatchers:
         dispatcher.stop()
-    # Then Redis holds exactly one check_timer message per (idle) timer
+    # Then Redis holds each (idle) timer in exactly one check_timers message
     fired: Counter[int] = Counter()
     consumer = one.broker.consume(CHECKS_QUEUE, prefetch=200, timeout=200)
     try:
         for message in consumer:
             if message is None:
                 break
-            assert message.actor_name == "check_timer"
-            fired[message.args[0]] += 1
+            assert message.actor_name == "check_timers"
+            claims = message.args[0]
+            assert 0 < len(claims) <= one.actors.fire_batch
+            for claim in claims:
+                fired[claim[0]] += 1
             consumer.ack(message)
     finally:
         consumer.close()

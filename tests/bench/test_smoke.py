@@ -1,0 +1,100 @@
+"""Each benchmark runs at a tiny size and says what it measured (no timing asserted).
+
+The benchmarks start their own PostgreSQL and Redis (bench/servers.py), so these tests
+need the same server binaries as the integration suite. What they check is that a
+benchmark still runs on the current code and counts what it promises to count — the
+guarantees (nothing lost, nothing twice) included — not how fast anything is.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+pytestmark = [pytest.mark.postgres]
+
+
+def run(script: str, *args: str, timeout: float = 280) -> str:
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=BENCH.parent,
+    )
+    assert done.returncode == 0, f"{script} exited {done.returncode}:\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def table_rows(text: str, first_cell: str, after: str = "") -> list[list[str]]:
+    """Rows of the first table after the line starting with ``after`` whose first cell
+    starts with ``first_cell``."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith(after)), len(lines))
+    rows = []
+    for line in lines[start + 1 if after else 0 :]:
+        if rows and not line.startswith("|"):
+            break
+        if line.startswith(f"| {first_cell}"):
+            rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def test_hotpath_reports_every_phase_per_unit() -> None:
+    out = run("hotpath.py", "--shoppers", "12")
+    rows = {row[0]: row for row in table_rows(out, "") if row[0] in ("apply", "idle", "send")}
+    assert set(rows) == {"apply", "idle", "send"}, out
+    for phase, row in rows.items():
+        assert row[1] == "12", f"{phase}: every shopper's unit ran"
+        assert float(row[4]) > 0, f"{phase}: statements were counted"
+        assert float(row[5]) > 0, f"{phase}: commits were counted"
+    assert "provider calls: 12 of 12" in out
+
+
+def test_timer_dispatch_claims_each_timer_once() -> None:
+    out = run("timers.py", "--sizes", "2000", "--due", "200", "--rounds", "1")
+    rows = table_rows(out, "2,000")
+    assert len(rows) == 1, out
+    *_, twice, left = rows[0]
+    assert (twice, left) == ("0", "0"), "a timer was claimed twice or left over"
+
+
+@pytest.mark.redis
+def test_reminders_end_to_end_loses_and_duplicates_nothing() -> None:
+    out = run(
+        "reminders.py",
+        "--systems",
+        "cartflow,dramatiq",
+        "--only",
+        "burst,ingest",
+        "--reminders",
+        "40",
+        "--events",
+        "300",
+        "--single-seconds",
+        "1",
+        "--single-rate",
+        "20",
+        "--drain",
+        "120",
+        "--settle",
+        "1",
+        timeout=290,
+    )
+    burst = {
+        row[0]: row for row in table_rows(out, "") if row[0] in ("cartflow", "Dramatiq (delay)")
+    }
+    assert set(burst) == {"cartflow", "Dramatiq (delay)"}, out
+    for system, row in burst.items():
+        duplicates, lost = row[5], row[6]
+        assert (duplicates, lost) == ("0", "0"), f"{system}: duplicates {duplicates}, lost {lost}"
+    ingest = table_rows(out, "cartflow", "### Scheduling")
+    assert ingest and ingest[0][1] == "300", out
+    assert re.fullmatch(r"[\d,]+", ingest[0][4]), f"applied/s measured: {ingest[0]}"
