@@ -45,10 +45,11 @@ check: $(STAMP)
 	$(BIN)/ruff check cartflow/__init__.py engine providers workers tests bench
 	$(BIN)/mypy
 
-## bench: timer dispatch on PostgreSQL, then reminders end to end against Celery, Dramatiq
+## bench: the hot path on one thread, timer dispatch on PostgreSQL, then reminders end to end against Celery, Dramatiq
 ## and APScheduler (about 1.5 h on 2 cores; each starts its own servers; results go to
 ## BENCHMARKS.md). Smaller: .venv/bin/python bench/reminders.py --reminders 2000 --events 10000
 bench: $(BENCH_STAMP) servers
+	$(BIN)/python bench/hotpath.py --write
 	$(BIN)/python bench/timers.py --write
 	$(BIN)/python bench/reminders.py --write
 

@@ -34,13 +34,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from cartflow.engine.events import EventError, parse_events
 from cartflow.engine.service import Engine, EventConflict
+from cartflow.workers.group_commit import GroupCommit
 from cartflow.workers.openapi import OPERATION, RESPONSES, describe
 from cartflow.workers.settings import Settings
 
@@ -155,6 +155,8 @@ def create_app(
     )
     app.openapi = describe(app)  # type: ignore[method-assign]
     app.state.limits = ServerLimits()
+    #: Requests that arrive together are stored in one transaction (workers.group_commit).
+    app.state.group_commit = storing = GroupCommit(engine.ingest, enqueue_apply)
     keys = [k.encode() for k in api_keys]
 
     def authorised(request: Request) -> bool:
@@ -222,7 +224,7 @@ def create_app(
         except EventError as exc:
             return _problem(422, "invalid event(s)", exc.errors)
         try:
-            new = await run_in_threadpool(engine.ingest, events)
+            new = await storing.submit(events)  # stored and enqueued when it returns
         except EventConflict as exc:  # an id reused for another event: nothing stored
             return _problem(409, "event id reused with a different body", exc.errors)
         except SQLAlchemyError:
@@ -230,12 +232,6 @@ def create_app(
             return _problem(503, "storage unavailable; retry later", headers={"Retry-After": "5"})
         except ValueError as exc:  # something in the events our storage cannot hold
             return _problem(422, "invalid event(s)", [{"loc": "body", "msg": str(exc)[:300]}])
-        if new:
-            try:
-                # off the event loop: a slow broker must not stall every other request
-                await run_in_threadpool(enqueue_apply, new)
-            except Exception:  # durable already; the dispatcher re-drives unapplied events
-                log.exception("enqueue_failed", count=len(new))
         return JSONResponse(
             {"accepted": len(new), "duplicates": len(events) - len(new)}, status_code=202
         )

@@ -55,7 +55,7 @@ def test_hotpath_reports_every_phase_per_unit() -> None:
         assert row[1] == "12", f"{phase}: every shopper's unit ran"
         assert float(row[4]) > 0, f"{phase}: statements were counted"
         assert float(row[5]) > 0, f"{phase}: commits were counted"
-    assert "provider calls: 12 of 12" in out
+    assert "Provider calls: 12 of 12." in out
 
 
 def test_timer_dispatch_claims_each_timer_once() -> None:
