@@ -23,6 +23,7 @@ functions where that phase spends its time (cProfile, cumulative).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import io
 import os
@@ -57,6 +58,7 @@ from cartflow.engine.service import Engine  # noqa: E402
 from cartflow.engine.store.database import Database  # noqa: E402
 from cartflow.providers.recording import RecordingProvider  # noqa: E402
 from cartflow.providers.registry import ChannelRouter, validators  # noqa: E402
+from cartflow.workers.logs import configure as configure_logs  # noqa: E402
 
 SCENARIO = """\
 scenario: bench_push
@@ -144,6 +146,9 @@ class Row:
     commits: int
     checkouts: int
     in_driver: float
+    #: CPU seconds of this process, and of the PostgreSQL backends serving it.
+    cpu: float = 0.0
+    pg_cpu: float = 0.0
 
     def cells(self) -> list[str]:
         per = max(self.units, 1)
@@ -156,6 +161,8 @@ class Row:
             f"{self.commits / per:.2f}",
             f"{self.checkouts / per:.2f}",
             f"{100 * self.in_driver / self.seconds:.0f}%",
+            f"{1000 * self.cpu / per:.2f}",
+            f"{1000 * self.pg_cpu / per:.2f}",
         ]
 
 
@@ -168,6 +175,8 @@ HEADER = [
     "commits/unit",
     "checkouts/unit",
     "time in DB driver",
+    "cartflow CPU ms/unit",
+    "PostgreSQL CPU ms/unit",
 ]
 
 
@@ -193,10 +202,35 @@ def cart_event(n: int, at: datetime) -> Event:
     )
 
 
+def backend_cpu(pg: Any, database: str) -> float:
+    """CPU seconds (user + system) the PostgreSQL backends connected to ``database`` have
+    used, from /proc (the server runs on this machine)."""
+    with pg.connect() as conn:
+        pids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s", (database,)
+            )
+        ]
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
 def measure(
-    phase: str, counter: Counter, work: Callable[[], int], profile: str | None, sort: str
+    phase: str,
+    counter: Counter,
+    work: Callable[[], int],
+    profile: str | None,
+    sort: str,
+    pg_cpu: Callable[[], float],
 ) -> Row:
     before = counter.snapshot()
+    cpu_before, pg_before = time.process_time(), pg_cpu()
     profiler = cProfile.Profile() if profile == phase else None
     start = time.perf_counter()
     if profiler:
@@ -205,6 +239,7 @@ def measure(
     if profiler:
         profiler.disable()
     seconds = time.perf_counter() - start
+    cpu, pg = time.process_time() - cpu_before, pg_cpu() - pg_before
     after = counter.snapshot()
     if counter.texts is not None:
         print(f"-- {phase}: statements per unit", file=sys.stderr)
@@ -220,7 +255,7 @@ def measure(
         for package, spent in by_package(stats):
             print(f"{100 * spent / seconds:5.1f}%  {package}", file=sys.stderr)
     diff = [a - b for a, b in zip(after, before, strict=True)]
-    return Row(phase, units, seconds, int(diff[0]), int(diff[1]), int(diff[2]), diff[3])
+    return Row(phase, units, seconds, int(diff[0]), int(diff[1]), int(diff[2]), diff[3], cpu, pg)
 
 
 def by_package(stats: pstats.Stats) -> list[tuple[str, float]]:
@@ -283,17 +318,30 @@ def run(
                 engine.apply_events(ids[start : start + 1000]) for start in range(0, len(ids), 1000)
             )
 
-        rows = [measure("apply", counter, apply, profile, sort)]
+        def pg_cpu() -> float:
+            return backend_cpu(pg, "hotpath")
+
+        rows = [measure("apply", counter, apply, profile, sort, pg_cpu)]
         clock.set(T0 + timedelta(minutes=31))
         rows.append(
             measure(
-                "idle", counter, lambda: fire_all(engine, "cart_idle", fire_batch), profile, sort
+                "idle",
+                counter,
+                lambda: fire_all(engine, "cart_idle", fire_batch),
+                profile,
+                sort,
+                pg_cpu,
             )
         )
         clock.set(T0 + timedelta(minutes=32))
         rows.append(
             measure(
-                "send", counter, lambda: fire_all(engine, "journey_step", fire_batch), profile, sort
+                "send",
+                counter,
+                lambda: fire_all(engine, "journey_step", fire_batch),
+                profile,
+                sort,
+                pg_cpu,
             )
         )
         facts = {"sent": len(recorder.sent), "postgres": pg.version()}
@@ -325,8 +373,10 @@ def section(body: str, argv: list[str], facts: dict[str, Any]) -> str:
             "call), a recording provider in process, a simulated clock. One unit is one "
             "shopper's `cart.updated` applied, one idle check (abandonment found, journey "
             "started, step timer set), one push step (guards, render, delivery, provider, "
-            "answer recorded). *Time in DB driver* is the share of wall time inside "
-            "statement execution (round trip and server work); the rest is Python.",
+            "answer recorded). Logs are written as in production (JSON, contacts scrubbed), to "
+            "/dev/null. *Time in DB driver* is the share of wall time inside statement "
+            "execution (round trip and server work); *cartflow CPU* is this process's CPU "
+            "time, *PostgreSQL CPU* that of the server backends serving it (from /proc).",
             "",
             body,
             "",
@@ -354,6 +404,8 @@ def main() -> int:
     parser.add_argument("--statements", action="store_true", help="list each phase's SQL")
     parser.add_argument("--sort", default="cumulative", help="pstats sort key for --profile")
     args = parser.parse_args()
+    # logged as in production (JSON, contacts scrubbed) — the cost counts — into nowhere
+    configure_logs("json", stream=open(os.devnull, "w"))  # noqa: SIM115 — for the run
     load = os.getloadavg()[0]
     rows, facts = run(args.shoppers, args.profile, args.sort, args.statements, args.fire_batch)
     facts["load"] = load
