@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cartflow.engine import stops
@@ -110,3 +110,26 @@ def _conflict(index: int, event_id: str, earlier: str) -> dict[str, str]:
             "an id names one event: resend it unchanged, or give a new event a new id"
         ),
     }
+
+
+def purge_applied(db: Database, cutoff: datetime, limit: int = 5000) -> int:
+    """Delete up to ``limit`` applied events received before ``cutoff`` (the raw-event
+    retention); returns how many. Events set aside with an error stay — their stops still
+    hold — and so do events not applied yet. An id purged is forgotten: posted again, it
+    is a new event (state decides what it changes: an older cart snapshot never
+    resurrects a cart, a paid cart stays paid)."""
+    with db.transaction() as session:
+        old = (
+            select(RawEvent.id)
+            .where(
+                RawEvent.received_at < cutoff,
+                RawEvent.applied_at.is_not(None),
+                RawEvent.error.is_(None),
+            )
+            .order_by(RawEvent.received_at)
+            .limit(limit)
+        )
+        ids = list(session.scalars(old))
+        if ids:
+            session.execute(delete(RawEvent).where(RawEvent.id.in_(ids)))
+    return len(ids)

@@ -24,7 +24,7 @@ from cartflow.engine.errors import (
 )
 from cartflow.engine.events import Event
 from cartflow.engine.ingest import digest as digest  # re-exported (defined here before)
-from cartflow.engine.ingest import store_events
+from cartflow.engine.ingest import purge_applied, store_events
 from cartflow.engine.journeys import finish, on_exit_signal
 from cartflow.engine.locks import lock_for_cart, lock_for_journey
 from cartflow.engine.outcomes import Outcome, StepResult
@@ -194,6 +194,10 @@ class Engine:
                     .limit(limit)
                 )
             )
+
+    def purge_events(self, retention: timedelta, limit: int = 5000) -> int:
+        """Delete applied raw events older than ``retention`` (:func:`purge_applied`)."""
+        return purge_applied(self.db, self.clock.now() - retention, limit)
 
     def settle_abandoned_sends(self, limit: int = 500) -> int:
         """Deliveries left ``sending`` past the grace by a worker that vanished become

@@ -4,7 +4,8 @@ Each tick claims due timers in batches and enqueues a message per timer (``fire_
 for sends, ``check_timer`` for idle checks), until fewer than a batch are due. It also
 re-drives events that were stored but never applied (a message lost between the API's
 commit and its enqueue), settles deliveries a vanished worker left ``sending`` (they
-become ``unknown``), and checks the configuration for a change to hot-reload.
+become ``unknown``), deletes applied raw events past their retention
+(``CARTFLOW_EVENT_RETENTION_DAYS``), and checks the configuration for a change to hot-reload.
 
 Two leases (architecture §4): a claimed timer is held for the *queue lease* (10 minutes)
 while its message waits in the queue, so a backlog never makes the dispatcher claim it
@@ -37,6 +38,8 @@ REDRIVE_AFTER = timedelta(seconds=30)
 REDRIVE_STUCK_AFTER = timedelta(minutes=10)
 #: How long a claimed timer's message may wait in the queue before it is claimed again.
 QUEUE_LEASE = timedelta(minutes=10)
+#: How often the tick purges raw events past their retention.
+PURGE_EVERY = timedelta(minutes=1)
 
 
 class Dispatcher:
@@ -50,6 +53,7 @@ class Dispatcher:
         lease: timedelta = QUEUE_LEASE,
         redrive_after: timedelta = REDRIVE_AFTER,
         redrive_stuck_after: timedelta = REDRIVE_STUCK_AFTER,
+        event_retention: timedelta | None = None,
     ) -> None:
         self.engine = engine
         self.actors = actors
@@ -58,6 +62,10 @@ class Dispatcher:
         self.lease = lease
         self.redrive_after = redrive_after
         self.redrive_stuck_after = redrive_stuck_after
+        #: Applied raw events older than this are deleted (None: kept forever).
+        self.event_retention = event_retention
+        self._purged_at: datetime | None = None
+        self.purged = 0
         #: Event id → when this dispatcher last re-sent it.
         self._redriven: dict[str, datetime] = {}
         self.redriven = 0
@@ -79,6 +87,7 @@ class Dispatcher:
                     break
             self.redrive()
             self.engine.settle_abandoned_sends()
+            self.purge()
             self.dispatched += total
             return total
         except Exception:
@@ -106,6 +115,21 @@ class Dispatcher:
             self._redriven.update(dict.fromkeys(lost, now))
             self.redriven += len(lost)
         return len(lost)
+
+    def purge(self) -> int:
+        """Delete applied raw events past the retention, at most once per
+        :data:`PURGE_EVERY` and 5,000 a time (a backlog goes a batch per minute)."""
+        now = self.engine.now()
+        if self.event_retention is None or (
+            self._purged_at is not None and now - self._purged_at < PURGE_EVERY
+        ):
+            return 0
+        self._purged_at = now
+        purged = self.engine.purge_events(self.event_retention)
+        if purged:
+            log.info("events_purged", count=purged)
+        self.purged += purged
+        return purged
 
     def start(self, reload_interval: float | None = None) -> None:
         self.scheduler.add_job(

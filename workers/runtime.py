@@ -158,6 +158,11 @@ class Runtime:
             batch=self.settings.dispatch_batch,
             lease=timedelta(seconds=self.settings.queue_lease if lease is None else lease),
             redrive_after=redrive_after,
+            event_retention=(
+                timedelta(days=self.settings.event_retention_days)
+                if self.settings.event_retention_days > 0
+                else None
+            ),
         )
         self.dispatcher.start(reload_interval=reload_interval)
         return self.dispatcher

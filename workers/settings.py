@@ -14,6 +14,9 @@
 * ``CARTFLOW_DISPATCH_BATCH`` — timers claimed per query (default 500)
 * ``CARTFLOW_FIRE_BATCH`` — claimed timers per queue message, run one after another on
   one database connection (default 20)
+* ``CARTFLOW_EVENT_RETENTION_DAYS`` — days an applied event's raw body is kept (default 30;
+  0 keeps them forever). An event id is remembered as long: the same id posted later is
+  a new event
 * ``CARTFLOW_APPLY_BATCH`` — events applied per transaction (default 50; a batch with an
   event that cannot be applied is split, each event on its own)
 * ``CARTFLOW_TIMER_LEASE`` — seconds a worker holds the timer it works on (default 60)
@@ -83,6 +86,9 @@ class Settings:
     dispatch_batch: int = field(default_factory=lambda: int(_env("CARTFLOW_DISPATCH_BATCH", "500")))
     fire_batch: int = field(default_factory=lambda: int(_env("CARTFLOW_FIRE_BATCH", "20")))
     apply_batch: int = field(default_factory=lambda: int(_env("CARTFLOW_APPLY_BATCH", "50")))
+    event_retention_days: float = field(
+        default_factory=lambda: float(_env("CARTFLOW_EVENT_RETENTION_DAYS", "30"))
+    )
     timer_lease: float = field(default_factory=lambda: float(_env("CARTFLOW_TIMER_LEASE", "60")))
     queue_lease: float = field(default_factory=lambda: float(_env("CARTFLOW_QUEUE_LEASE", "600")))
     api_host: str = field(default_factory=lambda: _env("CARTFLOW_API_HOST", "0.0.0.0"))

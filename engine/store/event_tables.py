@@ -23,6 +23,7 @@ class RawEvent(Base):
             sqlite_where=text("applied_at IS NULL"),
             postgresql_where=text("applied_at IS NULL"),
         ),
+        Index("ix_events_received_at", "received_at"),  # the retention's purge
     )
     id: Mapped[str] = mapped_column(String(200), primary_key=True)
     type: Mapped[str] = mapped_column(String(40))
