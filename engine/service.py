@@ -84,7 +84,8 @@ class Engine:
 
     def apply_events(self, ids: Sequence[str]) -> int:
         """Apply stored events (oldest first); each once, whoever else tries. Returns count.
-        Each event is a transaction of its own, all on one database connection."""
+        Up to :attr:`apply_batch` events share a transaction (a batch that fails is applied
+        again one event per transaction), all on one database connection."""
         with self.db.pinned():
             return self._apply_events(ids)
 
