@@ -86,8 +86,9 @@ InCode = Annotated[None, BeforeValidator(_in_code)]
 
 def problems(provider: str, model: type[ProviderOptions], options: dict[str, Any]) -> list[str]:
     """What is wrong with ``options`` for ``model``: unknown settings (with a hint), missing
-    ones and values of the wrong type — each naming the setting, never its value. A value
-    still holding ``${...}`` is skipped (the loader reports the unset variable)."""
+    ones, values of the wrong type and the model's own checks across settings (one of two
+    required, say: its message names them) — each naming the setting, never its value. A
+    value still holding ``${...}`` is skipped (the loader reports the unset variable)."""
     try:
         model.model_validate(options)
     except ValidationError as exc:
@@ -99,7 +100,9 @@ def problems(provider: str, model: type[ProviderOptions], options: dict[str, Any
     for error in errors:
         key = str(error["loc"][0]) if error["loc"] else ""
         value = error.get("input")
-        if error["type"] == "extra_forbidden":
+        if not key:  # the model's own check across settings: its message names them
+            found.append(f"provider '{provider}' {_sentence(error['msg'])}")
+        elif error["type"] == "extra_forbidden":
             hint = did_you_mean(key, known) or f" (known: {', '.join(known) or 'none'})"
             found.append(f"unknown setting '{key}' for provider '{provider}'{hint}")
         elif error["type"] == "missing":

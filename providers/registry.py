@@ -22,6 +22,7 @@ from cartflow.engine.sending import Message, SendResult
 from cartflow.providers.base import Provider, ProviderSettingsError
 from cartflow.providers.console import ConsoleProvider
 from cartflow.providers.recording import RecordingProvider
+from cartflow.providers.twilio import TwilioProvider
 from cartflow.providers.webhook import WebhookProvider
 
 __all__ = [
@@ -43,7 +44,7 @@ OWN_DISTRIBUTION = "cartflow"
 #: Every provider type cartflow ships, by its ``type:`` name (used as they are when the
 #: installed cartflow predates its entry points: re-run ``make install``).
 BUILT_IN: Mapping[str, type[Provider]] = {
-    cls.name: cls for cls in (ConsoleProvider, RecordingProvider, WebhookProvider)
+    cls.name: cls for cls in (ConsoleProvider, RecordingProvider, WebhookProvider, TwilioProvider)
 }
 
 
