@@ -30,7 +30,7 @@ ReceiptStatus = DeliveryEvent
 
 class ReceiptRejected(ValueError):
     """A callback a provider refuses to read: its signature is missing or does not match,
-    or the provider has nothing to check it with. The receiving endpoint answers ``403``;
+    or the provider has nothing to check it with. The receiving endpoint answers ``401``;
     the message says why in fixed words (never a header, a parameter or a secret)."""
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 
 from cartflow.engine.sending import Message, SendResult
+from cartflow.providers.base import Provider
 from cartflow.providers.layers import SenderLayer, chain
 from cartflow.providers.registry import ChannelRouter, ProviderSettingsError
 
@@ -67,6 +68,10 @@ class LiveRouter:
 
     def provider_for(self, channel: str) -> str | None:
         return self._router.provider_for(channel)
+
+    def named(self, name: str) -> Provider | None:
+        """The live provider of type ``name``, for its callbacks."""
+        return self._router.named(name)
 
     def reconfigure(self, providers: Mapping[Any, Any]) -> bool:
         """Go live with ``providers`` if they differ from the live ones; True if so."""

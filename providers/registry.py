@@ -153,6 +153,10 @@ class ChannelRouter:
         provider = self.by_channel.get(channel)
         return provider.name if provider else None
 
+    def named(self, name: str) -> Provider | None:
+        """The configured provider of type ``name`` (its callbacks go to it), if any."""
+        return next((p for p in self.by_channel.values() if p.name == name), None)
+
     def send(self, message: Message) -> SendResult:
         provider = self.by_channel.get(message.channel)
         if provider is None:

@@ -34,11 +34,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from cartflow.engine.events import EventError, parse_events
+from cartflow.engine.receipt_log import record_receipts
+from cartflow.engine.receipts import InboundRequest, ReceiptRejected
 from cartflow.engine.service import Engine, EventConflict
 from cartflow.workers.group_commit import GroupCommit
 from cartflow.workers.openapi import OPERATION, RESPONSES, describe
@@ -234,6 +237,53 @@ def create_app(
             return _problem(422, "invalid event(s)", [{"loc": "body", "msg": str(exc)[:300]}])
         return JSONResponse(
             {"accepted": len(new), "duplicates": len(events) - len(new)}, status_code=202
+        )
+
+    @app.post(
+        "/v1/providers/{name}/status",
+        response_model=None,
+        summary="A vendor's delivery receipts (status callback)",
+    )
+    async def provider_status(name: str, request: Request) -> JSONResponse:
+        """Receipts a vendor calls back with, verified the vendor's way (its signature, not
+        an API key), deduplicated and kept as delivery events. A callback that fails the
+        check is ``401`` and changes nothing."""
+        named = getattr(engine.sender, "named", None)
+        provider = named(name) if callable(named) else None
+        if provider is None:
+            return _problem(404, f"no configured provider of type {name!r} takes callbacks")
+        raw = await _read_body(request, request.app.state.limits)
+        if isinstance(raw, JSONResponse):
+            return raw
+        inbound = InboundRequest(
+            method=request.method,
+            path=request.url.path,
+            headers={k.lower(): v for k, v in request.headers.items()},
+            query=dict(request.query_params),
+            body=raw,
+        )
+        try:
+            receipts = provider.parse_receipt(inbound)
+        except ReceiptRejected as exc:
+            return _problem(401, str(exc))
+        except ValueError as exc:  # a callback the provider cannot read
+            return _problem(400, f"{name}: unreadable callback: {str(exc)[:200]}")
+        if receipts is None:
+            return _problem(404, f"provider {name!r} does not take callbacks")
+        try:
+            done = await run_in_threadpool(record_receipts, engine.db, name, receipts, engine.now())
+        except SQLAlchemyError:
+            log.exception("receipts_failed", provider=name)
+            return _problem(503, "storage unavailable; retry later", headers={"Retry-After": "5"})
+        log.info(
+            "receipts_recorded",
+            provider=name,
+            stored=done.stored,
+            duplicates=done.duplicates,
+            unmatched=done.unmatched,
+        )
+        return JSONResponse(
+            {"stored": done.stored, "duplicates": done.duplicates, "unmatched": done.unmatched}
         )
 
     return app

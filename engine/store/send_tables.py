@@ -32,6 +32,8 @@ class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
         Index("ix_deliveries_profile_sent", "profile_id", "created_at"),
+        # a vendor's receipt names the message by the id the vendor gave it
+        Index("ix_deliveries_provider_message", "provider", "provider_message_id"),
         # the sweep that settles deliveries a vanished worker left ``sending``
         Index(
             "ix_deliveries_sending",
