@@ -11,6 +11,8 @@ reads when a value does not fit.
 
 from __future__ import annotations
 
+import re
+from email.utils import getaddresses
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -62,6 +64,56 @@ def _flag(value: Any) -> Any:
     raise PydanticCustomError("cartflow_flag", "must be true or false")
 
 
+def _port(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        number = int(value)
+    else:
+        number = 0
+    if 0 < number < 65536:
+        return number
+    raise PydanticCustomError("cartflow_port", "must be a port number between 1 and 65535")
+
+
+#: An addr-spec as cartflow accepts it: no spaces, no quoting, one ``@``, a dotted or
+#: single-label domain (checked with :func:`email.utils.getaddresses` and this pattern —
+#: a simple check, not a full RFC 5322 parser).
+_ADDR_SPEC = re.compile(r'[^\s@<>()\[\],;:"]+@[^\s@<>()\[\],;:".]+(?:\.[^\s@<>()\[\],;:".]+)*')
+
+
+def addr_spec(value: str) -> str | None:
+    """The one address in ``value`` (``a@b.example`` or ``Name <a@b.example>``), or None
+    when ``value`` is not exactly one address."""
+    if "\r" in value or "\n" in value:
+        return None
+    pairs = getaddresses([value])
+    if len(pairs) != 1 or not _ADDR_SPEC.fullmatch(pairs[0][1]):
+        return None
+    address = pairs[0][1]
+    text = value.strip()
+    if text != address and not text.endswith(f"<{address}>"):
+        return None
+    return address
+
+
+def _email(value: Any) -> Any:
+    if isinstance(value, str) and addr_spec(value):
+        return value.strip()
+    raise PydanticCustomError(
+        "cartflow_email",
+        "must be an email address, e.g. shop@example.com or Shop <shop@example.com>",
+    )
+
+
+def _mailbox(value: Any) -> Any:
+    if isinstance(value, str) and addr_spec(value) == value.strip():
+        return value.strip()
+    raise PydanticCustomError(
+        "cartflow_mailbox", "must be a bare email address, e.g. unsubscribe@example.com"
+    )
+
+
 def _in_code(value: Any) -> Any:
     if value is None:
         return None
@@ -78,6 +130,12 @@ Secret = Annotated[SecretStr, BeforeValidator(_text)]
 Url = Annotated[str, BeforeValidator(_url)]
 #: A number of seconds, more than 0 and at most 600.
 Seconds = Annotated[float, BeforeValidator(_seconds)]
+#: A TCP port, 1 to 65535 (a number, or digits from ``${ENV_VAR}``).
+Port = Annotated[int, BeforeValidator(_port)]
+#: One email address, with or without a display name: ``Shop <shop@example.com>``.
+Email = Annotated[str, BeforeValidator(_email)]
+#: One bare email address: ``unsubscribe@example.com``.
+Mailbox = Annotated[str, BeforeValidator(_mailbox)]
 #: ``true`` or ``false`` (not ``yes``, not 1).
 Flag = Annotated[bool, BeforeValidator(_flag)]
 #: A setting only code can give (a stream, a client); never from YAML.

@@ -22,6 +22,7 @@ from cartflow.engine.sending import Message, SendResult
 from cartflow.providers.base import Provider, ProviderSettingsError
 from cartflow.providers.console import ConsoleProvider
 from cartflow.providers.recording import RecordingProvider
+from cartflow.providers.smtp import SmtpProvider
 from cartflow.providers.twilio import TwilioProvider
 from cartflow.providers.webhook import WebhookProvider
 
@@ -44,7 +45,14 @@ OWN_DISTRIBUTION = "cartflow"
 #: Every provider type cartflow ships, by its ``type:`` name (used as they are when the
 #: installed cartflow predates its entry points: re-run ``make install``).
 BUILT_IN: Mapping[str, type[Provider]] = {
-    cls.name: cls for cls in (ConsoleProvider, RecordingProvider, WebhookProvider, TwilioProvider)
+    cls.name: cls
+    for cls in (
+        ConsoleProvider,
+        RecordingProvider,
+        WebhookProvider,
+        TwilioProvider,
+        SmtpProvider,
+    )
 }
 
 
@@ -59,13 +67,15 @@ def available() -> dict[str, type[Provider]]:
 def _discover(path: tuple[str, ...]) -> Mapping[str, type[Provider]]:
     points = list(entry_points(group=GROUP))
     own = [p for p in points if _distribution(p) == OWN_DISTRIBUTION]
-    found: dict[str, type[Provider]] = {}
+    mine: dict[str, type[Provider]] = {}
     for point in own:
         loaded = _load(point)
         if loaded is not None:
-            found.setdefault(point.name, loaded)
-    for name, cls in BUILT_IN.items():  # an install from before the entry points
-        found.setdefault(name, cls)
+            mine.setdefault(point.name, loaded)
+    # in BUILT_IN's order whatever order the install wrote (setuptools sorts by name);
+    # BUILT_IN's class when the install predates an entry point
+    found = {name: mine.pop(name, cls) for name, cls in BUILT_IN.items()}
+    found.update(mine)
     for point in sorted((p for p in points if p not in own), key=lambda p: p.name):
         if point.name in found:
             if found[point.name] is not _load(point, quiet=True):
