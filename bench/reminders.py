@@ -304,6 +304,9 @@ class Ingest:
     single_p99_ms: float = math.nan
     single_errors: int = 0
     single_sent: int = 0
+    #: CPU ms per single POST of the API process, and of this (the load generator).
+    single_api_cpu_ms: float = math.nan
+    single_client_cpu_ms: float = math.nan
     notes: list[str] = field(default_factory=list)
     error: str | None = None
 
@@ -1103,10 +1106,14 @@ def single_posts(system: Cartflow, zone: str, args: argparse.Namespace, result: 
                 except httpx.HTTPError as exc:
                     errors.append(type(exc).__name__)
 
+    api_cpu, own_cpu = cpu_seconds(system.api.pid), time.process_time()
     with ThreadPoolExecutor(args.single_clients) as pool:
         for future in [pool.submit(client) for _ in range(args.single_clients)]:
             future.result()
     ended = time.time()
+    requests = max(1, len(latencies) + len(errors))
+    result.single_api_cpu_ms = 1000 * (cpu_seconds(system.api.pid) - api_cpu) / requests
+    result.single_client_cpu_ms = 1000 * (time.process_time() - own_cpu) / requests
     result.single_offered = args.single_rate
     result.single_sent = len(latencies)
     result.single_rate = len(latencies) / (ended - start)
@@ -1122,8 +1129,15 @@ def single_posts(system: Cartflow, zone: str, args: argparse.Namespace, result: 
         )
     log(
         f"cartflow: single POSTs {result.single_rate:,.0f}/s, p50 {result.single_p50_ms:.0f} ms, "
-        f"p99 {result.single_p99_ms:.0f} ms, errors {len(errors)}"
+        f"p99 {result.single_p99_ms:.0f} ms, errors {len(errors)}; CPU per request: API "
+        f"{result.single_api_cpu_ms:.2f} ms, load generator {result.single_client_cpu_ms:.2f} ms"
     )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds process ``pid`` has used (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cartflow_memory(system: Cartflow, memory: Memory) -> None:
@@ -1301,11 +1315,12 @@ def ingest_table(results: list[Ingest]) -> str:
         lines += [
             "",
             "| cartflow single-event POSTs | offered/s | achieved/s | accepted | p50 ms | p99 ms "
-            "| errors |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "| errors | API CPU ms/request | load generator CPU ms/request |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
             f"| one event per request | {num(base.single_offered)} | {num(base.single_rate)} "
             f"| {base.single_sent:,} | {num(base.single_p50_ms)} | {num(base.single_p99_ms)} "
-            f"| {base.single_errors:,} |",
+            f"| {base.single_errors:,} | {base.single_api_cpu_ms:.2f} "
+            f"| {base.single_client_cpu_ms:.2f} |",
         ]
     return "\n".join(lines)
 
