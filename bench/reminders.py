@@ -1401,8 +1401,10 @@ def report(
             "(cartflow) or reminder id sent more than once. Lost: due but not received within "
             f"the drain time ({args.drain:g} s burst, {args.crash_drain:g} s crash, then "
             f"{args.settle:g} s more for late duplicates). Queue messages: counted by Redis "
-            "keyspace notifications; needed is 2 per reminder for cartflow (idle check, then the "
-            "push step) and Dramatiq (delay queue, then the queue), 1 for Celery. Scheduling s: "
+            "keyspace notifications; needed is, for cartflow, 2 timers per reminder (idle check, "
+            f"then the push step) carried {FIRE_BATCH} to a message — 2N/{FIRE_BATCH} at best, "
+            "each tick's last message of a kind may be partial — for Dramatiq 2 per reminder "
+            "(delay queue, then the queue), 1 for Celery. Scheduling s: "
             "cartflow from the first POST until every event is applied and every idle timer "
             "exists (due T is set after timing a warm-up batch), the others the producer's calls. "
             'Ratios are cartflow ÷ the other ("better" where cartflow wins).',
