@@ -33,7 +33,11 @@ def recover(
     grace: timedelta,
 ) -> StepResult:
     """The step's timer fired again and its delivery is past ``pending``."""
-    went_at = delivery.sent_at or delivery.updated_at  # before this recovery touches it
+    went_at = delivery.sent_at or delivery.updated_at  # before anything settles it
+    if delivery.status == DeliveryStatus.SENDING:
+        # the sweep (settle_abandoned) may be settling it right now: wait for its lock and
+        # read it again, so one of the two settles it, once
+        session.refresh(delivery, with_for_update=True)
     if delivery.status == DeliveryStatus.SENDING:
         if now - delivery.updated_at < grace:
             return StepResult.later(
