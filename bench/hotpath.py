@@ -48,6 +48,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from report import BENCHMARKS, write_section  # noqa: E402
 from servers import throwaway_postgres  # noqa: E402
 
 from cartflow.engine.clock import SimulatedClock  # noqa: E402
@@ -91,7 +92,6 @@ include:
   - scenarios/*.yaml
 """
 
-BENCHMARKS = HERE.parent / "BENCHMARKS.md"
 SECTION = "## The hot path on one thread (bench/hotpath.py)"
 
 #: Noon UTC on a weekday: inside every send window.
@@ -385,14 +385,7 @@ def section(body: str, argv: list[str], facts: dict[str, Any]) -> str:
 
 
 def write(text: str) -> None:
-    old = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
-    head, found, rest = old.partition(SECTION)
-    tail = rest[rest.find("\n## ") + 1 :] if found and "\n## " in rest else ""
-    if not found:  # a new section goes first, after the title
-        title, _, rest_of = old.partition("\n")
-        BENCHMARKS.write_text(title + "\n\n" + text + "\n" + rest_of.lstrip("\n"))
-        return
-    BENCHMARKS.write_text(head.rstrip() + "\n\n" + text + ("\n" + tail if tail else ""))
+    write_section(SECTION, text)
 
 
 def main() -> int:

@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from report import BENCHMARKS, write_section
 from servers import (
     Postgres,
     Redis,
@@ -74,7 +75,6 @@ from servers import (
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-BENCHMARKS = ROOT / "BENCHMARKS.md"
 SECTION = "## Reminders end to end (bench/reminders.py)"
 #: Claimed timers per cartflow queue message (the default of CARTFLOW_FIRE_BATCH).
 FIRE_BATCH = 20
@@ -1415,12 +1415,7 @@ def report(
 
 
 def write(text: str) -> None:
-    old = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
-    head, found, rest = old.partition(SECTION)
-    tail = rest[rest.find("\n## ") + 1 :] if found and "\n## " in rest else ""
-    BENCHMARKS.write_text(
-        head.rstrip() + "\n\n" + text.rstrip() + "\n" + ("\n" + tail if tail else "")
-    )
+    write_section(SECTION, text)
 
 
 # -- main ----------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import psycopg
 import sqlalchemy
+from report import BENCHMARKS, write_section
 from servers import exit_on_sigterm, throwaway_postgres
 from sqlalchemy import delete, make_url, text
 
@@ -44,7 +45,6 @@ from cartflow.engine.timers import JOURNEY_STEP, claim_due
 
 BATCH = 500
 SECTION = "## Timer dispatch (bench/timers.py)"
-BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 COPY = "COPY timers (kind, ref, due_at, scheduled_for, attempts) FROM STDIN"
 Row = tuple[str, str, datetime, datetime, int]
 
@@ -221,10 +221,7 @@ def section(body: str, args: argparse.Namespace, db: Database, load_before: floa
 
 
 def write(text_: str) -> None:
-    old = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
-    head, found, rest = old.partition(SECTION)
-    tail = rest[rest.find("\n## ") + 1 :] if found and "\n## " in rest else ""
-    BENCHMARKS.write_text(head.rstrip() + "\n\n" + text_ + ("\n" + tail if tail else ""))
+    write_section(SECTION, text_)
 
 
 def main() -> int:
