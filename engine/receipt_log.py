@@ -45,6 +45,7 @@ def record_receipts(
                     Delivery.provider_message_id == receipt.provider_message_id,
                 )
                 .limit(1)
+                .with_for_update()  # the same callback twice at once: one stores it
             )
             if delivery is None:
                 unmatched += 1

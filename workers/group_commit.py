@@ -23,6 +23,7 @@ means durable (architecture §3).
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -56,7 +57,7 @@ class GroupCommit:
     lanes: int = LANES
     #: Requests waiting for a lane, and the lanes running, per event loop (a server has
     #: one; a test client may run several, and a future belongs to its own loop).
-    _waiting: dict[asyncio.AbstractEventLoop, list[_Request]] = field(default_factory=dict)
+    _waiting: dict[asyncio.AbstractEventLoop, deque[_Request]] = field(default_factory=dict)
     _lanes: dict[asyncio.AbstractEventLoop, set[asyncio.Task[None]]] = field(default_factory=dict)
     #: Transactions and requests stored so far (for the benchmark and /metrics).
     groups: int = 0
@@ -65,7 +66,7 @@ class GroupCommit:
     async def submit(self, events: Sequence[Event]) -> list[str]:
         loop = asyncio.get_running_loop()
         request = _Request(events, loop.create_future())
-        waiting = self._waiting.setdefault(loop, [])
+        waiting = self._waiting.setdefault(loop, deque())
         waiting.append(request)
         lanes = self._lanes.setdefault(loop, set())
         if len(lanes) < self.lanes:
@@ -81,15 +82,15 @@ class GroupCommit:
             self._lanes.pop(loop, None)
             self._waiting.pop(loop, None)
 
-    async def _lane(self, waiting: list[_Request]) -> None:
+    async def _lane(self, waiting: deque[_Request]) -> None:
         while waiting:
             await self._store(self._take(waiting))
 
-    def _take(self, waiting: list[_Request]) -> list[_Request]:
+    def _take(self, waiting: deque[_Request]) -> list[_Request]:
         group: list[_Request] = []
         size = 0
         while waiting and (not group or size + len(waiting[0].events) <= self.max_events):
-            request = waiting.pop(0)
+            request = waiting.popleft()
             group.append(request)
             size += len(request.events)
         return group
