@@ -28,6 +28,7 @@ from sqlalchemy import select
 
 from cartflow.engine import stops
 from cartflow.engine.condition_failures import ConditionKind, Failed, evaluate
+from cartflow.engine.failover import tried_channels
 from cartflow.engine.outcomes import Outcome
 from cartflow.engine.pacing import escalation, frequency_caps, send_window, still_browsing
 from cartflow.engine.step_check import Guard, StepCheck, Verdict, first_verdict
@@ -102,9 +103,14 @@ def step_condition(check: StepCheck) -> Verdict | None:
 
 
 def channel_choice(check: StepCheck) -> Verdict | None:
-    """Pick the first channel with consent and a valid contact; record why others lost."""
+    """Pick the first channel with consent and a valid contact that has not failed at the
+    provider for this step (:mod:`cartflow.engine.failover`); record why others lost."""
     channels = check.step.channels if check.only_channel is None else (check.only_channel,)
+    tried = tried_channels(check.journey, check.step.id)
     for channel in channels:
+        if channel in tried:
+            check.notes.append(f"{channel}: failed at the provider")
+            continue
         if channel in check.withdrawn:
             check.notes.append(f"{channel}: consent withdrawn (accepted, being applied)")
             continue

@@ -27,6 +27,7 @@ from cartflow.engine.configs import ConfigHolder
 from cartflow.engine.context import FAILED, build_context
 from cartflow.engine.decisions import record, record_failures, record_for
 from cartflow.engine.deliveries import SENDING_GRACE, DeliveryStatus
+from cartflow.engine.failover import fall_over
 from cartflow.engine.guards import StepCheck, Verdict, run_guards
 from cartflow.engine.journeys import advance, finish
 from cartflow.engine.locks import keep, lock_for_answer, lock_for_journey
@@ -271,20 +272,13 @@ class StepRunner:
         says = f"{result.provider}: {result.reason}"
         if status == DeliveryStatus.PENDING:
             assert retry_in is not None
-            record_for(
-                session,
-                delivery,
-                now,
-                Outcome.RETRY,
-                f"{says}; retry in {format_duration(retry_in)}",
-            )
+            waits = f"{says}; retry in {format_duration(retry_in)}"
+            record_for(session, delivery, now, Outcome.RETRY, waits)
             return StepResult.later(Outcome.RETRY, result.reason or "", now + retry_in, delivery.id)
         if status == DeliveryStatus.ACCEPTED:
             journey.last_sent_at = now
-            journey.state = {
-                **(journey.state or {}),
-                "sent": (journey.state or {}).get("sent", 0) + 1,
-            }
+            state = journey.state or {}
+            journey.state = {**state, "sent": state.get("sent", 0) + 1}
             decision, says = Outcome.SENT, f"via {result.provider}"
         elif status == DeliveryStatus.UNKNOWN:
             decision = Outcome.UNKNOWN
@@ -292,6 +286,9 @@ class StepRunner:
             decision = Outcome.FAILED
             apply_provider_signals(session, delivery, result, now)
             bound.warning("step_failed", provider=result.provider, reason=result.reason)
+            over = fall_over(session, ready.scenario, journey, delivery, result, now)
+            if over is not None:
+                return over
         record_for(session, delivery, now, decision, says)
         steps = [s.id for s in ready.scenario.model.steps]
         index = steps.index(delivery.step_id) if delivery.step_id in steps else journey.step_index

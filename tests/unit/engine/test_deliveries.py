@@ -38,8 +38,9 @@ def test_an_accepted_and_a_refused_send_leave_an_event_each(
     sim.feed([cart_updated(T0)])
     sim.run_until(T0 + timedelta(hours=4))
     # Then each delivery keeps its state, and what happened is an event
-    states = {d.step_id: d.status for d in deliveries(db)}
-    assert states["push"] == DeliveryStatus.ACCEPTED and states["sms"] == DeliveryStatus.FAILED
+    states = {(d.step_id, d.channel): d.status for d in deliveries(db)}
+    assert states[("push", "push")] == DeliveryStatus.ACCEPTED
+    assert states[("sms", "sms")] == DeliveryStatus.FAILED
     assert events(db)[:2] == [("accepted", "recording"), ("failed", "bad number")]
 
 
