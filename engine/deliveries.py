@@ -16,7 +16,8 @@ What providers report later (receipts, opens, clicks, unsubscribes) is kept as
 status — never by overwriting the delivery.
 
 Every change of a delivery's state is a function here: :func:`write_pending`,
-:func:`start_sending`, :func:`settle`, :func:`cancel` and :func:`mark_unknown`. Each
+:func:`start_sending`, :func:`settle`, :func:`undelivered`, :func:`cancel` and
+:func:`mark_unknown`. Each
 moves the delivery's discount code along with it (:mod:`cartflow.engine.tokens`).
 """
 
@@ -227,6 +228,15 @@ def settle(
         tokens.release(session, delivery.token_code)
         add_event(session, delivery, DeliveryEvent.FAILED, now, raw=result.reason)
     return DeliveryStatus(delivery.status)
+
+
+def undelivered(session: Session, delivery: Delivery, reason: str, now: datetime) -> None:
+    """An ``accepted`` delivery the provider then reported as not delivered, while its
+    step waited for the receipt (``failover_within``): ``failed``, so that the step may
+    fall over; its code goes back (the shopper never saw it)."""
+    delivery.status, delivery.error = DeliveryStatus.FAILED.value, reason[:500]
+    delivery.updated_at = now
+    tokens.recall(session, delivery.token_code)
 
 
 def cancel(session: Session, delivery: Delivery, reason: str, now: datetime) -> None:

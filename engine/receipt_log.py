@@ -5,6 +5,12 @@ appended to ``delivery_events`` — the delivery row itself keeps the state the 
 gave it. The same status reported twice for one delivery is one fact: vendors retry their
 callbacks, and a second "delivered" changes nothing. A receipt for a message cartflow
 does not know (another system's, or one older than the retention) is counted, not stored.
+
+What a receipt says about the shopper is applied at once
+(:func:`~cartflow.engine.signals.apply_receipt_signals`: an undeliverable number or
+address is never used again, an unsubscribe or a complaint withdraws that channel's
+consent), and a step waiting for this receipt (``failover_within``) is woken
+(:func:`~cartflow.engine.failover.nudge`).
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ from datetime import datetime
 from sqlalchemy import select
 
 from cartflow.engine.deliveries import add_event
+from cartflow.engine.failover import nudge
 from cartflow.engine.receipts import Receipt
+from cartflow.engine.signals import apply_receipt_signals
 from cartflow.engine.store.database import Database
 from cartflow.engine.store.models import Delivery, DeliveryEventRow
 
@@ -70,5 +78,7 @@ def record_receipts(
                 received_at=now,
             )
             session.flush()  # a second receipt of the same status in this call sees it
+            apply_receipt_signals(session, delivery, receipt, now)
+            nudge(session, delivery, receipt.status, now)
             stored += 1
     return Recorded(stored, duplicates, unmatched)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from cartflow.engine import deliveries
 from cartflow.engine.decisions import record_for
 from cartflow.engine.deliveries import LEFT_SENDING, DeliveryStatus
+from cartflow.engine.failover import confirm
 from cartflow.engine.journeys import advance
 from cartflow.engine.outcomes import Outcome, StepResult
 from cartflow.engine.scenario.loader import CompiledScenario
@@ -33,6 +34,9 @@ def recover(
     grace: timedelta,
 ) -> StepResult:
     """The step's timer fired again and its delivery is past ``pending``."""
+    waited = confirm(session, scenario, journey, delivery, now)  # awaiting its receipt
+    if waited is not None:
+        return waited
     went_at = delivery.sent_at or delivery.updated_at  # before anything settles it
     if delivery.status == DeliveryStatus.SENDING:
         # the sweep (settle_abandoned) may be settling it right now: wait for its lock and

@@ -10,9 +10,15 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from cartflow.engine.deliveries import DeliveryEvent
+from cartflow.engine.receipts import Receipt
 from cartflow.engine.sending import SendResult
 from cartflow.engine.state import set_consent
 from cartflow.engine.store.models import Contact, Delivery
+
+#: Receipts that withdraw the channel's consent: an unsubscribe (a list-unsubscribe, a
+#: vendor's suppression) or a spam complaint.
+WITHDRAWS = (DeliveryEvent.UNSUBSCRIBED, DeliveryEvent.COMPLAINED)
 
 
 def apply_provider_signals(
@@ -26,3 +32,21 @@ def apply_provider_signals(
         contact = session.get(Contact, delivery.contact_id)
         if contact is not None:
             contact.valid, contact.invalid_reason = False, (result.reason or "")[:200]
+
+
+def apply_receipt_signals(
+    session: Session, delivery: Delivery, receipt: Receipt, now: datetime
+) -> None:
+    """Apply what a receipt about ``delivery`` says about its shopper: the contact it
+    went to cannot be delivered to (never used again), or the shopper unsubscribed or
+    complained (consent on that channel withdrawn)."""
+    if receipt.status in WITHDRAWS:
+        source = f"provider:{receipt.provider}:{delivery.id}:{receipt.status.value}"
+        set_consent(session, delivery.profile_id, delivery.channel, False, source, now)
+    elif receipt.status == DeliveryEvent.UNDELIVERABLE and delivery.contact_id:
+        contact = session.get(Contact, delivery.contact_id)
+        if contact is not None:
+            contact.valid = False
+            contact.invalid_reason = f"{receipt.provider}: {receipt.reason or 'undeliverable'}"[
+                :200
+            ]

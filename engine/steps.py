@@ -27,7 +27,7 @@ from cartflow.engine.configs import ConfigHolder
 from cartflow.engine.context import FAILED, build_context
 from cartflow.engine.decisions import record, record_failures, record_for
 from cartflow.engine.deliveries import SENDING_GRACE, DeliveryStatus
-from cartflow.engine.failover import fall_over
+from cartflow.engine.failover import await_receipt, fall_over
 from cartflow.engine.guards import StepCheck, Verdict, run_guards
 from cartflow.engine.journeys import advance, finish
 from cartflow.engine.locks import keep, lock_for_answer, lock_for_journey
@@ -290,6 +290,9 @@ class StepRunner:
             if over is not None:
                 return over
         record_for(session, delivery, now, decision, says)
+        waiting = await_receipt(ready.scenario, journey, delivery, now)  # failover_within
+        if waiting is not None:
+            return waiting
         steps = [s.id for s in ready.scenario.model.steps]
         index = steps.index(delivery.step_id) if delivery.step_id in steps else journey.step_index
         advance(session, ready.scenario, journey, index, now)

@@ -81,6 +81,12 @@ def release(session: Session, code: str | None) -> bool:
     return _move(session, code, TokenStatus.RESERVED, TokenStatus.RELEASED)
 
 
+def recall(session: Session, code: str | None) -> bool:
+    """The message carrying ``code`` was accepted but never arrived (the provider said
+    so): ``issued → released``."""
+    return _move(session, code, TokenStatus.ISSUED, TokenStatus.RELEASED)
+
+
 def redeem(session: Session, code: str | None, *, order_id: str, at: datetime) -> bool:
     """An order used ``code``: ``issued → redeemed``, with the order and when. A code
     that was never issued (or is someone else's invention) is not redeemed."""

@@ -114,6 +114,14 @@ class Step(Strict):
         description="Channels to try, in order, without consent or a contact on 'channel'.",
         examples=[["email"]],
     )
+    failover_within: Duration | None = Field(
+        default=None,
+        description=(
+            "After a send, wait this long for the provider's receipt: one saying the "
+            "message failed or cannot be delivered moves the step to its next fallback."
+        ),
+        examples=["15m"],
+    )
     window: Windows | None = Field(
         default=None,
         description="When the step may send, recipient's local time; outside it waits.",
@@ -164,6 +172,8 @@ class Step(Strict):
             raise ValueError(f"fallback repeats the step's own channel '{self.channel}'")
         if len(set(self.fallback)) != len(self.fallback):
             raise ValueError("fallback lists a channel twice")
+        if self.failover_within is not None and not self.fallback:
+            raise ValueError("'failover_within' needs a 'fallback' channel to move to")
         for ref in [self.template, *(v.template for v in self.variants)]:
             if isinstance(ref, dict):
                 missing = [c for c in self.channels if c not in ref]

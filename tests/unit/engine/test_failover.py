@@ -3,7 +3,7 @@ channel at once — never two live deliveries for one step, never after ``unknow
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,10 +14,13 @@ from sqlalchemy import select
 from cartflow.engine.channels import CHANNELS
 from cartflow.engine.clock import SimulatedClock
 from cartflow.engine.configs import ConfigHolder
+from cartflow.engine.errors import ConfigError
+from cartflow.engine.receipt_log import Recorded, record_receipts
+from cartflow.engine.receipts import Receipt, ReceiptStatus
 from cartflow.engine.retry import DEFAULT_RETRY
 from cartflow.engine.sending import SendResult
 from cartflow.engine.simulation import Simulation
-from cartflow.engine.store import Contact, Database, Delivery
+from cartflow.engine.store import Consent, Contact, Database, Delivery, DiscountToken
 from cartflow.providers.recording import replies
 
 from ..factories import (
@@ -32,6 +35,8 @@ from ..factories import (
     write_config,
 )
 
+MINUTE = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
 TEMPLATES = "{push: abandoned_cart/push, sms: abandoned_cart/sms, email: abandoned_cart/email}"
 #: One step: push, falling over to SMS, then email; 30 minutes after abandonment.
 ONE_STEP = f"""\
@@ -252,3 +257,136 @@ def test_whatever_providers_answer_a_step_reaches_the_shopper_at_most_once(
         assert len(recorder.calls) == sum(d.attempts for d in deliveries(db))
     finally:
         db.dispose()
+
+
+# -- failover on an undelivered receipt (failover_within) ---------------------------------
+WAITS = f"""\
+scenario: waits
+trigger: {{on: cart.abandoned, idle: 30m}}
+reentry: 0m
+steps:
+  - {{id: remind, after: 30m, channel: sms, fallback: [email], failover_within: 15m,
+     discount: {{percent: 5, ttl: 48h}}, template: {TEMPLATES}}}
+  - {{id: later, after_previous: 2h, channel: email, discount: {{percent: 10, ttl: 72h}},
+     template: abandoned_cart/email}}
+"""
+
+
+def receipt(db: Database, delivery: Delivery, status: ReceiptStatus, at: datetime) -> Recorded:
+    """What the receipts endpoint does with one callback about ``delivery``."""
+    assert delivery.provider_message_id is not None
+    found = Receipt("recording", delivery.provider_message_id, status, at, reason="30003")
+    return record_receipts(db, "recording", [found], at)
+
+
+def test_an_undelivered_receipt_within_the_timeout_sends_the_step_by_email_at_once(
+    tmp_path: Path, db: Database, clock: SimulatedClock, recorder: ClockedRecorder
+) -> None:
+    # Given the SMS of a step that waits 15 minutes for its receipt went out
+    sim = simulation(WAITS, tmp_path, db, clock, recorder)
+    sim.feed([cart_updated(T0)])
+    sim.run_until(T0 + 31 * MINUTE)
+    (sms,) = deliveries(db)
+    assert (sms.channel, sms.status) == ("sms", "accepted")
+
+    # When the carrier reports it undelivered 5 minutes later
+    assert receipt(db, sms, ReceiptStatus.FAILED, T0 + 35 * MINUTE).stored == 1
+    sim.run_until(T0 + 36 * MINUTE)
+
+    # Then the same step went by email at once, and the SMS is failed with its code back
+    assert [c for c, _, _ in recorder.calls] == ["sms", "email"]
+    sms, email = in_order(db)
+    assert (sms.status, sms.error) == ("failed", "not delivered: 30003")
+    assert (email.step_id, email.channel, email.status) == ("remind", "email", "accepted")
+    assert recorder.calls[1][1] <= T0 + 35 * MINUTE + timedelta(seconds=5)
+    with db.sessions() as session:
+        codes = {t.delivery_id: t.status for t in session.scalars(select(DiscountToken))}
+    assert codes[sms.id] == "released" and codes[email.id] == "issued"
+
+    # ... and a late "delivered" for the SMS sends nothing more; the journey goes on
+    assert receipt(db, sms, ReceiptStatus.DELIVERED, T0 + 50 * MINUTE).stored == 1
+    sim.run_until(T0 + timedelta(days=1))
+    assert [(d.step_id, d.channel) for d in in_order(db)] == [
+        ("remind", "sms"),
+        ("remind", "email"),
+        ("later", "email"),
+    ]
+
+
+def test_no_receipt_within_the_timeout_moves_on_without_the_fallback(
+    tmp_path: Path, db: Database, clock: SimulatedClock, recorder: ClockedRecorder
+) -> None:
+    # Given a step that waits 15 minutes for its SMS's receipt, and no receipt comes
+    sim = simulation(WAITS, tmp_path, db, clock, recorder)
+    sim.feed([cart_updated(T0)])
+
+    # When the journey runs
+    sim.run_until(T0 + timedelta(days=1))
+
+    # Then the step ended on SMS, and the next step kept its 2 hours from the SMS
+    sms, later = in_order(db)
+    assert (sms.channel, sms.status, later.step_id) == ("sms", "accepted", "later")
+    assert later.created_at == sms.sent_at + 2 * HOUR
+    # ... a receipt after the wait changes nothing
+    assert receipt(db, sms, ReceiptStatus.FAILED, T0 + timedelta(days=1)).stored == 1
+    sim.run_until(T0 + timedelta(days=2))
+    assert len(deliveries(db)) == 2
+
+
+def test_a_delivered_receipt_ends_the_wait(
+    tmp_path: Path, db: Database, clock: SimulatedClock, recorder: ClockedRecorder
+) -> None:
+    # Given a step waiting for its SMS's receipt
+    sim = simulation(WAITS, tmp_path, db, clock, recorder)
+    sim.feed([cart_updated(T0)])
+    sim.run_until(T0 + 31 * MINUTE)
+    (sms,) = deliveries(db)
+
+    # When it is delivered, and a failure is reported afterwards (out of order)
+    receipt(db, sms, ReceiptStatus.DELIVERED, T0 + 32 * MINUTE)
+    sim.run_until(T0 + 33 * MINUTE)
+    receipt(db, sms, ReceiptStatus.FAILED, T0 + 34 * MINUTE)
+    sim.run_until(T0 + timedelta(days=1))
+
+    # Then it stays the step's message: no email for that step
+    assert [(d.step_id, d.channel, d.status) for d in in_order(db)] == [
+        ("remind", "sms", "accepted"),
+        ("later", "email", "accepted"),
+    ]
+    (journey,) = journeys(db)
+    assert "awaiting" not in (journey.state or {})
+
+
+def test_failover_within_needs_a_fallback(tmp_path: Path) -> None:
+    # Given a step that waits for a receipt with nowhere to fall over to
+    broken = WAITS.replace("fallback: [email], ", "")
+
+    # When the configuration loads, then it says what to fix, where
+    with pytest.raises(ConfigError) as raised:
+        write_config(tmp_path / "config", broken)
+    assert "'failover_within' needs a 'fallback' channel to move to" in str(raised.value)
+
+
+# -- what receipts say about the shopper --------------------------------------------------
+def test_an_undeliverable_receipt_marks_the_number_invalid_and_an_unsubscribe_withdraws(
+    sim: Simulation, db: Database, recorder: ClockedRecorder
+) -> None:
+    # Given the shipped scenario's push and SMS went out
+    sim.feed([cart_updated(T0)])
+    sim.run_until(T0 + 4 * HOUR)
+    push, sms = (d for d in in_order(db) if d.channel in ("push", "sms"))
+
+    # When the SMS is reported undeliverable and the push unsubscribed
+    receipt(db, sms, ReceiptStatus.UNDELIVERABLE, T0 + 4 * HOUR)
+    receipt(db, push, ReceiptStatus.UNSUBSCRIBED, T0 + 4 * HOUR)
+
+    # Then the number is never used again and push consent is withdrawn, saying by whom
+    with db.sessions() as session:
+        phone = session.scalar(select(Contact).where(Contact.channel == "sms"))
+        consent = session.get(Consent, (push.profile_id, "push"))
+    assert phone is not None and (phone.valid, phone.invalid_reason) == (
+        False,
+        "recording: 30003",
+    )
+    assert consent is not None and not consent.granted
+    assert consent.source == f"provider:recording:{push.id}:unsubscribed"
