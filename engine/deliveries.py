@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from cartflow.engine import stops, tokens
 from cartflow.engine.sending import SendResult
 from cartflow.engine.store.models import Cart, Delivery, DeliveryEventRow, Journey
+from cartflow.engine.timers import RECONCILE, set_timer
 
 
 class DeliveryStatus(StrEnum):
@@ -223,6 +224,7 @@ def settle(
         delivery.status, delivery.error = DeliveryStatus.PENDING.value, result.reason
     elif result.status == "unknown":
         delivery.status, delivery.error = DeliveryStatus.UNKNOWN.value, result.reason
+        look_up_later(session, delivery, now)
     else:
         delivery.status, delivery.error = DeliveryStatus.FAILED.value, result.reason
         tokens.release(session, delivery.token_code)
@@ -244,6 +246,16 @@ def cancel(session: Session, delivery: Delivery, reason: str, now: datetime) -> 
     delivery.status, delivery.error = DeliveryStatus.CANCELLED.value, reason[:500]
     delivery.updated_at = now
     tokens.release(session, delivery.token_code)
+
+
+#: How long after a send turned ``unknown`` its vendor is first asked about it.
+FIRST_LOOK = timedelta(minutes=1)
+
+
+def look_up_later(session: Session, delivery: Delivery, now: datetime) -> None:
+    """``delivery`` just became ``unknown``: its vendor is asked what became of it
+    shortly (a ``reconcile`` timer, :mod:`cartflow.engine.reconcile`)."""
+    set_timer(session, RECONCILE, delivery.id, now + FIRST_LOOK)
 
 
 def mark_unknown(delivery: Delivery, reason: str, now: datetime) -> None:

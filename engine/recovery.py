@@ -78,4 +78,5 @@ def settle_abandoned(
 
 def _unknown(session: Session, delivery: Delivery, now: datetime) -> None:
     deliveries.mark_unknown(delivery, LEFT_SENDING, now)
+    deliveries.look_up_later(session, delivery, now)
     record_for(session, delivery, now, Outcome.UNKNOWN, LEFT_SENDING)

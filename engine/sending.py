@@ -18,6 +18,7 @@ Result tree::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 SendStatus = Literal["accepted", "retryable", "permanent", "unknown"]
@@ -37,6 +38,26 @@ class Message:
 
     def __repr__(self) -> str:  # never print the address
         return f"Message(delivery_id={self.delivery_id!r}, channel={self.channel!r})"
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A message whose send came back ``unknown``, as the engine knows it: what a
+    provider's :meth:`~cartflow.providers.base.Provider.lookup` asks the vendor about."""
+
+    delivery_id: str
+    #: The vendor's id when it gave one before the answer was lost (often None).
+    provider_message_id: str | None
+    channel: str
+    #: The contact it went to (a vendor may list messages by recipient); never logged.
+    address: str | None
+    #: When the request left (at the latest).
+    sent_at: datetime
+    #: The text parts it carried (a vendor's list may have to be matched by body).
+    parts: dict[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # never print the address
+        return f"Sent(delivery_id={self.delivery_id!r}, channel={self.channel!r})"
 
 
 @dataclass(frozen=True)

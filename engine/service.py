@@ -6,7 +6,7 @@ these methods and nothing deeper, so every mode runs the same code path.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import structlog
@@ -28,6 +28,7 @@ from cartflow.engine.ingest import purge_applied, store_events
 from cartflow.engine.journeys import finish, on_exit_signal
 from cartflow.engine.locks import lock_for_cart, lock_for_journey
 from cartflow.engine.outcomes import Outcome, StepResult
+from cartflow.engine.reconcile import Reconciler
 from cartflow.engine.recovery import settle_abandoned, stuck_since
 from cartflow.engine.sending import Sender
 from cartflow.engine.state import apply_event
@@ -39,6 +40,7 @@ from cartflow.engine.timers import (
     DEFAULT_LEASE,
     JOURNEY_STEP,
     MAX_FIRINGS,
+    RECONCILE,
     Claim,
     claim_due,
     release,
@@ -75,6 +77,7 @@ class Engine:
         self.configs = configs
         self.sender = sender
         self.steps = StepRunner(db, configs, sender, clock, sending_grace, lease)
+        self.reconciler = Reconciler(db, sender, clock, lease)
         configs.attach(db, clock)
 
     # -- ingestion ---------------------------------------------------------------------
@@ -241,8 +244,13 @@ class Engine:
         """Run whatever a claimed timer is for, then release the claim once, as the result
         says (:class:`~cartflow.engine.outcomes.StepResult`): moved to when to look again,
         deleted, or left to the timer the work set. Safe to call twice for one claim."""
-        if claim.kind == JOURNEY_STEP and claim.attempts < MAX_FIRINGS:
-            result = self.steps.run(claim)  # its own transactions: the provider is called
+        runners: dict[str, Callable[[Claim], StepResult]] = {
+            JOURNEY_STEP: self.steps.run,
+            RECONCILE: self.reconciler.run,
+        }
+        runner = runners.get(claim.kind)
+        if runner is not None and claim.attempts < MAX_FIRINGS:
+            result = runner(claim)  # its own transactions: the provider is called
             if not result.timer_set:  # between them, never inside one
                 with self.db.transaction() as session:
                     release(session, claim, result.again)

@@ -26,6 +26,8 @@ from cartflow.engine.store.models import Timer
 #: Kinds of timers.
 CART_IDLE = "cart_idle"
 JOURNEY_STEP = "journey_step"
+#: An ``unknown`` send to reconcile with its vendor; ``ref`` is the delivery id.
+RECONCILE = "reconcile"
 #: How long a claimed timer is held before another dispatcher may take it again.
 DEFAULT_LEASE = timedelta(seconds=60)
 #: A firing claimed this many times without finishing (its worker crashes every time)

@@ -12,7 +12,8 @@ environment, ``${ENV_VAR}`` in YAML).
 Capabilities beyond sending arrive as hooks that do nothing here (as dramatiq's
 ``Middleware`` does), so a provider written before a hook existed keeps working:
 
-* :meth:`Provider.status` — what became of a send that came back ``unknown``;
+* :meth:`Provider.lookup` / :meth:`Provider.status` — what became of a send that came back
+  ``unknown`` (by what the engine knows of it / by the vendor's id);
 * :meth:`Provider.parse_receipt` — delivery callbacks, in one vocabulary
   (:class:`~cartflow.engine.receipts.ReceiptStatus`).
 
@@ -29,7 +30,7 @@ from typing import Any, ClassVar, Union, get_args, get_origin
 from pydantic import SecretStr, ValidationError
 
 from cartflow.engine.receipts import InboundRequest, Receipt
-from cartflow.engine.sending import Message, SendResult
+from cartflow.engine.sending import Message, SendResult, Sent
 from cartflow.providers.options import ProviderOptions, problems
 
 
@@ -76,6 +77,22 @@ class Provider:
         """What became of a send answered ``unknown``: asked of the vendor by the id it
         gave. ``None`` (the default): this provider cannot tell."""
         return None
+
+    def lookup(self, sent: Sent) -> SendResult | None:
+        """What became of a send answered ``unknown``, asked of the vendor by what the
+        engine knows of it (:class:`~cartflow.engine.sending.Sent`: the delivery id, the
+        vendor's id if it came, the recipient, when). Default: :meth:`status` by the
+        vendor's id when there is one. ``None``: cannot tell (asked again later)."""
+        if sent.provider_message_id is None:
+            return None
+        return self.status(sent.provider_message_id)
+
+    def can_look_up(self) -> bool:
+        """Whether this provider can ever reconcile an ``unknown`` send (by default:
+        it overrides :meth:`lookup` or :meth:`status`); when not, an ``unknown`` send is
+        final."""
+        kind = type(self)
+        return kind.lookup is not Provider.lookup or kind.status is not Provider.status
 
     def parse_receipt(self, request: InboundRequest) -> list[Receipt] | None:
         """The delivery receipts in a callback the vendor sent. ``None`` (the default):

@@ -9,7 +9,9 @@ returns the :class:`~cartflow.engine.sending.SendResult` (accepted by default), 
                       if m.address == "+79990000000" else SendResult.accepted("recording"))
 
 Every attempt is recorded, whatever the answer (:attr:`RecordingProvider.attempts`);
-:attr:`RecordingProvider.sent` is the accepted messages.
+:attr:`RecordingProvider.sent` is the accepted messages. ``lookups`` (optional) answers
+what became of an ``unknown`` send when the engine reconciles it; without it the
+recorder cannot be asked, and an ``unknown`` send is final.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from cartflow.engine.channels import CHANNELS
-from cartflow.engine.sending import Message, SendResult
+from cartflow.engine.sending import Message, SendResult, Sent
 from cartflow.providers.base import Provider
 from cartflow.providers.options import ProviderOptions, Text
 
 #: Decides the answer to one message.
 Handler = Callable[[Message], SendResult]
+#: Answers what became of an ``unknown`` send (None: cannot tell yet).
+LookupHandler = Callable[[Sent], SendResult | None]
 
 
 @dataclass(frozen=True)
@@ -63,10 +67,16 @@ class RecordingProvider(Provider):
     options_model = RecordingOptions
     options: RecordingOptions
 
-    def __init__(self, handler: Handler | None = None, **options: Any) -> None:
-        """``handler`` decides each answer; default: accept everything."""
+    def __init__(
+        self, handler: Handler | None = None, lookups: LookupHandler | None = None, **options: Any
+    ) -> None:
+        """``handler`` decides each answer (default: accept everything); ``lookups``
+        what became of an ``unknown`` one (default: cannot be asked)."""
         super().__init__(**options)
         self.handler = handler
+        self.lookups = lookups
+        #: Every lookup asked, in order.
+        self.looked_up: list[Sent] = []
         self.attempts: list[Attempt] = []
         self._lock = threading.Lock()
 
@@ -98,3 +108,11 @@ class RecordingProvider(Provider):
                         + "\n"
                     )
         return result
+
+    def can_look_up(self) -> bool:
+        return self.lookups is not None
+
+    def lookup(self, sent: Sent) -> SendResult | None:
+        with self._lock:
+            self.looked_up.append(sent)
+        return self.lookups(sent) if self.lookups is not None else None

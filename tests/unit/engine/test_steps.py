@@ -17,7 +17,7 @@ from cartflow.engine.sending import SendResult
 from cartflow.engine.service import Engine
 from cartflow.engine.simulation import Simulation
 from cartflow.engine.store import Contact, Database, DiscountToken
-from cartflow.engine.timers import JOURNEY_STEP
+from cartflow.engine.timers import JOURNEY_STEP, RECONCILE
 from cartflow.providers.recording import replies
 
 from ..factories import (
@@ -497,8 +497,10 @@ def test_worker_dying_mid_send_leaves_delivery_unknown_and_never_resends(
     assert [d.decision for d in decisions(db) if d.step_id == "push"] == ["unknown"]
     (journey,) = journeys(db)
     assert journey.step_index == 1
-    (step_timer,) = timers(db)
-    assert step_timer.due_at == T0 + 3 * HOUR
+    step_timer, reconcile = sorted(timers(db), key=lambda t: t.kind != JOURNEY_STEP)
+    assert (step_timer.kind, step_timer.due_at) == (JOURNEY_STEP, T0 + 3 * HOUR)
+    # ... and the vendor is to be asked what became of it (engine/reconcile.py)
+    assert (reconcile.kind, reconcile.ref) == (RECONCILE, deliveries(db)[0].id)
 
 
 # -- caps, holdout ------------------------------------------------------------------------------
