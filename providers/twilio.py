@@ -19,7 +19,9 @@ A connection refused, a connect timeout or a pool timeout (the request never lef
 retryable; a read timeout or any failure after the request left is unknown. A reason
 never holds Twilio's ``message`` (it quotes the phone number), a number or the token.
 
-:meth:`TwilioProvider.status` asks Twilio what became of a message by its sid;
+:meth:`TwilioProvider.status` asks Twilio what became of a message by its sid, and
+:meth:`TwilioProvider.lookup` finds an ``unknown`` send without one in Twilio's message
+list (by recipient, body and time);
 :meth:`TwilioProvider.parse_receipt` reads Twilio's status callbacks after checking their
 ``X-Twilio-Signature`` (:class:`~cartflow.engine.receipts.ReceiptRejected` otherwise).
 """
@@ -31,6 +33,8 @@ import hashlib
 import hmac
 import math
 from collections.abc import Mapping
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
@@ -39,7 +43,7 @@ from pydantic import model_validator
 from pydantic_core import PydanticCustomError
 
 from cartflow.engine.receipts import InboundRequest, Receipt, ReceiptRejected, ReceiptStatus
-from cartflow.engine.sending import Message, SendResult
+from cartflow.engine.sending import Message, SendResult, Sent
 from cartflow.providers.base import Provider
 from cartflow.providers.options import ProviderOptions, Seconds, Secret, Text, Url
 
@@ -84,6 +88,8 @@ RECEIPT_STATUSES: Mapping[str, ReceiptStatus] = {
     "canceled": ReceiptStatus.FAILED,
 }
 API = "2010-04-01"
+#: How much earlier than cartflow's send time a listed message may be dated (clock skew).
+LIST_SLACK = timedelta(minutes=1)
 SIGNATURE = "x-twilio-signature"
 
 
@@ -171,6 +177,36 @@ class TwilioProvider(Provider):
             invalid_contact=code in DELIVERY_ERRORS,
         )
 
+    def lookup(self, sent: Sent) -> SendResult | None:
+        """What became of a send answered ``unknown``: by its sid when Twilio gave one,
+        otherwise from Twilio's message list for the recipient (``GET …/Messages.json``,
+        ``To`` and ``From``/none, newest first), the message with the same body created
+        since a minute before the send. None in the list: Twilio never created it, and
+        the answer is ``permanent`` (nothing reached the shopper). ``None`` when Twilio
+        cannot be asked."""
+        if sent.provider_message_id is not None:
+            return self.status(sent.provider_message_id)
+        if not sent.address:
+            return None
+        query = {"To": sent.address, "PageSize": "50"}
+        if self.options.sender is not None:
+            query["From"] = self.options.sender
+        try:
+            response = self.client.get(f"{self.messages}.json", params=query, auth=self.auth)
+        except httpx.HTTPError:
+            return None
+        listed = _field(response, "messages") if response.status_code == 200 else None
+        if not isinstance(listed, list):
+            return None
+        body, since = sent.parts.get("text", ""), sent.sent_at - LIST_SLACK
+        for item in listed:
+            if not isinstance(item, dict) or item.get("body") != body:
+                continue
+            created = _when(item.get("date_created"))
+            if created is not None and created >= since and isinstance(item.get("sid"), str):
+                return self.status(item["sid"])
+        return SendResult.permanent(self.name, "Twilio has no such message: it was never created")
+
     def parse_receipt(self, request: InboundRequest) -> list[Receipt]:
         """The receipt in a Twilio status callback, after its signature is checked against
         ``status_callback`` with the request's query string (:meth:`callback_url`).
@@ -257,6 +293,16 @@ def _field(response: httpx.Response, name: str) -> Any:
     except ValueError:
         return None
     return body.get(name) if isinstance(body, dict) else None
+
+
+def _when(value: Any) -> datetime | None:
+    """A Twilio date (RFC 2822, ``Wed, 02 Dec 2026 13:50:00 +0000``), or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _code(value: Any) -> int | None:

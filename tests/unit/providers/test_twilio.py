@@ -14,6 +14,8 @@ import time
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ import pytest
 
 from cartflow.engine.receipts import InboundRequest, Receipt, ReceiptRejected, ReceiptStatus
 from cartflow.engine.scenario.loader import load_config
-from cartflow.engine.sending import Message, SendResult
+from cartflow.engine.sending import Message, SendResult, Sent
 from cartflow.providers.base import ProviderSettingsError
 from cartflow.providers.registry import BUILT_IN, ChannelRouter, available, validators
 from cartflow.providers.twilio import ERROR_CODES, TwilioProvider
@@ -444,6 +446,92 @@ def test_status_cannot_tell_when_twilio_cannot_be_reached(
     nothing_listening: str, build: Callable[..., TwilioProvider]
 ) -> None:
     assert build(**options(nothing_listening)).status("SM0001") is None
+
+
+# -- reconciling an unknown send without a sid ---------------------------------------------
+SENT_AT = datetime(2026, 12, 2, 13, 50, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+SENT = Sent("d-42", None, "sms", PHONE, SENT_AT, {"text": "Your cart is waiting"})
+
+
+def listed(sid: str, body: str, created: datetime) -> dict[str, Any]:
+    """One message as Twilio's list gives it (dates in RFC 2822)."""
+    return {
+        "sid": sid,
+        "to": PHONE,
+        "body": body,
+        "status": "delivered",
+        "date_created": format_datetime(created),
+    }
+
+
+def test_lookup_finds_the_message_in_twilio_s_list_by_recipient_body_and_time(
+    twilio: FakeTwilio, provider: TwilioProvider
+) -> None:
+    # Given Twilio lists an older message with the same body, another text, and ours
+    messages = [
+        listed("SM-other", "Something else", SENT_AT),
+        listed("SM-ours", "Your cart is waiting", SENT_AT + timedelta(seconds=2)),
+        listed("SM-old", "Your cart is waiting", SENT_AT - timedelta(days=1)),
+    ]
+    twilio.script += [
+        Reply(200, {"messages": messages}),
+        Reply(200, {"sid": "SM-ours", "status": "delivered"}),
+    ]
+
+    # When cartflow asks what became of its unknown send
+    result = provider.lookup(SENT)
+
+    # Then it listed the recipient's messages from its sender, then read ours by its sid
+    first, second = twilio.seen
+    path, _, query = first.path.partition("?")
+    assert (first.method, path) == ("GET", f"/2010-04-01/Accounts/{SID}/Messages.json")
+    assert dict(parse_qsl(query)) == {"To": PHONE, "From": SENDER, "PageSize": "50"}
+    assert second.path == f"/2010-04-01/Accounts/{SID}/Messages/SM-ours.json"
+    assert result is not None and (result.status, result.provider_message_id) == (
+        "accepted",
+        "SM-ours",
+    )
+
+
+def test_lookup_says_never_created_when_the_list_does_not_have_it(
+    twilio: FakeTwilio, provider: TwilioProvider
+) -> None:
+    twilio.script.append(
+        Reply(200, {"messages": [listed("SM-old", "Your cart is waiting", SENT_AT - HOUR)]})
+    )
+
+    result = provider.lookup(SENT)
+
+    assert result is not None and result.status == "permanent"
+    assert result.reason == "Twilio has no such message: it was never created"
+    assert not result.invalid_contact and not result.consent_withdrawn
+
+
+def test_lookup_with_a_sid_asks_for_that_message(
+    twilio: FakeTwilio, provider: TwilioProvider
+) -> None:
+    twilio.script.append(Reply(200, {"sid": "SM9", "status": "sent"}))
+
+    result = provider.lookup(Sent("d-42", "SM9", "sms", PHONE, SENT_AT))
+
+    [seen] = twilio.seen
+    assert seen.path == f"/2010-04-01/Accounts/{SID}/Messages/SM9.json"
+    assert result is not None and result.status == "accepted"
+
+
+@pytest.mark.parametrize(
+    "reply", [Reply(500, {}), Reply(200, {"messages": "no"}), Reply(401, {"code": 20003}), CLOSE]
+)
+def test_lookup_cannot_tell_without_a_list(
+    twilio: FakeTwilio, provider: TwilioProvider, reply: Reply | str
+) -> None:
+    twilio.script.append(reply)
+    assert provider.lookup(SENT) is None
+
+
+def test_twilio_can_always_be_asked(provider: TwilioProvider) -> None:
+    assert provider.can_look_up()
 
 
 # -- status callbacks -----------------------------------------------------------------------
