@@ -8,20 +8,29 @@ skips the step and gives the code back; nothing half-written is sent.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from jinja2 import StrictUndefined
 from sqlalchemy.orm import Session
 
 from cartflow.engine import tokens
+from cartflow.engine.links import Links
 from cartflow.engine.outcomes import Outcome
 from cartflow.engine.render import RenderError, SmsShape
 from cartflow.engine.scenario.model import Step
 from cartflow.engine.sending import Message
 from cartflow.engine.step_check import StepCheck, Verdict, first_verdict
 from cartflow.engine.store.models import Contact, Delivery, DiscountToken, Journey, Profile
+from cartflow.engine.template_filters import TRACK
+
+#: ``unsubscribe_url`` when links are not set up: rendering it fails, with how to fix it.
+NO_UNSUBSCRIBE = StrictUndefined(
+    hint="unsubscribe_url needs CARTFLOW_PUBLIC_URL and CARTFLOW_LINK_SECRET to be set"
+)
 
 
 @dataclass
@@ -64,11 +73,15 @@ def compose(check: StepCheck, delivery_id: str) -> Draft:
     defaults = check.config.settings.defaults
     model = check.scenario.model
     context = {k: v for k, v in check.context.items() if not k.startswith("_")}
+    links = check.links
     context.update(
         discount=tokens.view(token),
         step={"id": step.id, "channel": channel},
-        links={"cart": cart.url},
+        links={"cart": links.click(delivery_id, cart.url) if links and cart.url else cart.url},
+        unsubscribe_url=links.unsubscribe(delivery_id) if links else NO_UNSUBSCRIBE,
     )
+    if links is not None:
+        context[TRACK] = functools.partial(links.click, delivery_id)
     ref = step.template_for(channel, variant)
     assert ref is not None  # the loader makes sure every channel of the step has one
     try:
@@ -127,8 +140,9 @@ def check_draft(draft: Draft, guards: Sequence[MessageGuard] = MESSAGE_GUARDS) -
     return first_verdict(guards, draft)
 
 
-def message_for(session: Session, delivery: Delivery) -> Message:
-    """The written delivery as the provider gets it."""
+def message_for(session: Session, delivery: Delivery, links: Links | None = None) -> Message:
+    """The written delivery as the provider gets it (with its one-click unsubscribe URL
+    in ``metadata["unsubscribe_url"]`` when ``links`` are set up)."""
     contact = session.get(Contact, delivery.contact_id) if delivery.contact_id else None
     profile = session.get(Profile, delivery.profile_id)
     metadata: dict[str, Any] = {
@@ -139,6 +153,8 @@ def message_for(session: Session, delivery: Delivery) -> Message:
         "step": delivery.step_id,
         "token": delivery.token_code,
     }
+    if links is not None:
+        metadata["unsubscribe_url"] = links.unsubscribe(delivery.id)
     return Message(
         delivery_id=delivery.id,
         idempotency_key=delivery.idempotency_key,

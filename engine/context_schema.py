@@ -194,7 +194,14 @@ STEP = record(
     id=text("the step's id"),
     channel=text("the channel it goes on: push, sms, email or messenger"),
 )
-LINKS = record("links to put in the message", cart=text("back to the cart", nullable=True))
+LINKS = record(
+    "links to put in the message (through cartflow's click tracking when it is set up)",
+    cart=text("back to the cart", nullable=True),
+)
+UNSUBSCRIBE_URL = text(
+    "this message's one-click unsubscribe link (needs CARTFLOW_PUBLIC_URL and "
+    "CARTFLOW_LINK_SECRET: without them a template using it is not sent)"
+)
 LOCALE = text("the locale the template is written in, e.g. uk")
 
 #: What templates see: the condition names and the message's own.
@@ -203,6 +210,7 @@ TEMPLATE_NAMES: Mapping[str, Type] = {
     "discount": DISCOUNT,
     "step": STEP,
     "links": LINKS,
+    "unsubscribe_url": UNSUBSCRIBE_URL,
     "locale": LOCALE,
 }
 #: Names only a template has (the rest are the conditions').

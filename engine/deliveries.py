@@ -106,6 +106,17 @@ def add_event(
     return row
 
 
+def log_fields(delivery: Delivery) -> dict[str, str]:
+    """What a log line about ``delivery`` names (never its address)."""
+    return {
+        "journey_id": delivery.journey_id,
+        "cart_id": delivery.cart_id,
+        "step": delivery.step_id,
+        "channel": delivery.channel,
+        "delivery_id": delivery.id,
+    }
+
+
 def live(session: Session, journey_id: str, step_id: str) -> Delivery | None:
     """The step's delivery that is not failed or cancelled, if it has one."""
     return session.scalar(

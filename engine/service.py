@@ -26,6 +26,7 @@ from cartflow.engine.events import Event
 from cartflow.engine.ingest import digest as digest  # re-exported (defined here before)
 from cartflow.engine.ingest import purge_applied, store_events
 from cartflow.engine.journeys import finish, on_exit_signal
+from cartflow.engine.links import Links
 from cartflow.engine.locks import lock_for_cart, lock_for_journey
 from cartflow.engine.outcomes import Outcome, StepResult
 from cartflow.engine.reconcile import Reconciler
@@ -64,6 +65,7 @@ class Engine:
         sending_grace: timedelta = SENDING_GRACE,
         lease: timedelta = DEFAULT_LEASE,
         apply_batch: int = APPLY_BATCH,
+        links: Links | None = None,
     ) -> None:
         #: A delivery left ``sending`` this long by a vanished worker becomes ``unknown``;
         #: keep it at least the timer lease (a live worker holds its claim that long).
@@ -76,7 +78,9 @@ class Engine:
         self.clock = clock
         self.configs = configs
         self.sender = sender
-        self.steps = StepRunner(db, configs, sender, clock, sending_grace, lease)
+        #: Signs links in messages and checks them when they come back (click, unsubscribe).
+        self.links = links
+        self.steps = StepRunner(db, configs, sender, clock, sending_grace, lease, links)
         self.reconciler = Reconciler(db, sender, clock, lease)
         configs.attach(db, clock)
 

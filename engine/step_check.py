@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
+from cartflow.engine.links import Links
 from cartflow.engine.outcomes import Outcome
 from cartflow.engine.scenario.loader import CompiledScenario, Config
 from cartflow.engine.scenario.model import Step
@@ -53,6 +54,8 @@ class StepCheck:
     withdrawn: set[str] = field(default_factory=set)
     #: The provider that would send a channel (None: nobody is configured for it).
     provider_for: Callable[[str], str | None] = lambda channel: None
+    #: Signs the message's links (None: links go out as they are).
+    links: Links | None = None
 
 
 Guard = Callable[[StepCheck], Verdict | None]

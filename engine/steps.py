@@ -30,6 +30,7 @@ from cartflow.engine.deliveries import SENDING_GRACE, DeliveryStatus
 from cartflow.engine.failover import await_receipt, fall_over
 from cartflow.engine.guards import StepCheck, Verdict, run_guards
 from cartflow.engine.journeys import advance, finish
+from cartflow.engine.links import Links
 from cartflow.engine.locks import keep, lock_for_answer, lock_for_journey
 from cartflow.engine.outcomes import Outcome, StepResult
 from cartflow.engine.recovery import recover
@@ -69,6 +70,8 @@ class StepRunner:
     sending_grace: timedelta = SENDING_GRACE
     #: How long a worker holds the timer it works on.
     lease: timedelta = DEFAULT_LEASE
+    #: Signs links in messages (click tracking, unsubscribe); None: not set up.
+    links: Links | None = None
 
     def run(self, claim: Claim) -> StepResult:
         with self.db.transaction() as session:  # A
@@ -79,13 +82,7 @@ class StepRunner:
         if refused is not None:
             return refused
         delivery = ready.delivery
-        bound = log.bind(
-            journey_id=delivery.journey_id,
-            cart_id=delivery.cart_id,
-            step=delivery.step_id,
-            channel=delivery.channel,
-            delivery_id=delivery.id,
-        )
+        bound = log.bind(**deliveries.log_fields(delivery))
         try:
             result = self.sender.send(ready.message)
         except Exception as exc:  # a provider bug: the request may have left
@@ -124,9 +121,8 @@ class StepRunner:
         decided = self._decide(session, config, scenario, journey, claim, now, delivery)
         if isinstance(decided, StepResult):
             return decided
-        return Ready(
-            decided, message_for(session, decided), scenario, journey.started_at, journey.profile_id
-        )
+        message = message_for(session, decided, self.links)
+        return Ready(decided, message, scenario, journey.started_at, journey.profile_id)
 
     def _decide(
         self,
@@ -164,6 +160,7 @@ class StepRunner:
             own_delivery_id=pending.id if pending is not None else None,
             live_disabled=self.configs.current.disabled,
             provider_for=self.sender.provider_for,
+            links=self.links,
         )
         verdict = run_guards(check)
         if verdict is not None:

@@ -1,5 +1,6 @@
 """The filters a template formats values with for people's eyes, per the message's locale
-with Babel: ``money`` ("1 990 ₽"), ``plural`` ("3 товара"), ``number``, ``date``.
+with Babel: ``money`` ("1 990 ₽"), ``plural`` ("3 товара"), ``number``, ``date``; and
+``link``, a URL through cartflow's click-tracking redirect (:mod:`cartflow.engine.links`).
 
 The locale is the one the template's words are in (``locale`` in the render context,
 set by :meth:`~cartflow.engine.render.TemplateSet.render`); one Babel does not know
@@ -75,8 +76,20 @@ def _date(ctx: Context, value: Any, fmt: str = "medium") -> str:
     return format_datetime(value, format=fmt, locale=_locale(ctx))
 
 
+#: The context's hidden name for the message's link maker (set by the composer).
+TRACK = "_track"
+
+
+@pass_context
+def _link(ctx: Context, url: Any) -> str:
+    """``url`` as a tracked link of this message (as it is when links are not set up)."""
+    track = ctx.get(TRACK)
+    return track(str(url)) if callable(track) else str(url)
+
+
 #: The filters, by the name a template calls them with.
 FILTERS: Mapping[str, Callable[..., str]] = {
+    "link": _link,
     "money": _money,
     "plural": _plural,
     "number": _number,

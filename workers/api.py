@@ -46,6 +46,7 @@ from cartflow.engine.service import Engine, EventConflict
 from cartflow.workers.group_commit import GroupCommit
 from cartflow.workers.openapi import OPERATION, RESPONSES, describe
 from cartflow.workers.settings import Settings
+from cartflow.workers.shopper_links import add_link_routes
 
 log = structlog.get_logger("cartflow.api")
 
@@ -286,6 +287,7 @@ def create_app(
             {"stored": done.stored, "duplicates": done.duplicates, "unmatched": done.unmatched}
         )
 
+    add_link_routes(app, engine, storing)  # clicks and unsubscribes (no API key)
     return app
 
 

@@ -19,6 +19,7 @@ from dramatiq import Worker
 
 from cartflow.engine.clock import Clock, SystemClock
 from cartflow.engine.configs import ConfigHolder
+from cartflow.engine.links import Links, LinkSettingsError
 from cartflow.engine.sending import Sender
 from cartflow.engine.service import Engine
 from cartflow.engine.store.database import Database
@@ -37,6 +38,7 @@ from cartflow.workers.actors import (
 )
 from cartflow.workers.api import ServerLimits, create_app, server_config
 from cartflow.workers.dispatcher import REDRIVE_AFTER, Dispatcher
+from cartflow.workers.errors import CliError
 from cartflow.workers.settings import Settings
 
 log = structlog.get_logger("cartflow.runtime")
@@ -104,6 +106,10 @@ class Runtime:
             sender = live
         self.sender: Any = sender
         self.clock = clock or SystemClock()
+        try:
+            links = Links.from_settings(settings.public_url, settings.link_secret)
+        except LinkSettingsError as exc:
+            raise CliError(str(exc)) from None
         self.engine = Engine(
             self.db,
             self.clock,
@@ -112,6 +118,7 @@ class Runtime:
             sending_grace=sending_grace(settings.timer_lease, self.configs.current),
             lease=timedelta(seconds=settings.timer_lease),
             apply_batch=settings.apply_batch,
+            links=links,
         )
         self.broker = stub_broker() if embedded else redis_broker(settings.redis_url)
         self.actors: Actors = declare(self.broker, self.engine, fire_batch=settings.fire_batch)

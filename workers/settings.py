@@ -22,6 +22,10 @@
 * ``CARTFLOW_TIMER_LEASE`` — seconds a worker holds the timer it works on (default 60)
 * ``CARTFLOW_QUEUE_LEASE`` — seconds a claimed timer waits in the queue before it is claimed
   again (default 600)
+* ``CARTFLOW_PUBLIC_URL`` / ``CARTFLOW_LINK_SECRET`` — where shoppers reach cartflow's API
+  (``https://…``) and the secret (≥ 16 bytes) its links are signed with: tracked clicks and
+  one-click unsubscribe (``cartflow.engine.links``); both or neither (default: neither —
+  links go out untracked, a template needing ``unsubscribe_url`` is not sent)
 * ``CARTFLOW_API_HOST`` / ``CARTFLOW_API_PORT`` — where ``cartflow api`` listens
   (default 0.0.0.0:8000)
 * ``CARTFLOW_RELOAD_INTERVAL`` — seconds between configuration reload checks (default 5)
@@ -107,6 +111,8 @@ class Settings:
     api_max_connections: int = field(
         default_factory=lambda: int(_env("CARTFLOW_API_MAX_CONNECTIONS", "1000"))
     )
+    public_url: str = field(default_factory=lambda: _env("CARTFLOW_PUBLIC_URL", "").strip())
+    link_secret: str = field(default_factory=lambda: _env("CARTFLOW_LINK_SECRET", ""), repr=False)
 
     def __repr__(self) -> str:  # the URLs may hold passwords
-        return "Settings(database_url=***, redis_url=***, api_keys=***)"
+        return "Settings(database_url=***, redis_url=***, api_keys=***, link_secret=***)"

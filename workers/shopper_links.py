@@ -1,0 +1,108 @@
+"""The links shoppers open from a message (:mod:`cartflow.engine.links`), served by the API
+with no API key and no cookies — the signature is the only proof:
+
+* ``GET /l/{delivery}/{signature}?u=<url>`` — a click: kept as a ``clicked`` delivery
+  event (once), then ``302`` to the URL. A link that is forged or altered is a ``404``
+  page and redirects nowhere (no open redirect). When the database is down the shopper
+  still gets to the URL; only the click is lost (logged).
+* ``GET /u/{delivery}/{signature}`` — a confirmation page with one button: link
+  scanners and mail previews fetch links, so a GET never unsubscribes.
+* ``POST /u/{delivery}/{signature}`` — unsubscribe (RFC 8058 one-click: mail clients post
+  ``List-Unsubscribe=One-Click``; any body is accepted): a native ``consent.updated``
+  event withdrawing that channel is stored and applied like any the shop sends; once
+  the answer is given no message on that channel leaves for the shopper.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+
+from cartflow.engine.deliveries import DeliveryEvent
+from cartflow.engine.engagement import record_engagement, unsubscribe_event
+from cartflow.engine.errors import EventConflict
+from cartflow.engine.links import Links
+from cartflow.engine.service import Engine
+
+log = structlog.get_logger("cartflow.links")
+
+CHANNEL_NAMES = {"email": "emails", "sms": "text messages", "push": "notifications"}
+
+
+def _page(status: int, title: str, body: str) -> HTMLResponse:
+    text = (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width'>"
+        f"<title>{html.escape(title)}</title></head><body><h1>{html.escape(title)}</h1>"
+        f"{body}</body></html>"
+    )
+    headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+    return HTMLResponse(text, status_code=status, headers=headers)
+
+
+def _not_valid() -> HTMLResponse:
+    return _page(404, "This link is not valid", "<p>It may have been copied incompletely.</p>")
+
+
+def add_link_routes(app: FastAPI, engine: Engine, storing: Any) -> None:
+    """Serve the shopper links on ``app`` (nothing when links are not set up: 404)."""
+
+    def links() -> Links | None:
+        return engine.links
+
+    @app.get("/l/{delivery_id}/{signature}", include_in_schema=False, response_model=None)
+    async def click(delivery_id: str, signature: str, u: str = "") -> Response:
+        signer = links()
+        if signer is None or not signer.clicked(delivery_id, signature, u):
+            return _not_valid()
+        try:
+            await run_in_threadpool(
+                record_engagement, engine.db, delivery_id, DeliveryEvent.CLICKED, engine.now()
+            )
+        except SQLAlchemyError:  # the shopper still gets to the cart
+            log.exception("click_not_recorded", delivery_id=delivery_id)
+        return RedirectResponse(u, status_code=302, headers={"Cache-Control": "no-store"})
+
+    @app.get("/u/{delivery_id}/{signature}", include_in_schema=False, response_model=None)
+    async def confirm(delivery_id: str, signature: str) -> Response:
+        signer = links()
+        if signer is None or not signer.unsubscribed(delivery_id, signature):
+            return _not_valid()
+        form = (
+            "<p>Stop reminders like this one?</p>"
+            f"<form method='post' action='/u/{html.escape(delivery_id)}/"
+            f"{html.escape(signature)}'><button type='submit'>Unsubscribe</button></form>"
+        )
+        return _page(200, "Unsubscribe", form)
+
+    @app.post("/u/{delivery_id}/{signature}", include_in_schema=False, response_model=None)
+    async def unsubscribe(delivery_id: str, signature: str) -> Response:
+        signer = links()
+        if signer is None or not signer.unsubscribed(delivery_id, signature):
+            return _not_valid()
+        try:
+            found = await run_in_threadpool(unsubscribe_event, engine.db, delivery_id, engine.now())
+            if found is None:
+                return _not_valid()
+            with contextlib.suppress(EventConflict):  # the same minute's, already stored
+                await storing.submit([found.event])  # stored and enqueued when it returns
+            await run_in_threadpool(
+                record_engagement,
+                engine.db,
+                delivery_id,
+                DeliveryEvent.UNSUBSCRIBED,
+                engine.now(),
+            )
+        except SQLAlchemyError:
+            log.exception("unsubscribe_failed", delivery_id=delivery_id)
+            return _page(503, "Please try again in a minute", "<p>We could not save it.</p>")
+        what = CHANNEL_NAMES.get(found.channel, "messages")
+        log.info("unsubscribed", delivery_id=delivery_id, channel=found.channel)
+        return _page(200, "You are unsubscribed", f"<p>You will get no more {what} from us.</p>")
