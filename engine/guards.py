@@ -23,6 +23,7 @@ channel (email has none); a closed window defers, it never falls back to another
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -31,11 +32,11 @@ from cartflow.engine.condition_failures import ConditionKind, Failed, evaluate
 from cartflow.engine.failover import tried_channels
 from cartflow.engine.outcomes import Outcome
 from cartflow.engine.pacing import escalation, frequency_caps, send_window, still_browsing
-from cartflow.engine.step_check import Guard, StepCheck, Verdict, first_verdict
+from cartflow.engine.step_check import Guard, StepCheck, Verdict, first_verdict, never_paused
 from cartflow.engine.store.models import Consent, Contact
 from cartflow.engine.timing import format_duration
 
-__all__ = ["GUARDS", "Guard", "StepCheck", "Verdict", "run_guards"]
+__all__ = ["GUARDS", "Guard", "StepCheck", "Verdict", "never_paused", "run_guards"]
 
 
 def exit_conditions(check: StepCheck) -> Verdict | None:
@@ -107,9 +108,15 @@ def channel_choice(check: StepCheck) -> Verdict | None:
     provider for this step (:mod:`cartflow.engine.failover`); record why others lost."""
     channels = check.step.channels if check.only_channel is None else (check.only_channel,)
     tried = tried_channels(check.journey, check.step.id)
+    paused: list[float] = []
     for channel in channels:
         if channel in tried:
             check.notes.append(f"{channel}: failed at the provider")
+            continue
+        wait = check.paused_for(channel)
+        if wait is not None:
+            paused.append(wait)
+            check.notes.append(f"{channel}: provider {check.provider_for(channel)} is failing")
             continue
         if channel in check.withdrawn:
             check.notes.append(f"{channel}: consent withdrawn (accepted, being applied)")
@@ -136,6 +143,9 @@ def channel_choice(check: StepCheck) -> Verdict | None:
             continue
         check.channel, check.contact = channel, contact
         return None
+    if paused:  # a provider's breaker is open: wait for it, do not burn the step
+        until = check.now + timedelta(seconds=min(paused))
+        return Verdict(Outcome.DEFERRED, "; ".join(check.notes), until=until)
     return Verdict(
         Outcome.SKIPPED, "no channel with consent and a contact (" + "; ".join(check.notes) + ")"
     )

@@ -143,7 +143,7 @@ def apply_contact(session: Session, profile: Profile, event: Event, now: datetim
     for channel, raw in given:
         address = raw.strip().lower() if channel == "email" else raw.strip()
         if channel == "sms":
-            address = _normalise_phone(address)
+            address = normalise_phone(address)
         row = known.get((channel, address))
         if row is None:
             row = Contact(
@@ -155,7 +155,8 @@ def apply_contact(session: Session, profile: Profile, event: Event, now: datetim
             row.updated_at = now
 
 
-def _normalise_phone(raw: str) -> str:
+def normalise_phone(raw: str) -> str:
+    """A phone number in E.164 when it parses as a possible one; as given otherwise."""
     try:
         number = phonenumbers.parse(raw, None)
         if phonenumbers.is_possible_number(number):

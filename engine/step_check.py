@@ -28,6 +28,11 @@ class Verdict:
     until: datetime | None = None
 
 
+def never_paused(channel: str) -> float | None:
+    """No provider is ever paused (a sender without circuit breakers)."""
+    return None
+
+
 @dataclass
 class StepCheck:
     session: Session
@@ -54,6 +59,9 @@ class StepCheck:
     withdrawn: set[str] = field(default_factory=set)
     #: The provider that would send a channel (None: nobody is configured for it).
     provider_for: Callable[[str], str | None] = lambda channel: None
+    #: Seconds until a channel's provider may be used again (its circuit breaker is
+    #: open), None when it may be used now.
+    paused_for: Callable[[str], float | None] = never_paused
     #: Signs the message's links (None: links go out as they are).
     links: Links | None = None
 

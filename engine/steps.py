@@ -28,7 +28,7 @@ from cartflow.engine.context import FAILED, build_context
 from cartflow.engine.decisions import record, record_failures, record_for
 from cartflow.engine.deliveries import SENDING_GRACE, DeliveryStatus
 from cartflow.engine.failover import await_receipt, fall_over
-from cartflow.engine.guards import StepCheck, Verdict, run_guards
+from cartflow.engine.guards import StepCheck, Verdict, never_paused, run_guards
 from cartflow.engine.journeys import advance, finish
 from cartflow.engine.links import Links
 from cartflow.engine.locks import keep, lock_for_answer, lock_for_journey
@@ -160,6 +160,7 @@ class StepRunner:
             own_delivery_id=pending.id if pending is not None else None,
             live_disabled=self.configs.current.disabled,
             provider_for=self.sender.provider_for,
+            paused_for=getattr(self.sender, "paused_for", never_paused),
             links=self.links,
         )
         verdict = run_guards(check)

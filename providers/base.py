@@ -15,7 +15,8 @@ Capabilities beyond sending arrive as hooks that do nothing here (as dramatiq's
 * :meth:`Provider.lookup` / :meth:`Provider.status` — what became of a send that came back
   ``unknown`` (by what the engine knows of it / by the vendor's id);
 * :meth:`Provider.parse_receipt` — delivery callbacks, in one vocabulary
-  (:class:`~cartflow.engine.receipts.ReceiptStatus`).
+  (:class:`~cartflow.engine.receipts.ReceiptStatus`);
+* :meth:`Provider.parse_inbound` — what shoppers send back (SMS replies: STOP, START).
 
 Errors::
 
@@ -29,6 +30,7 @@ from typing import Any, ClassVar, Union, get_args, get_origin
 
 from pydantic import SecretStr, ValidationError
 
+from cartflow.engine.inbound import Inbound
 from cartflow.engine.receipts import InboundRequest, Receipt
 from cartflow.engine.sending import Message, SendResult, Sent
 from cartflow.providers.options import ProviderOptions, problems
@@ -98,6 +100,16 @@ class Provider:
         """The delivery receipts in a callback the vendor sent. ``None`` (the default):
         this provider does not take callbacks."""
         return None
+
+    def parse_inbound(self, request: InboundRequest) -> list[Inbound] | None:
+        """The messages shoppers sent back in a vendor's inbound webhook (an SMS reply),
+        after checking it comes from the vendor (:class:`ReceiptRejected` otherwise).
+        ``None`` (the default): this provider takes no inbound messages."""
+        return None
+
+    def inbound_answer(self) -> tuple[bytes, str]:
+        """The body and media type the vendor expects in answer to its inbound webhook."""
+        return b'{"ok": true}', "application/json"
 
     def close(self) -> None:
         """Release connections; called when the process stops or the router is replaced."""

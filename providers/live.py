@@ -69,6 +69,17 @@ class LiveRouter:
     def provider_for(self, channel: str) -> str | None:
         return self._router.provider_for(channel)
 
+    def paused_for(self, channel: str) -> float | None:
+        """Seconds until ``channel``'s provider may be used again (a layer's circuit
+        breaker is open); None when it may be used now."""
+        waits = [
+            wait
+            for layer in self.layers
+            if (paused := getattr(layer, "paused_for", None)) is not None
+            and (wait := paused(channel)) is not None
+        ]
+        return max(waits) if waits else None
+
     def named(self, name: str) -> Provider | None:
         """The live provider of type ``name``, for its callbacks."""
         return self._router.named(name)

@@ -42,6 +42,7 @@ import httpx
 from pydantic import model_validator
 from pydantic_core import PydanticCustomError
 
+from cartflow.engine.inbound import Inbound
 from cartflow.engine.receipts import InboundRequest, Receipt, ReceiptRejected, ReceiptStatus
 from cartflow.engine.sending import Message, SendResult, Sent
 from cartflow.providers.base import Provider
@@ -106,6 +107,9 @@ class TwilioOptions(ProviderOptions):
     base_url: Url = "https://api.twilio.com"
     #: The public URL of cartflow's ``/v1/providers/twilio/status``; none: no callbacks.
     status_callback: Url | None = None
+    #: The public URL of cartflow's ``/v1/providers/twilio/inbound``, as set for incoming
+    #: messages on the number in Twilio's console; none: replies (STOP) are not taken.
+    inbound_url: Url | None = None
     #: Seconds to wait for an answer; default 10.
     timeout: Seconds = 10.0
 
@@ -213,17 +217,7 @@ class TwilioProvider(Provider):
         Raises :class:`ReceiptRejected` for a missing or wrong signature."""
         if not self.options.status_callback:
             raise ReceiptRejected("twilio: status_callback is not set: cannot check signatures")
-        given = next((v for k, v in request.headers.items() if k.lower() == SIGNATURE), None)
-        if not given:
-            raise ReceiptRejected("twilio: no X-Twilio-Signature header")
-        try:
-            params = parse_qsl(request.body.decode("utf-8"), keep_blank_values=True)
-        except (UnicodeDecodeError, ValueError):
-            raise ReceiptRejected("twilio: the body is not a form") from None
-        expected = self.signature(self.callback_url(request.query), params)
-        if not hmac.compare_digest(expected.encode(), given.encode()):
-            raise ReceiptRejected("twilio: X-Twilio-Signature does not match")
-        fields = dict(params)
+        fields = dict(self._signed(request, str(self.options.status_callback)))
         sid, state = fields.get("MessageSid", ""), fields.get("MessageStatus", "")
         status = RECEIPT_STATUSES.get(state)
         if not sid or status is None:
@@ -234,16 +228,42 @@ class TwilioProvider(Provider):
         reason = f"twilio {state}{_error(code, DELIVERY_ERRORS.get(code or 0))}"
         return [Receipt(self.name, sid, status, reason=reason)]
 
+    def parse_inbound(self, request: InboundRequest) -> list[Inbound]:
+        """The SMS a shopper sent to the number (Twilio's incoming-message webhook), after
+        its ``X-Twilio-Signature`` is checked against ``inbound_url``."""
+        if not self.options.inbound_url:
+            raise ReceiptRejected("twilio: inbound_url is not set: cannot check signatures")
+        params = self._signed(request, str(self.options.inbound_url))
+        fields = dict(params)
+        sid, sender = fields.get("MessageSid", ""), fields.get("From", "")
+        if not sid or not sender:
+            return []
+        return [Inbound(self.name, "sms", sender, fields.get("Body", ""), sid)]
+
+    def inbound_answer(self) -> tuple[bytes, str]:
+        """Empty TwiML: take the message, answer nothing (Twilio itself answers STOP)."""
+        return b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>', "text/xml"
+
+    def _signed(self, request: InboundRequest, url: str) -> list[tuple[str, str]]:
+        """The form parameters of a request Twilio signed for ``url`` (with the request's
+        query added); :class:`ReceiptRejected` when the signature is missing or wrong."""
+        given = next((v for k, v in request.headers.items() if k.lower() == SIGNATURE), None)
+        if not given:
+            raise ReceiptRejected("twilio: no X-Twilio-Signature header")
+        try:
+            params = parse_qsl(request.body.decode("utf-8"), keep_blank_values=True)
+        except (UnicodeDecodeError, ValueError):
+            raise ReceiptRejected("twilio: the body is not a form") from None
+        expected = self.signature(_with_query(url, request.query), params)
+        if not hmac.compare_digest(expected.encode(), given.encode()):
+            raise ReceiptRejected("twilio: X-Twilio-Signature does not match")
+        return params
+
     def callback_url(self, query: Mapping[str, str]) -> str:
         """``status_callback`` with ``query`` added (the parameters it has of its own
         stay as written): the URL a send gives Twilio, and the one a callback is signed
         for."""
-        url = str(self.options.status_callback)
-        own = {key for key, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
-        added = urlencode([(k, v) for k, v in query.items() if k not in own])
-        if not added:
-            return url
-        return f"{url}{'&' if urlsplit(url).query else '?'}{added}"
+        return _with_query(str(self.options.status_callback), query)
 
     def signature(self, url: str, params: list[tuple[str, str]]) -> str:
         """Twilio's request signature: base64 of HMAC-SHA1, keyed with the auth token, of
@@ -284,6 +304,15 @@ class TwilioProvider(Provider):
 
     def close(self) -> None:
         self.client.close()
+
+
+def _with_query(url: str, query: Mapping[str, str]) -> str:
+    """``url`` with ``query`` added (the parameters it has of its own stay as written)."""
+    own = {key for key, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
+    added = urlencode([(k, v) for k, v in query.items() if k not in own])
+    if not added:
+        return url
+    return f"{url}{'&' if urlsplit(url).query else '?'}{added}"
 
 
 def _field(response: httpx.Response, name: str) -> Any:

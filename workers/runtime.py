@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import redis
 import structlog
 import uvicorn
 from dramatiq import Worker
+from dramatiq.rate_limits.backends import RedisBackend, StubBackend
 
 from cartflow.engine.clock import Clock, SystemClock
 from cartflow.engine.configs import ConfigHolder
@@ -26,6 +29,7 @@ from cartflow.engine.store.database import Database
 from cartflow.providers.layers import Counted
 from cartflow.providers.live import LiveRouter
 from cartflow.providers.registry import ChannelRouter, validators
+from cartflow.providers.throttle import MemoryStore, Policy, RedisStore, Throttle
 from cartflow.workers.actors import (
     CHECKS_QUEUE,
     EVENTS_QUEUE,
@@ -60,6 +64,8 @@ for _name in ("dramatiq.broker.RedisBroker", "dramatiq.broker.StubBroker"):
 #: Added to the slowest provider's timeout before a send still ``sending`` is taken for
 #: one whose worker vanished.
 GRACE_MARGIN = 5.0
+#: The longest a send waits for room under its provider's rate limit.
+THROTTLE_WAIT = 10.0
 
 
 def sending_grace(timer_lease: float, config: Any) -> timedelta:
@@ -72,7 +78,8 @@ def sending_grace(timer_lease: float, config: Any) -> timedelta:
         if isinstance(value := provider.options().get("timeout"), int | float | str)
         and str(value).replace(".", "", 1).isdigit()
     ]
-    return timedelta(seconds=max([timer_lease, *(t + GRACE_MARGIN for t in timeouts)]))
+    slowest = [t + GRACE_MARGIN + THROTTLE_WAIT for t in timeouts]
+    return timedelta(seconds=max([timer_lease, *slowest]))
 
 
 class Runtime:
@@ -94,13 +101,20 @@ class Runtime:
         self.configs = ConfigHolder.from_path(settings.config_path, validators())
         #: Send attempts by (provider, status), for ``/metrics`` (with the built sender).
         self.send_counts = Counted()
+        #: Rate limits and circuit breakers, shared through Redis by every worker.
+        self.throttle = Throttle(
+            self._policy_for(provider_override),
+            MemoryStore() if embedded else RedisStore(redis.Redis.from_url(settings.redis_url)),
+            StubBackend() if embedded else RedisBackend(url=settings.redis_url),  # type: ignore[no-untyped-call]
+            max_wait=THROTTLE_WAIT,
+        )
         if sender is None:
             live = LiveRouter(
                 lambda providers: ChannelRouter.from_settings(
                     providers, override=provider_override
                 ),
                 self.configs.current.settings.providers,
-                layers=[self.send_counts],
+                layers=[self.send_counts, self.throttle],
             )
             self.configs.on_reload.append(live.on_reload)  # a changed providers: goes live
             sender = live
@@ -127,6 +141,23 @@ class Runtime:
         self.dispatcher: Dispatcher | None = None
         self.api_server: Any = None
         self._api_thread: threading.Thread | None = None
+
+    def _policy_for(self, override: str | None) -> Callable[[str], Policy | None]:
+        def policy_for(channel: str) -> Policy | None:
+            spec = self.configs.current.settings.providers.get(channel)  # type: ignore[call-overload]
+            if spec is None:
+                return None
+            kind, breaker = override or spec.type, spec.breaker
+            return Policy(
+                provider=kind,
+                key=f"{channel}:{kind}",
+                rate=spec.rate(),
+                failures=breaker.failures,
+                within=breaker.within.total_seconds(),
+                open_for=breaker.open_for.total_seconds(),
+            )
+
+        return policy_for
 
     def start_worker(
         self, threads: int | None = None, poll_ms: int = 100, event_threads: int | None = None

@@ -11,24 +11,32 @@ with no API key and no cookies — the signature is the only proof:
   ``List-Unsubscribe=One-Click``; any body is accepted): a native ``consent.updated``
   event withdrawing that channel is stored and applied like any the shop sends; once
   the answer is given no message on that channel leaves for the shopper.
+* ``POST /v1/providers/{name}/inbound`` — what shoppers send back to the shop's number,
+  the vendor's inbound webhook, checked the vendor's way (its signature: ``401``
+  otherwise); a keyword reply (STOP, START, СТОП …: :mod:`cartflow.engine.inbound`)
+  becomes a ``consent.updated`` event for every shopper with that number before the
+  vendor is answered.
 """
 
 from __future__ import annotations
 
 import contextlib
 import html
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
-from fastapi import FastAPI
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from cartflow.engine.deliveries import DeliveryEvent
 from cartflow.engine.engagement import record_engagement, unsubscribe_event
 from cartflow.engine.errors import EventConflict
+from cartflow.engine.inbound import keyword_events
 from cartflow.engine.links import Links
+from cartflow.engine.receipts import InboundRequest, ReceiptRejected
 from cartflow.engine.service import Engine
 
 log = structlog.get_logger("cartflow.links")
@@ -49,6 +57,52 @@ def _page(status: int, title: str, body: str) -> HTMLResponse:
 
 def _not_valid() -> HTMLResponse:
     return _page(404, "This link is not valid", "<p>It may have been copied incompletely.</p>")
+
+
+def add_inbound_route(
+    app: FastAPI,
+    engine: Engine,
+    storing: Any,
+    read: Callable[[Request], Awaitable[bytes | JSONResponse]],
+) -> None:
+    """Serve the vendors' inbound webhooks on ``app``; ``read`` reads a body within the
+    API's size cap and deadline (or answers why not)."""
+
+    @app.post("/v1/providers/{name}/inbound", response_model=None, summary="Replies (STOP)")
+    async def inbound(name: str, request: Request) -> Response:
+        named = getattr(engine.sender, "named", None)
+        provider = named(name) if callable(named) else None
+        if provider is None:
+            return JSONResponse({"error": f"no configured provider of type {name!r}"}, 404)
+        raw = await read(request)
+        if isinstance(raw, JSONResponse):
+            return raw
+        sent = InboundRequest(
+            method=request.method,
+            path=request.url.path,
+            headers={k.lower(): v for k, v in request.headers.items()},
+            query=dict(request.query_params),
+            body=raw,
+        )
+        try:
+            replies = provider.parse_inbound(sent)
+        except ReceiptRejected as exc:
+            return JSONResponse({"error": str(exc)}, 401)
+        except ValueError as exc:
+            return JSONResponse({"error": f"{name}: unreadable webhook: {str(exc)[:200]}"}, 400)
+        if replies is None:
+            return JSONResponse({"error": f"provider {name!r} takes no inbound messages"}, 404)
+        try:
+            events = await run_in_threadpool(keyword_events, engine.db, replies, engine.now())
+            if events:
+                with contextlib.suppress(EventConflict):  # the same webhook, retried
+                    await storing.submit(events)  # stored and enqueued when it returns
+        except SQLAlchemyError:
+            log.exception("inbound_failed", provider=name)
+            return JSONResponse({"error": "storage unavailable"}, 503, {"Retry-After": "5"})
+        log.info("inbound_received", provider=name, messages=len(replies), consent=len(events))
+        body, media_type = provider.inbound_answer()
+        return Response(body, media_type=media_type)
 
 
 def add_link_routes(app: FastAPI, engine: Engine, storing: Any) -> None:

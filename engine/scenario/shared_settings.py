@@ -76,6 +76,26 @@ class CapRule(Strict):
     per: Duration = Field(description="The rolling period.", examples=["7d", "24h"])
 
 
+class Breaker(Strict):
+    """When a provider counts as failing: its sends are held, not burned."""
+
+    failures: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="Answers saying it is not working (5xx, 429, timeouts) that open it.",
+        examples=[5],
+    )
+    within: Duration = Field(
+        default=timedelta(minutes=1), description="... counted over this long.", examples=["1m"]
+    )
+    open_for: Duration = Field(
+        default=timedelta(seconds=30),
+        description="How long steps skip this provider (fallback, or wait) once it opens.",
+        examples=["30s"],
+    )
+
+
 class ProviderSettings(BaseModel):
     """``type`` picks the provider; the rest are its own settings, which it validates."""
 
@@ -89,5 +109,22 @@ class ProviderSettings(BaseModel):
         examples=[{"attempts": 5, "wait": "1m", "max_wait": "30m"}],
     )
 
+    rate_limit: str | None = Field(
+        default=None,
+        pattern=r"^\s*[1-9][0-9]{0,6}\s*/\s*(s|m)\s*$",
+        description="At most this many sends per second or minute, across every worker.",
+        examples=["20/s", "600/m"],
+    )
+    breaker: Breaker = Field(
+        default=Breaker(), description="The circuit breaker: when the provider counts as failing."
+    )
+
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+    def rate(self) -> tuple[int, int] | None:
+        """``rate_limit`` as (sends, window in seconds)."""
+        if self.rate_limit is None:
+            return None
+        count, _, unit = self.rate_limit.replace(" ", "").partition("/")
+        return int(count), 1 if unit == "s" else 60

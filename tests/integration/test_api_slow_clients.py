@@ -177,7 +177,8 @@ def test_trickled_headers_are_answered_408_and_closed(api: int) -> None:
     assert status(client.reply) == 408, client.reply
     assert b"request head not received within 1 s" in client.reply
     (line,) = [entry for entry in logs if entry["event"] == "header_timeout"]
-    assert line["received"] == client.sent
+    # what the server read: every byte sent, but one may still be in flight at the cut
+    assert client.sent - 1 <= line["received"] <= client.sent
 
 
 def test_a_kept_alive_connection_gets_a_new_header_deadline_per_request(api: int) -> None:

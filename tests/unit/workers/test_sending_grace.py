@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cartflow.engine.scenario.loader import load_config
 from cartflow.providers.registry import validators
-from cartflow.workers.runtime import GRACE_MARGIN, sending_grace
+from cartflow.workers.runtime import GRACE_MARGIN, THROTTLE_WAIT, sending_grace
 
 from ..factories import SETTINGS_YAML, write_config
 
@@ -31,4 +31,5 @@ def test_the_grace_outlasts_the_slowest_provider_timeout(tmp_path: Path) -> None
     )
     write_config(tmp_path, SCENARIO, settings_yaml=settings)
     config = load_config(tmp_path / "scenarios.yaml", provider_types=validators())
-    assert sending_grace(60, config) == timedelta(seconds=120 + GRACE_MARGIN)
+    # ... and the wait for room under a rate limit, which happens while it is sending
+    assert sending_grace(60, config) == timedelta(seconds=120 + GRACE_MARGIN + THROTTLE_WAIT)
