@@ -16,7 +16,8 @@ Parts (``--only``, comma-separated):
   early afternoon). Sends/s (first to last send at the provider), last send after T,
   skew (send − T) p50/p99, duplicates (one journey step or reminder sent twice), lost
   (not sent within ``--drain`` s), queue messages enqueued vs needed, worker RSS.
-  ``--runs K`` repeats it K times: medians, min–max of sends/s and last send after due.
+  ``--runs K`` repeats it K times (and each schedulers-part burst): medians, min–max of
+  sends/s and last send after due.
   In every burst-like part a share of the carts (``--orders``, 5%) is paid for at
   T + ``--order-at`` (−2 s): cartflow gets an ``order.completed`` through the API, and
   each reminder of those carts that reaches the provider after the order's 202 counts as
@@ -319,6 +320,9 @@ class Burst:
     error: str | None = None
     #: Why this measurement does not apply to this system (a row saying so).
     na: str | None = None
+    #: The drain time, when it ran out with reminders still pending (so the last send
+    #: after due is more than this, not the last one seen).
+    drained_out: float = math.nan
 
 
 def failed(cls: type[Any], system: str, exc: BaseException, **kwargs: Any) -> Any:
@@ -1124,6 +1128,7 @@ def burst(factory: Callable[[], System], plan: Plan, args: argparse.Namespace) -
                 time.sleep(args.settle)  # late duplicates
             else:
                 result.notes.append(f"drain timeout: {drain:.0f} s after due")
+                result.drained_out = drain
         result.rss_peak = sampler.peak("rss")
         result.queue_peak = sampler.peak("held")
         count(result, system, provider.dump(), due, durable)
@@ -1482,6 +1487,13 @@ def figure(value: float, spread: tuple[float, float], runs: int, fmt: str = ",.0
     return f"{num(value, fmt)} ({num(spread[0], fmt)}–{num(spread[1], fmt)})"
 
 
+def last_send(r: Burst) -> str:
+    """Last send after due; "> drain" when the drain ran out with reminders pending."""
+    if r.pending and not math.isnan(r.drained_out):
+        return f"> {r.drained_out:.0f} ({r.pending:,} pending)"
+    return figure(r.last_after_due, r.last_range, r.runs, ".1f")
+
+
 def burst_table(results: list[Burst], title: str, *, recover: bool = False) -> str:
     last = "last send after due s" + (" (time to recover)" if recover else "")
     lines = [
@@ -1497,8 +1509,7 @@ def burst_table(results: list[Burst], title: str, *, recover: bool = False) -> s
             continue
         queue = f"{r.enqueued:,} / {r.needed:,}" if r.enqueued is not None else "– (in process)"
         lines.append(
-            f"| {r.system} | {figure(r.rate, r.rate_range, r.runs)} "
-            f"| {figure(r.last_after_due, r.last_range, r.runs, '.1f')} "
+            f"| {r.system} | {figure(r.rate, r.rate_range, r.runs)} | {last_send(r)} "
             f"| {num(r.skew_p50, '.2f')} | {num(r.skew_p99, '.2f')} | {r.duplicates:,} "
             f"| {r.lost:,} | {r.sent_after_order:,} | {r.ordered:,} | {r.pending:,} | {queue} "
             f"| {num(r.rss_peak / MiB)} | {num(r.setup_s, '.1f')} "
@@ -1536,7 +1547,7 @@ def scale_table(results: list[Burst]) -> str:
             continue
         flat = ratio(r.rate, base.rate, True).removesuffix(" (better)") if base else "–"
         lines.append(
-            f"| {r.other_pending:,} | {num(r.rate)} | {flat} | {num(r.last_after_due, '.1f')} "
+            f"| {r.other_pending:,} | {num(r.rate)} | {flat} | {last_send(r)} "
             f"| {num(r.skew_p50, '.2f')} | {num(r.skew_p99, '.2f')} | {r.duplicates:,} "
             f"| {r.lost:,} | {r.sent_after_order:,} | {r.ordered:,} "
             f"| {num(r.bytes_per_pending) if r.other_pending else '–'} "
@@ -1661,8 +1672,8 @@ def report(
             "",
             f"Everyone sends to the same fake provider (bench/fakeprovider.py: asyncio HTTP, "
             f"200 at once) with {args.threads} worker threads per worker process, one process "
-            f"(cartflow: {args.workers}, and {args.schedulers} scheduler process"
-            f"{'es' if args.schedulers > 1 else ''} but in the schedulers part). cartflow runs "
+            f"(cartflow: {args.workers}, with {args.schedulers} `cartflow scheduler`; the "
+            "schedulers part sets its own). cartflow runs "
             "as in production: `cartflow api`, `cartflow worker`, `cartflow scheduler`, default "
             f"settings but the timer lease ({args.lease:g} s), on a PostgreSQL and a Redis of "
             "their own; its reminder is real work (idle check, journey, consent, quiet hours, "
@@ -1709,18 +1720,19 @@ def write(text: str) -> None:
 #: ``--quick``: every part, every system, small sizes (under 5 minutes on 2 cores). Flags
 #: given on the command line still win.
 QUICK: dict[str, Any] = {
-    "reminders": 300,
-    "events": 2000,
-    "crash_reminders": 300,
-    "part_reminders": 300,
+    "reminders": 200,
+    "events": 1000,
+    "crash_reminders": 200,
+    "part_reminders": 200,
     "pending_sizes": "0,100000",
-    "runs": 2,
-    "lead_floor": 4.0,
-    "drain": 90.0,
-    "crash_drain": 90.0,
+    "lead_floor": 3.0,
+    "drain": 60.0,
+    # cartflow's recovery from a worker SIGKILL takes minutes (the queue lease): quick
+    # reports what is still pending after this instead of waiting for it
+    "crash_drain": 20.0,
     "settle": 1.0,
     "single_rate": 100.0,
-    "single_seconds": 3.0,
+    "single_seconds": 2.0,
 }
 
 
@@ -1743,7 +1755,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--scheduler-counts", default="1,2", help="schedulers part: scheduler processes per run"
     )
-    parser.add_argument("--runs", type=int, default=1, help="burst: runs per system (median)")
+    parser.add_argument("--runs", type=int, default=1, help="burst, schedulers: runs each (median)")
     parser.add_argument(
         "--orders", type=float, default=0.05, help="share of the carts ordered before due"
     )
