@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test check bench servers install clean
+.PHONY: demo test check bench bench-quick servers install clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ bench: $(BENCH_STAMP) servers
 	$(BIN)/python bench/hotpath.py --write
 	$(BIN)/python bench/timers.py --write
 	$(BIN)/python bench/reminders.py --write
+
+## bench-quick: reminders end to end, every part and system at small sizes (under 5 min on
+## 2 cores; prints the tables, writes nothing)
+bench-quick: $(BENCH_STAMP) servers
+	$(BIN)/python bench/reminders.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

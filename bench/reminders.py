@@ -16,18 +16,36 @@ Parts (``--only``, comma-separated):
   early afternoon). Sends/s (first to last send at the provider), last send after T,
   skew (send − T) p50/p99, duplicates (one journey step or reminder sent twice), lost
   (not sent within ``--drain`` s), queue messages enqueued vs needed, worker RSS.
+  ``--runs K`` repeats it K times (and each schedulers-part burst): medians, min–max of
+  sends/s and last send after due.
+  In every burst-like part a share of the carts (``--orders``, 5%) is paid for at
+  T + ``--order-at`` (−2 s): cartflow gets an ``order.completed`` through the API, and
+  each reminder of those carts that reaches the provider after the order's 202 counts as
+  *sent after order* (target 0; not expected, so never lost). The alternatives' task has
+  no order state and does not look for one: their count is what the naive design sends.
 * ``ingest`` — ``--events`` M events through the API in batches of 1,000 (one client),
   events applied/s by the worker (polled ``applied_at``) and the apply backlog; then
   single-event POSTs at ``--single-rate`` for ``--single-seconds``. The alternatives:
   the rate one producer gets M reminders accepted (scheduled 30 min ahead).
 * ``crash``  — like burst with ``--crash-reminders``, the worker SIGKILLed at T + 2 s and
-  started again at once; lost and duplicated after ``--crash-drain`` s.
+  started again at once; lost and duplicated after ``--crash-drain`` s, time to recover
+  (last send − T).
+* ``scheduler-crash`` — the same with ``cartflow scheduler`` SIGKILLed (APScheduler: its
+  one process; Celery and Dramatiq have no scheduler process: a row saying why).
+* ``schedulers`` — cartflow only: a burst of ``--part-reminders`` with 1, then 2
+  scheduler processes at once (duplicates must stay 0). ``--schedulers N`` runs N in the
+  other parts.
+* ``scale`` — cartflow only: a burst of ``--part-reminders`` with ``--pending-sizes``
+  other timers pending far ahead (COPY into ``timers``): sends/s and skew per size
+  (target: flat ±20%), ``timers`` bytes per pending timer.
 * ``memory`` — after M pending reminders: worker RSS, and bytes per pending reminder on
   disk (cartflow: ``pg_total_relation_size`` per table) or in Redis / the process.
 
     .venv/bin/python bench/reminders.py [--reminders 20000] [--events 100000]
-        [--only burst,ingest,crash,memory] [--systems cartflow,celery,dramatiq,apscheduler]
-        [--write]
+        [--only burst,ingest,crash,memory,scheduler-crash,schedulers,scale]
+        [--systems cartflow,celery,dramatiq,apscheduler] [--runs 3] [--orders 0.05]
+        [--schedulers 1] [--part-reminders 2000] [--pending-sizes 0,1000000] [--write]
+    .venv/bin/python bench/reminders.py --quick     # every part, small sizes, < 5 min
 
 Every figure is measured in the run that prints it; a part that fails says so, with why.
 """
@@ -36,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib.metadata
 import itertools
 import json
@@ -45,6 +64,7 @@ import platform
 import re
 import shlex
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
@@ -84,7 +104,14 @@ BATCH = 1000
 IDLE = timedelta(minutes=30)
 #: Reminders scheduled this far ahead in ingest/memory (never due during the run).
 AHEAD = timedelta(minutes=30)
-PARTS = ("burst", "ingest", "crash", "memory")
+#: Timers preloaded by the scale part are due this far ahead or more (never in a run).
+FAR_AHEAD = timedelta(days=7)
+#: The burst's own timers (its carts' idle checks, every journey's step; due within
+#: minutes, leases included), not the scale part's preload: a range on the indexed
+#: ``due_at`` also keeps the poll cheap at 10 M pending.
+NEAR = "due_at < now() + interval '1 day'"
+OURS = f"(kind = 'journey_step' OR ref LIKE 'c-%') AND {NEAR}"
+PARTS = ("burst", "ingest", "crash", "memory", "scheduler-crash", "schedulers", "scale")
 SYSTEMS = ("cartflow", "celery", "dramatiq", "apscheduler")
 MiB = 1024 * 1024
 
@@ -275,8 +302,27 @@ class Burst:
     needed: int | None = None
     rss_peak: float = math.nan
     queue_peak: float = math.nan
+    #: Carts whose shopper paid at T + ``--order-at`` (not expected, not lost).
+    ordered: int = 0
+    #: ... of them, reminders that reached the provider after the order's 202 (target 0).
+    sent_after_order: int = 0
+    #: ... and before it (the order was not stored yet: allowed).
+    sent_before_order: int = 0
+    #: Other timers pending far ahead (scale part), and ``timers`` bytes per one of them.
+    other_pending: int = 0
+    bytes_per_pending: float = math.nan
+    load_s: float = math.nan
+    #: Runs behind this row (``--runs``): (min, max) of sends/s and last send after due.
+    runs: int = 1
+    rate_range: tuple[float, float] = (math.nan, math.nan)
+    last_range: tuple[float, float] = (math.nan, math.nan)
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    #: Why this measurement does not apply to this system (a row saying so).
+    na: str | None = None
+    #: The drain time, when it ran out with reminders still pending (so the last send
+    #: after due is more than this, not the last one seen).
+    drained_out: float = math.nan
 
 
 def failed(cls: type[Any], system: str, exc: BaseException, **kwargs: Any) -> Any:
@@ -357,9 +403,13 @@ class System:
         self.keyspace = KeyspaceCounter(ctx.redis)
         self.processes: list[Any] = []
 
+    #: Why this system has no scheduler process of its own to kill (None: it has one).
+    no_scheduler: str | None = None
+
     def lead(self, n: int) -> float:
         """Seconds from now to the due instant: room to schedule ``n`` reminders first."""
-        return float(self.ctx.args.lead) if self.ctx.args.lead is not None else 10 + n / 1000
+        args = self.ctx.args
+        return float(args.lead) if args.lead is not None else float(args.lead_floor) + n / 1000
 
     # to implement
     def start(self) -> None: ...
@@ -372,14 +422,28 @@ class System:
     def kill_worker(self) -> None:
         raise NotImplementedError
 
+    def kill_scheduler(self) -> None:
+        raise NotImplementedError
+
+    def order(self, indices: list[int]) -> dict[str, float]:
+        """The shoppers of reminders ``indices`` pay now; each one's ref → when the order
+        was known to the system. A bare task has no order state to tell and does not look
+        for one (the naive design): the order is known to no one, so it counts from now."""
+        now = time.time()
+        return {self.ref(i): now for i in indices}
+
     def queue_sample(self) -> dict[str, float]:
         return {}
 
     def enqueued(self, n: int) -> tuple[int | None, int | None]:
         return None, None
 
+    def ref(self, i: int) -> str:
+        """How the fake provider names reminder ``i``."""
+        return f"r-{i}"
+
     def expected(self, n: int) -> set[str]:
-        return {f"r-{i}" for i in range(n)}
+        return {self.ref(i) for i in range(n)}
 
     def finish(self, result: Burst) -> None:
         """Anything system-specific to add to a burst result before stopping."""
@@ -409,8 +473,15 @@ class Cartflow(System):
     name = "cartflow"
     label = "cartflow"
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, schedulers: int | None = None) -> None:
         super().__init__(ctx)
+        #: ``cartflow scheduler`` processes run at once (``--schedulers``).
+        self.scheduler_count = schedulers or ctx.args.schedulers
+        self.label = (
+            "cartflow"
+            if schedulers is None
+            else f"cartflow, {schedulers} scheduler{'s' if schedulers > 1 else ''}"
+        )
         self.db = f"cf_{self.run_id}"
         self.url = ctx.pg.create_database(self.db)
         config = self.logs / "config"
@@ -429,12 +500,15 @@ class Cartflow(System):
             "CARTFLOW_API_PORT": str(self.port),
             "CARTFLOW_WORKER_THREADS": str(ctx.args.threads),
             "CARTFLOW_TIMER_LEASE": str(ctx.args.lease),
+            # the children run the code of the tree this script is in (a git worktree
+            # included), not whatever copy the venv's editable install points at
+            "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.getenv("PYTHONPATH")])]),
         }
         self.api: Any = None
         self.worker: Any = None
         #: Worker processes beyond the first (``--workers``).
         self.more_workers: list[Any] = []
-        self.scheduler: Any = None
+        self.schedulers: list[Any] = []
         self.client = httpx.Client(
             base_url=f"http://127.0.0.1:{self.port}",
             headers={"Authorization": f"Bearer {API_KEY}"},
@@ -463,7 +537,7 @@ class Cartflow(System):
             raise RuntimeError(f"cartflow api did not answer /healthz: {self._tail('api')}")
         self.worker = self._spawn("worker")
         self.more_workers = [self._spawn("worker") for _ in range(self.ctx.args.workers - 1)]
-        self.scheduler = self._spawn("scheduler")
+        self.schedulers = [self._spawn("scheduler") for _ in range(self.scheduler_count)]
 
     def _healthy(self) -> bool:
         if self.api.poll() is not None:
@@ -568,7 +642,7 @@ class Cartflow(System):
         if not wait_until(lambda: self.applied()[0] >= size, timeout=600, interval=0.2):
             raise RuntimeError(f"warm-up: {size:,} events not applied in 600 s")
         apply_rate = size / (time.time() - start)
-        lead = 15 + 1.3 * (n / apply_rate + post * n / size)
+        lead = float(self.ctx.args.lead_floor) + 5 + 1.3 * (n / apply_rate + post * n / size)
         self.keyspace.counts.clear()
         log(f"cartflow: warm-up applied {apply_rate:,.0f} events/s; due in {lead:.0f} s")
         return lead
@@ -586,6 +660,56 @@ class Cartflow(System):
         self.worker = self._spawn("worker")
         self.more_workers = [self._spawn("worker") for _ in range(self.ctx.args.workers - 1)]
 
+    def kill_scheduler(self) -> None:
+        """SIGKILL every scheduler process, then start as many again."""
+        for scheduler in self.schedulers:
+            kill_group(scheduler)
+            scheduler.wait(timeout=10)
+            self.processes.remove(scheduler)
+        self.schedulers = [self._spawn("scheduler") for _ in range(self.scheduler_count)]
+
+    def order(self, indices: list[int]) -> dict[str, float]:
+        """POST an ``order.completed`` for each cart ``c-i`` (batches of :data:`BATCH`);
+        each reminder's ref → when the 202 for its order came back."""
+        durable: dict[str, float] = {}
+        now = datetime.now(UTC)
+        for first in range(0, len(indices), BATCH):
+            chunk = indices[first : first + BATCH]
+            self.post([self.order_event(f"c-{i}", now) for i in chunk])
+            answered = time.time()
+            durable.update(dict.fromkeys((self.ref(i) for i in chunk), answered))
+        return durable
+
+    def order_event(self, cart: str, at: datetime) -> dict[str, Any]:
+        return {
+            "id": f"ord-{cart}",
+            "type": "order.completed",
+            "at": iso(at),
+            "anonymous_id": f"anon-{cart}",
+            "customer_id": f"cust-{cart}",
+            "order": {"id": f"o-{cart}", "cart_id": cart, "total": 49.9, "currency": "USD"},
+        }
+
+    def preload(self, n: int) -> tuple[float, float]:
+        """COPY ``n`` journey-step timers due 7 to 37 days ahead into ``timers`` (a pending
+        journey's next step, the ref a journey id's length), then VACUUM ANALYZE and
+        CHECKPOINT; returns (bytes of ``timers`` per timer added, seconds it took)."""
+        from timers import COPY  # bench/timers.py: the real columns
+
+        start = time.time()
+        size = "SELECT pg_total_relation_size('timers')"
+        before = int(self.sql(size)[0][0])
+        first = datetime.now(UTC) + FAR_AHEAD
+        with self.ctx.pg.connect(self.db) as conn:
+            with conn.cursor() as cursor, cursor.copy(COPY) as copy:
+                for i in range(n):
+                    at = first + timedelta(days=30) * i / n
+                    copy.write_row(("journey_step", f"{i:032x}", at, at, 0))
+            conn.execute("VACUUM ANALYZE timers")
+            conn.execute("CHECKPOINT")
+        added = int(self.sql(size)[0][0]) - before
+        return added / n, time.time() - start
+
     def queue_sample(self) -> dict[str, float]:
         return {
             "queue": float(self.timer_queue_length()),
@@ -602,8 +726,8 @@ class Cartflow(System):
         known = [c for c in counts if c is not None]
         return (sum(known) if known else None), math.ceil(2 * n / FIRE_BATCH)
 
-    def expected(self, n: int) -> set[str]:
-        return {f"c-{i}:push" for i in range(n)}
+    def ref(self, i: int) -> str:
+        return f"c-{i}:push"
 
     def timer_queue_length(self) -> int:
         """Messages waiting on the timer queues: sends, and idle checks behind them."""
@@ -611,15 +735,11 @@ class Cartflow(System):
 
     def pending(self) -> int:
         # every reminder not sent yet has one timer: its cart's idle check or its push step
-        return int(
-            self.sql("SELECT count(*) FROM timers WHERE kind = 'journey_step' OR ref LIKE 'c-%'")[
-                0
-            ][0]
-        )
+        return int(self.sql(f"SELECT count(*) FROM timers WHERE {OURS}")[0][0])
 
     def idle(self) -> bool:
         (left,) = self.sql(
-            "SELECT (SELECT count(*) FROM timers WHERE kind = 'journey_step' OR ref LIKE 'c-%')"
+            f"SELECT (SELECT count(*) FROM timers WHERE {OURS})"
             " + (SELECT count(*) FROM deliveries WHERE status IN ('pending', 'sending'))"
         )[0]
         return not left and not self.timer_queue_length()
@@ -638,12 +758,15 @@ class Cartflow(System):
         statuses = self.sql("SELECT status, count(*) FROM deliveries GROUP BY status ORDER BY 1")
         result.notes.append("deliveries " + ", ".join(f"{s} {c:,}" for s, c in statuses))
         timers = self.sql(
-            "SELECT kind, count(*) FROM timers WHERE ref NOT LIKE 'w-%' GROUP BY kind ORDER BY 1"
+            "SELECT kind, count(*) FROM timers WHERE ref NOT LIKE 'w-%' "
+            f"AND {NEAR} GROUP BY kind ORDER BY 1"
         )
         if timers:
             result.notes.append("timers left " + ", ".join(f"{k} {c:,}" for k, c in timers))
         if redriven := self.redriven():
             result.notes.append(f"events re-driven {redriven:,}")
+        if self.scheduler_count > 1 and self.label == "cartflow":
+            result.notes.append(f"{self.scheduler_count} schedulers")
 
     def stop(self) -> None:
         try:
@@ -716,6 +839,10 @@ class Celery(Queued):
     name = "celery"
     label = "Celery (eta)"
     kind = "celery-worker"
+    no_scheduler = (
+        "no scheduler process: the worker fetches ETA tasks at once and holds them until "
+        "due (celery beat schedules periodic tasks, not ETAs) — the worker crash is the one"
+    )
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
@@ -758,6 +885,10 @@ class Dramatiq(Queued):
     name = "dramatiq"
     label = "Dramatiq (delay)"
     kind = "dramatiq-worker"
+    no_scheduler = (
+        "no scheduler process: the worker's consumer moves due messages off the delay "
+        "queue — the worker crash is the one"
+    )
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
@@ -874,6 +1005,10 @@ class APScheduler(System):
         # the memory job store died with the process: the restarted app has nothing to run
         self.worker = self._runner(0, time.time())
 
+    def kill_scheduler(self) -> None:
+        """The scheduler is the process that runs the jobs: the same kill as the worker's."""
+        self.kill_worker()
+
     def counts(self) -> dict[str, int]:
         try:
             return dict(json.loads(self.stats.read_text()))
@@ -923,27 +1058,66 @@ def make(ctx: Context, name: str) -> list[tuple[str, Callable[[], System]]]:
 
 
 # -- burst and crash -----------------------------------------------------------------------------
-def burst(factory: Callable[[], System], n: int, args: argparse.Namespace, *, crash: bool) -> Burst:
+@dataclass(frozen=True)
+class Plan:
+    """One burst: ``n`` reminders due at one instant T, and what happens around T."""
+
+    n: int
+    #: SIGKILL ``"worker"`` or ``"scheduler"`` at T + 2 s and start it again (None: no crash).
+    crash: str | None = None
+    #: Other timers pending far ahead, loaded before scheduling (cartflow, scale part).
+    pending: int = 0
+
+
+def ordered_indices(n: int, share: float) -> list[int]:
+    """``floor(n × share)`` reminder indices spread evenly over ``range(n)``."""
+    return [i for i in range(n) if math.floor((i + 1) * share) > math.floor(i * share)]
+
+
+def burst(factory: Callable[[], System], plan: Plan, args: argparse.Namespace) -> Burst:
     system = factory()
+    n = plan.n
     result = Burst(system=system.label, expected=n)
-    drain = args.crash_drain if crash else args.drain
+    drain = args.crash_drain if plan.crash else args.drain
     try:
+        if plan.crash == "scheduler" and system.no_scheduler:
+            return Burst(system=system.label, expected=n, na=system.no_scheduler)
         system.start()
+        if plan.pending:
+            assert isinstance(system, Cartflow), "only cartflow has a timers table to fill"
+            log(f"{system.label}: loading {plan.pending:,} timers pending far ahead")
+            result.bytes_per_pending, result.load_s = system.preload(plan.pending)
+            result.other_pending = plan.pending
         due = time.time() + system.lead(n)
+        ordered = ordered_indices(n, args.orders)
         log(
             f"{system.label}: {n:,} reminders due at +{due - time.time():.0f} s"
-            + (" (worker SIGKILLed at due + 2 s)" if crash else "")
+            + (f", {len(ordered):,} orders at due {args.order_at:+g} s" if ordered else "")
+            + (f" ({plan.crash} SIGKILLed at due + 2 s)" if plan.crash else "")
         )
         result.setup_s = system.schedule(due, n)
         if time.time() > due:
             raise RuntimeError(f"scheduling took {result.setup_s:.0f} s, past the due instant")
         provider = system.ctx.provider
+        durable: dict[str, float] = {}
+
+        def place_orders() -> None:
+            durable.update(system.order(ordered))
+
+        def crash() -> None:
+            before = provider.stats()["unique"]
+            (system.kill_worker if plan.crash == "worker" else system.kill_scheduler)()
+            result.notes.append(f"{plan.crash} SIGKILL at due + 2 s with {before:,} sent")
+
+        timeline: list[tuple[float, Callable[[], None]]] = []
+        if ordered:
+            timeline.append((due + args.order_at, place_orders))
+        if plan.crash:
+            timeline.append((due + 2, crash))
         with Sampler(system.sample) as sampler:
-            if crash:
-                sleep_until(due + 2)
-                before = provider.stats()["unique"]
-                system.kill_worker()
-                result.notes.append(f"SIGKILL at due + 2 s with {before:,} sent")
+            for moment, action in sorted(timeline, key=lambda item: item[0]):
+                sleep_until(moment)
+                action()
             sleep_until(due)
             done = wait_until(
                 lambda: provider.stats()["unique"] >= n or system.idle(),
@@ -952,42 +1126,24 @@ def burst(factory: Callable[[], System], n: int, args: argparse.Namespace, *, cr
             )
             if done:
                 time.sleep(args.settle)  # late duplicates
-                if provider.stats()["unique"] < n:
-                    result.notes.append(f"nothing left to send after {time.time() - due:.0f} s")
             else:
                 result.notes.append(f"drain timeout: {drain:.0f} s after due")
+                result.drained_out = drain
         result.rss_peak = sampler.peak("rss")
         result.queue_peak = sampler.peak("held")
-        records = provider.dump()
-        expected = system.expected(n)
-        first: dict[str, float] = {}
-        for ref, _key, at in records:
-            first.setdefault(ref, at)
-        times = sorted(first[r] for r in expected if r in first)
-        result.total = len(records)
-        result.sent = len(times)
-        result.pending = min(n - result.sent, system.pending())
-        result.lost = n - result.sent - result.pending
-        result.duplicates = len(records) - len(first)
-        result.unexpected = len(set(first) - expected)
-        result.early = sum(1 for t in times if t < due - 0.001)
-        if times:
-            skews = [t - due for t in times]
-            result.last_after_due = times[-1] - due
-            result.skew_p50, result.skew_p99 = percentile(skews, 0.5), percentile(skews, 0.99)
-            if len(times) > 1 and times[-1] > times[0]:
-                result.rate = (len(times) - 1) / (times[-1] - times[0])
+        count(result, system, provider.dump(), due, durable)
+        if done and result.sent < result.expected:
+            result.notes.append(f"nothing left to send after {time.time() - due:.0f} s")
         result.enqueued, result.needed = system.enqueued(n)
         if system.keyspace.error:
             result.notes.append(f"queue counter failed: {system.keyspace.error}")
-        if result.early:
-            result.notes.append(f"{result.early:,} sent before due")
-        if result.unexpected:
-            result.notes.append(f"{result.unexpected:,} unexpected sends")
+        if ordered and not isinstance(system, Cartflow):
+            result.notes.append("the task does not look for orders")
         system.finish(result)
         log(
-            f"{system.label}: sent {result.sent:,}/{n:,}, {result.rate:,.0f}/s, last "
-            f"+{result.last_after_due:.1f} s, dup {result.duplicates}, lost {result.lost}; "
+            f"{system.label}: sent {result.sent:,}/{result.expected:,}, {result.rate:,.0f}/s, "
+            f"last +{result.last_after_due:.1f} s, dup {result.duplicates}, lost {result.lost}, "
+            f"sent after order {result.sent_after_order}/{result.ordered}; "
             + "; ".join(result.notes)
         )
         return result
@@ -995,6 +1151,93 @@ def burst(factory: Callable[[], System], n: int, args: argparse.Namespace, *, cr
         return failed(Burst, system.label, exc, expected=n)
     finally:
         system.stop()
+
+
+def count(
+    result: Burst,
+    system: System,
+    records: list[tuple[str, str, float]],
+    due: float,
+    durable: dict[str, float],
+) -> None:
+    """Fill ``result`` from the provider's records: reminders due (all but the ordered
+    ones) sent, lost, twice; ordered ones sent after their order was durable."""
+    n = result.expected
+    expected = system.expected(n) - set(durable)
+    first: dict[str, float] = {}
+    last: dict[str, float] = {}
+    for ref, _key, at in records:
+        first.setdefault(ref, at)
+        last[ref] = at
+    times = sorted(first[r] for r in expected if r in first)
+    result.expected = len(expected)
+    result.ordered = len(durable)
+    result.sent_after_order = sum(1 for r, t in durable.items() if r in last and last[r] > t)
+    result.sent_before_order = sum(1 for r, t in durable.items() if r in first and first[r] <= t)
+    result.total = len(records)
+    result.sent = len(times)
+    result.pending = min(len(expected) - result.sent, system.pending())
+    result.lost = len(expected) - result.sent - result.pending
+    result.duplicates = len(records) - len(first)
+    result.unexpected = len(set(first) - expected - set(durable))
+    result.early = sum(1 for t in times if t < due - 0.001)
+    if times:
+        skews = [t - due for t in times]
+        result.last_after_due = times[-1] - due
+        result.skew_p50, result.skew_p99 = percentile(skews, 0.5), percentile(skews, 0.99)
+        if len(times) > 1 and times[-1] > times[0]:
+            result.rate = (len(times) - 1) / (times[-1] - times[0])
+    result.rate_range = (result.rate, result.rate)
+    result.last_range = (result.last_after_due, result.last_after_due)
+    if result.early:
+        result.notes.append(f"{result.early:,} sent before due")
+    if result.unexpected:
+        result.notes.append(f"{result.unexpected:,} unexpected sends")
+    if result.sent_before_order:
+        result.notes.append(
+            f"{result.sent_before_order:,} ordered carts' reminders sent before the order's 202"
+        )
+
+
+def repeated(
+    factory: Callable[[], System], plan: Plan, args: argparse.Namespace, runs: int
+) -> Burst:
+    """``runs`` bursts of one configuration, one after another, as one row: medians of the
+    figures, min/max of sends/s and last send after due, the counts (duplicates, lost, sent
+    after order) summed over the runs."""
+    results = [burst(factory, plan, args) for _ in range(runs)]
+    good = [r for r in results if not r.error and not r.na]
+    if len(good) < len(results) or runs == 1:
+        return next((r for r in results if r.error or r.na), results[0])
+
+    def median(values: list[float]) -> float:
+        known = [v for v in values if not math.isnan(v)]
+        return statistics.median(known) if known else math.nan
+
+    def spread(values: list[float]) -> tuple[float, float]:
+        known = [v for v in values if not math.isnan(v)]
+        return (min(known), max(known)) if known else (math.nan, math.nan)
+
+    row = Burst(system=good[0].system, expected=good[0].expected, runs=runs)
+    for name in ("rate", "last_after_due", "skew_p50", "skew_p99", "setup_s", "rss_peak"):
+        setattr(row, name, median([getattr(r, name) for r in good]))
+    for name in ("sent", "total", "duplicates", "lost", "pending", "early", "unexpected"):
+        setattr(row, name, sum(getattr(r, name) for r in good))
+    for name in ("ordered", "sent_after_order", "sent_before_order"):
+        setattr(row, name, sum(getattr(r, name) for r in good))
+    row.expected = sum(r.expected for r in good)
+    row.rate_range = spread([r.rate for r in good])
+    row.last_range = spread([r.last_after_due for r in good])
+    if all(r.enqueued is not None for r in good):
+        row.enqueued = sum(r.enqueued or 0 for r in good)
+        row.needed = sum(r.needed or 0 for r in good)
+    notes = ["; ".join(r.notes) for r in good]
+    row.notes = [f"{runs} runs, counts summed"] + (
+        notes[:1]
+        if len(set(notes)) == 1 and notes[0]
+        else [f"run {k}: {text}" for k, text in enumerate(notes, 1) if text]
+    )
+    return row
 
 
 # -- ingest and memory ---------------------------------------------------------------------------
@@ -1162,7 +1405,7 @@ def cartflow_memory(system: Cartflow, memory: Memory) -> None:
     memory.worker_rss = float(rss_bytes(system.worker.pid))
     memory.other_rss = (
         f"api {rss_bytes(system.api.pid) / MiB:,.0f} MiB, "
-        f"scheduler {rss_bytes(system.scheduler.pid) / MiB:,.0f} MiB; "
+        f"scheduler {rss_bytes(system.schedulers[0].pid) / MiB:,.0f} MiB; "
         f"Redis used_memory {system.redis.info('memory')['used_memory'] / MiB:,.1f} MiB"
     )
     log(
@@ -1237,27 +1480,43 @@ def ratio(a: float, b: float, higher_better: bool) -> str:
     )
 
 
-def burst_table(results: list[Burst], title: str) -> str:
+def figure(value: float, spread: tuple[float, float], runs: int, fmt: str = ",.0f") -> str:
+    """``value``, and ``(min–max)`` after it when it is the median of several runs."""
+    if runs == 1 or math.isnan(spread[0]):
+        return num(value, fmt)
+    return f"{num(value, fmt)} ({num(spread[0], fmt)}–{num(spread[1], fmt)})"
+
+
+def last_send(r: Burst) -> str:
+    """Last send after due; "> drain" when the drain ran out with reminders pending."""
+    if r.pending and not math.isnan(r.drained_out):
+        return f"> {r.drained_out:.0f} ({r.pending:,} pending)"
+    return figure(r.last_after_due, r.last_range, r.runs, ".1f")
+
+
+def burst_table(results: list[Burst], title: str, *, recover: bool = False) -> str:
+    last = "last send after due s" + (" (time to recover)" if recover else "")
     lines = [
-        f"| {title} | sends/s | last send after due s | skew p50 s | skew p99 s | duplicates "
-        "| lost | pending at end | queue messages / needed | worker RSS peak MiB | scheduling s "
-        "| notes |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        f"| {title} | sends/s | {last} | skew p50 s | skew p99 s | duplicates | lost "
+        "| sent after order | orders | pending at end | queue messages / needed "
+        "| worker RSS peak MiB | scheduling s | notes |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
-        if r.error:
-            lines.append(f"| {r.system} | failed: {r.error} ||||||||||||")
+        if r.error or r.na:
+            why = f"failed: {r.error}" if r.error else f"n/a: {r.na}"
+            lines.append(f"| {r.system} | {why} |||||||||||||")
             continue
         queue = f"{r.enqueued:,} / {r.needed:,}" if r.enqueued is not None else "– (in process)"
         lines.append(
-            f"| {r.system} | {num(r.rate)} | {num(r.last_after_due, '.1f')} "
+            f"| {r.system} | {figure(r.rate, r.rate_range, r.runs)} | {last_send(r)} "
             f"| {num(r.skew_p50, '.2f')} | {num(r.skew_p99, '.2f')} | {r.duplicates:,} "
-            f"| {r.lost:,} | {r.pending:,} | {queue} | {num(r.rss_peak / MiB)} "
-            f"| {num(r.setup_s, '.1f')} "
+            f"| {r.lost:,} | {r.sent_after_order:,} | {r.ordered:,} | {r.pending:,} | {queue} "
+            f"| {num(r.rss_peak / MiB)} | {num(r.setup_s, '.1f')} "
             f"| {'; '.join(r.notes)} |"
         )
     base = next((r for r in results if r.system == "cartflow" and not r.error), None)
-    others = [r for r in results if r is not base and not r.error]
+    others = [r for r in results if r is not base and not r.error and not r.na]
     if base and others:
         lines += [
             "",
@@ -1271,6 +1530,29 @@ def burst_table(results: list[Burst], title: str) -> str:
                 f"| {ratio(base.skew_p99, r.skew_p99, False)} "
                 f"| {ratio(base.rss_peak, r.rss_peak, False)} |"
             )
+    return "\n".join(lines)
+
+
+def scale_table(results: list[Burst]) -> str:
+    lines = [
+        "| other timers pending | sends/s | vs fewest pending | last send after due s "
+        "| skew p50 s | skew p99 s | duplicates | lost | sent after order | orders "
+        "| timers bytes per pending timer | load s | notes |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    base = next((r for r in results if not r.error), None)
+    for r in results:
+        if r.error:
+            lines.append(f"| {r.system} | failed: {r.error} ||||||||||||")
+            continue
+        flat = ratio(r.rate, base.rate, True).removesuffix(" (better)") if base else "–"
+        lines.append(
+            f"| {r.other_pending:,} | {num(r.rate)} | {flat} | {last_send(r)} "
+            f"| {num(r.skew_p50, '.2f')} | {num(r.skew_p99, '.2f')} | {r.duplicates:,} "
+            f"| {r.lost:,} | {r.sent_after_order:,} | {r.ordered:,} "
+            f"| {num(r.bytes_per_pending) if r.other_pending else '–'} "
+            f"| {num(r.load_s, '.1f')} | {'; '.join(r.notes)} |"
+        )
     return "\n".join(lines)
 
 
@@ -1390,7 +1672,8 @@ def report(
             "",
             f"Everyone sends to the same fake provider (bench/fakeprovider.py: asyncio HTTP, "
             f"200 at once) with {args.threads} worker threads per worker process, one process "
-            f"(cartflow: {args.workers}). cartflow runs "
+            f"(cartflow: {args.workers}, with {args.schedulers} `cartflow scheduler`; the "
+            "schedulers part sets its own). cartflow runs "
             "as in production: `cartflow api`, `cartflow worker`, `cartflow scheduler`, default "
             f"settings but the timer lease ({args.lease:g} s), on a PostgreSQL and a Redis of "
             "their own; its reminder is real work (idle check, journey, consent, quiet hours, "
@@ -1409,6 +1692,21 @@ def report(
             "exists (due T is set after timing a warm-up batch), the others the producer's calls. "
             'Ratios are cartflow ÷ the other ("better" where cartflow wins).',
             "",
+            f"Orders: {args.orders:.0%} of each burst's carts are paid for at due "
+            f"{args.order_at:+g} s, after their idle timers exist. cartflow gets an "
+            "`order.completed` per cart through `POST /v1/events` (batches of 1,000); *sent "
+            "after order* counts those carts' reminders that reached the provider after the "
+            "202 for their order (target 0); they are neither expected nor lost. A bare "
+            "Celery, Dramatiq or APScheduler reminder has no order state and its task does "
+            "not look for one — the cheapest honest version of the naive design — so its "
+            "count is every ordered cart's reminder. "
+            + (
+                f"Burst rows are the median of {args.runs} runs (min–max in brackets); their "
+                "counts are summed over the runs."
+                if args.runs > 1
+                else ""
+            ),
+            "",
             *bodies,
         ]
     )
@@ -1419,11 +1717,54 @@ def write(text: str) -> None:
 
 
 # -- main ----------------------------------------------------------------------------------------
+#: ``--quick``: every part, every system, small sizes (under 5 minutes on 2 cores). Flags
+#: given on the command line still win.
+QUICK: dict[str, Any] = {
+    "reminders": 200,
+    "events": 1000,
+    "crash_reminders": 200,
+    "part_reminders": 200,
+    "pending_sizes": "0,100000",
+    "lead_floor": 3.0,
+    "drain": 60.0,
+    # cartflow's recovery from a worker SIGKILL takes minutes (the queue lease): quick
+    # reports what is still pending after this instead of waiting for it
+    "crash_drain": 20.0,
+    "settle": 1.0,
+    "single_rate": 100.0,
+    "single_seconds": 2.0,
+}
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="every part at small sizes (under 5 min)"
+    )
     parser.add_argument("--reminders", type=int, default=20_000, help="burst size N")
     parser.add_argument("--events", type=int, default=100_000, help="ingest size M")
     parser.add_argument("--crash-reminders", type=int, help="crash size (default: --reminders)")
+    parser.add_argument(
+        "--part-reminders", type=int, default=2000, help="burst size of the schedulers, scale parts"
+    )
+    parser.add_argument(
+        "--pending-sizes",
+        default="0,1000000",
+        help="scale: other timers pending, comma-separated (10000000 too if you have the time)",
+    )
+    parser.add_argument(
+        "--scheduler-counts", default="1,2", help="schedulers part: scheduler processes per run"
+    )
+    parser.add_argument("--runs", type=int, default=1, help="burst, schedulers: runs each (median)")
+    parser.add_argument(
+        "--orders", type=float, default=0.05, help="share of the carts ordered before due"
+    )
+    parser.add_argument(
+        "--order-at", type=float, default=-2.0, help="s after due the orders are posted"
+    )
+    parser.add_argument(
+        "--schedulers", type=int, default=1, help="cartflow scheduler processes (parts but one)"
+    )
     parser.add_argument("--only", default=",".join(PARTS), help="parts, comma-separated")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="systems, comma-separated")
     parser.add_argument("--threads", type=int, default=8, help="worker threads, everyone")
@@ -1432,6 +1773,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--lease", type=float, default=60.0, help="CARTFLOW_TIMER_LEASE")
     parser.add_argument("--lead", type=float, help="s from scheduling start to due (default: by N)")
+    parser.add_argument(
+        "--lead-floor",
+        type=float,
+        default=10.0,
+        help="default lead: this + N/1000 s (cartflow: + 5 s + its measured scheduling time)",
+    )
     parser.add_argument("--drain", type=float, default=1200.0, help="burst: s after due to wait")
     parser.add_argument("--crash-drain", type=float, default=900.0, help="crash: s after due")
     parser.add_argument("--settle", type=float, default=5.0, help="s to wait for late duplicates")
@@ -1441,7 +1788,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--single-clients", type=int, default=32)
     parser.add_argument("--keep", action="store_true", help="keep the logs' temp directory")
     parser.add_argument("--write", action="store_true", help=f"update {BENCHMARKS.name}")
+    if parser.parse_args(argv).quick:
+        parser.set_defaults(**QUICK)
     args = parser.parse_args(argv)
+    args.pending_sizes = [int(size) for size in str(args.pending_sizes).split(",") if size]
+    args.scheduler_counts = [int(k) for k in str(args.scheduler_counts).split(",") if k]
     args.crash_reminders = args.crash_reminders or args.reminders
     args.parts = [p for p in args.only.split(",") if p]
     args.system_names = [s for s in args.systems.split(",") if s]
@@ -1485,10 +1836,12 @@ def main() -> int:
         bodies: list[str] = []
         problems = 0
         if "burst" in args.parts:
-            results = [burst(f, args.reminders, args, crash=False) for _, f in factories]
+            plan = Plan(args.reminders)
+            results = [repeated(f, plan, args, args.runs) for _, f in factories]
             problems += sum(1 for r in results if r.error)
+            runs = f" (median of {args.runs} runs, min–max in brackets)" if args.runs > 1 else ""
             bodies += [
-                f"### Burst: {args.reminders:,} reminders due at one instant",
+                f"### Burst: {args.reminders:,} reminders due at one instant{runs}",
                 "",
                 burst_table(results, "system"),
                 "",
@@ -1524,13 +1877,66 @@ def main() -> int:
                     "",
                 ]
         if "crash" in args.parts:
-            results = [burst(f, args.crash_reminders, args, crash=True) for _, f in factories]
+            plan = Plan(args.crash_reminders, crash="worker")
+            results = [burst(f, plan, args) for _, f in factories]
             problems += sum(1 for r in results if r.error)
             bodies += [
                 f"### Crash: worker SIGKILLed 2 s after {args.crash_reminders:,} reminders "
                 "came due, restarted at once",
                 "",
-                burst_table(results, "system"),
+                burst_table(results, "system", recover=True),
+                "",
+            ]
+        if "scheduler-crash" in args.parts:
+            plan = Plan(args.crash_reminders, crash="scheduler")
+            results = [burst(f, plan, args) for _, f in factories]
+            problems += sum(1 for r in results if r.error)
+            bodies += [
+                f"### Scheduler crash: scheduler SIGKILLed 2 s after {args.crash_reminders:,} "
+                "reminders came due, restarted at once",
+                "",
+                burst_table(results, "system", recover=True),
+                "",
+                "APScheduler's scheduler is the process that runs its jobs, so its row is the "
+                "worker crash again.",
+                "",
+            ]
+        if "cartflow" in args.system_names and "schedulers" in args.parts:
+            plan = Plan(args.part_reminders)
+            results = [
+                repeated(functools.partial(Cartflow, ctx, schedulers=k), plan, args, args.runs)
+                for k in args.scheduler_counts
+            ]
+            problems += sum(1 for r in results if r.error)
+            bodies += [
+                f"### Burst with {' vs '.join(map(str, args.scheduler_counts))} schedulers: "
+                f"cartflow, {args.part_reminders:,} due",
+                "",
+                burst_table(results, "schedulers"),
+                "",
+                "Two `cartflow scheduler` processes claim from one `timers` table at once "
+                "(`FOR UPDATE SKIP LOCKED`): duplicates must stay 0. The alternatives have no "
+                "scheduler process to double.",
+                "",
+            ]
+        if "cartflow" in args.system_names and "scale" in args.parts:
+            results = []
+            for size in args.pending_sizes:
+                row = burst(lambda: Cartflow(ctx), Plan(args.part_reminders, pending=size), args)
+                row.system = f"{size:,} pending"
+                results.append(row)
+            problems += sum(1 for r in results if r.error)
+            bodies += [
+                f"### Pending scale: cartflow, {args.part_reminders:,} due with other timers "
+                "pending far ahead",
+                "",
+                scale_table(results),
+                "",
+                f"The other timers are journey steps due {FAR_AHEAD.days} to "
+                f"{FAR_AHEAD.days + 30} days ahead, loaded by COPY into the run's `timers` table "
+                "before scheduling (then VACUUM ANALYZE, CHECKPOINT; load s). Bytes per pending "
+                "timer: the growth of `pg_total_relation_size('timers')` ÷ their number. Target: "
+                "sends/s flat (×0.8–1.2) across sizes, ≤ 150 B per pending timer.",
                 "",
             ]
         elapsed = time.time() - started

@@ -86,6 +86,10 @@ def test_reminders_end_to_end_loses_and_duplicates_nothing() -> None:
         "120",
         "--settle",
         "1",
+        "--orders",
+        "0.1",
+        "--lead-floor",
+        "2",
         timeout=290,
     )
     burst = {
@@ -93,8 +97,58 @@ def test_reminders_end_to_end_loses_and_duplicates_nothing() -> None:
     }
     assert set(burst) == {"cartflow", "Dramatiq (delay)"}, out
     for system, row in burst.items():
-        duplicates, lost = row[5], row[6]
+        duplicates, lost, orders = row[5], row[6], row[8]
         assert (duplicates, lost) == ("0", "0"), f"{system}: duplicates {duplicates}, lost {lost}"
+        assert orders == "4", f"{system}: 10% of 40 carts ordered before due"
+    assert burst["cartflow"][7] == "0", "cartflow sent a reminder after its cart's order"
+    # the bare task does not look for orders: every ordered cart's reminder goes out
+    assert burst["Dramatiq (delay)"][7] == "4", burst["Dramatiq (delay)"]
     ingest = table_rows(out, "cartflow", "### Scheduling")
     assert ingest and ingest[0][1] == "300", out
     assert re.fullmatch(r"[\d,]+", ingest[0][4]), f"applied/s measured: {ingest[0]}"
+
+
+@pytest.mark.redis
+def test_scheduler_parts_lose_duplicate_and_send_after_order_nothing() -> None:
+    # Given cartflow with Celery and Dramatiq (no scheduler process of their own)
+    # When the scheduler is SIGKILLed mid-burst, two schedulers run at once, and a burst
+    # fires with other timers pending far ahead
+    out = run(
+        "reminders.py",
+        "--systems",
+        "cartflow,celery,dramatiq",
+        "--only",
+        "scheduler-crash,schedulers,scale",
+        "--crash-reminders",
+        "30",
+        "--part-reminders",
+        "30",
+        "--scheduler-counts",
+        "2",
+        "--pending-sizes",
+        "3000",
+        "--orders",
+        "0.1",
+        "--lead-floor",
+        "2",
+        "--drain",
+        "60",
+        "--crash-drain",
+        "60",
+        "--settle",
+        "1",
+        timeout=200,
+    )
+    # Then cartflow counts no duplicate, no loss and no send after an order in any of them
+    crash = table_rows(out, "", "### Scheduler crash")
+    rows = {row[0]: row for row in crash}
+    assert rows["cartflow"][5:9] == ["0", "0", "0", "3"], rows["cartflow"]
+    for system in ("Celery (eta)", "Dramatiq (delay)"):
+        assert rows[system][1].startswith("n/a: no scheduler process"), rows[system]
+    two = table_rows(out, "cartflow, 2 schedulers", "### Burst with 2 schedulers")
+    assert two and two[0][5:9] == ["0", "0", "0", "3"], out
+    scale = table_rows(out, "3,000", "### Pending scale")
+    assert scale, out
+    _, _, _, _, _, _, duplicates, lost, after_order, orders, per_timer, *_ = scale[0]
+    assert (duplicates, lost, after_order, orders) == ("0", "0", "0", "3"), scale[0]
+    assert re.fullmatch(r"[\d,]+", per_timer), f"bytes per pending timer measured: {scale[0]}"
