@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
-import yaml
+from ruamel.yaml import YAML
 from structlog.testing import capture_logs
 
 from cartflow.engine.receipts import Receipt, ReceiptStatus
@@ -865,5 +865,5 @@ def test_the_documented_snippet_is_a_working_configuration(
     # Then it builds, with the secrets from the environment
     assert provider.options.server_token.get_secret_value() == TOKEN
     assert provider.webhook_auth == WebhookAuth(HOOK_USER, HOOK_PASSWORD)
-    assert yaml.safe_load(_doc_snippet())["providers"]["email"]["track_links"] == "None"
+    assert YAML(typ="safe").load(_doc_snippet())["providers"]["email"]["track_links"] == "None"
     provider.close()
