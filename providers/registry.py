@@ -21,10 +21,13 @@ import structlog
 from cartflow.engine.sending import Message, SendResult
 from cartflow.providers.base import Provider, ProviderSettingsError
 from cartflow.providers.console import ConsoleProvider
+from cartflow.providers.fcm import FcmProvider
+from cartflow.providers.postmark import PostmarkProvider
 from cartflow.providers.recording import RecordingProvider
 from cartflow.providers.smtp import SmtpProvider
 from cartflow.providers.twilio import TwilioProvider
 from cartflow.providers.webhook import WebhookProvider
+from cartflow.providers.webpush import WebPushProvider
 
 __all__ = [
     "BUILT_IN",
@@ -52,6 +55,9 @@ BUILT_IN: Mapping[str, type[Provider]] = {
         WebhookProvider,
         TwilioProvider,
         SmtpProvider,
+        PostmarkProvider,
+        FcmProvider,
+        WebPushProvider,
     )
 }
 
