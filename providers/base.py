@@ -101,6 +101,11 @@ class Provider:
         this provider does not take callbacks."""
         return None
 
+    def receipt_answer(self) -> str | None:
+        """The plain-text body a vendor expects in answer to its delivery callback (SMS.ru
+        wants ``100``); None: the receipts endpoint answers with its JSON counts."""
+        return None
+
     def parse_inbound(self, request: InboundRequest) -> list[Inbound] | None:
         """The messages shoppers sent back in a vendor's inbound webhook (an SMS reply),
         after checking it comes from the vendor (:class:`ReceiptRejected` otherwise).

@@ -22,8 +22,10 @@ from cartflow.engine.sending import Message, SendResult
 from cartflow.providers.base import Provider, ProviderSettingsError
 from cartflow.providers.console import ConsoleProvider
 from cartflow.providers.fcm import FcmProvider
+from cartflow.providers.infobip import InfobipProvider
 from cartflow.providers.postmark import PostmarkProvider
 from cartflow.providers.recording import RecordingProvider
+from cartflow.providers.smsru import SmsRuProvider
 from cartflow.providers.smtp import SmtpProvider
 from cartflow.providers.twilio import TwilioProvider
 from cartflow.providers.webhook import WebhookProvider
@@ -54,6 +56,8 @@ BUILT_IN: Mapping[str, type[Provider]] = {
         RecordingProvider,
         WebhookProvider,
         TwilioProvider,
+        InfobipProvider,
+        SmsRuProvider,
         SmtpProvider,
         PostmarkProvider,
         FcmProvider,

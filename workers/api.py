@@ -32,7 +32,7 @@ import structlog
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -245,7 +245,7 @@ def create_app(
         response_model=None,
         summary="A vendor's delivery receipts (status callback)",
     )
-    async def provider_status(name: str, request: Request) -> JSONResponse:
+    async def provider_status(name: str, request: Request) -> JSONResponse | PlainTextResponse:
         """Receipts a vendor calls back with, verified the vendor's way (its signature, not
         an API key), deduplicated and kept as delivery events. A callback that fails the
         check is ``401`` and changes nothing."""
@@ -283,6 +283,9 @@ def create_app(
             duplicates=done.duplicates,
             unmatched=done.unmatched,
         )
+        answer = provider.receipt_answer()
+        if answer is not None:  # the vendor wants its own word back (SMS.ru: "100")
+            return PlainTextResponse(answer)
         return JSONResponse(
             {"stored": done.stored, "duplicates": done.duplicates, "unmatched": done.unmatched}
         )

@@ -906,7 +906,6 @@ def test_secrets_are_never_shown(build: Callable[..., InfobipProvider]) -> None:
 
 
 # -- registration and the documented configuration ------------------------------------------
-@pytest.mark.skipif("infobip" not in BUILT_IN, reason="registered when merged (registry.py)")
 def test_infobip_is_a_built_in_type_and_an_entry_point() -> None:
     assert BUILT_IN["infobip"] is InfobipProvider
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))

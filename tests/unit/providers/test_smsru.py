@@ -617,7 +617,6 @@ def test_secrets_are_never_shown(build: Callable[..., SmsRuProvider]) -> None:
 
 
 # -- registration and the documented configuration ------------------------------------------
-@pytest.mark.skipif("smsru" not in BUILT_IN, reason="registered when merged (registry.py)")
 def test_smsru_is_a_built_in_type_and_an_entry_point() -> None:
     assert BUILT_IN["smsru"] is SmsRuProvider
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
