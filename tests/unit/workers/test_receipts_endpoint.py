@@ -168,3 +168,36 @@ def test_a_provider_that_is_not_configured_has_no_callback(shop: dict[str, Any])
     assert answer.status_code == 404
     recording = shop["callback"].replace("/twilio/", "/recording/")
     assert shop["client"].post(recording, content=b"{}").status_code == 404
+
+
+def test_sms_ru_is_answered_100_as_it_expects(
+    db: Database, clock: SimulatedClock, configs: ConfigHolder, listening: socket.socket
+) -> None:
+    # Given SMS.ru behind SMS (never called: only its callbacks are read)
+    from cartflow.providers.smsru import SmsRuProvider
+
+    sms = SmsRuProvider(api_id="key", receipt_token="tok-0123456789", base_url="http://127.0.0.1:9")
+    recorder = ClockedRecorder(clock)
+    engine = Engine(db, clock, configs, ChannelRouter({"push": recorder, "sms": sms}))
+    port = listening.getsockname()[1]
+    server = uvicorn.Server(
+        server_config(create_app(engine, lambda ids: None, ["key"]), ServerLimits(), port=port)
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
+    thread.start()
+    while not server.started:
+        threading.Event().wait(0.02)
+    try:
+        url = f"http://127.0.0.1:{port}/v1/providers/smsru/status"
+        form = urlencode([("data[]", "sms_status\n000000-10000000\n103\n1733147409")])
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        # When SMS.ru posts a callback with the token, and one without
+        good = httpx.post(f"{url}?token=tok-0123456789", content=form, headers=headers)
+        bad = httpx.post(url, content=form, headers=headers)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)
+    # Then it gets the plain "100" it waits for (else it sends again); the other a 401
+    assert (good.status_code, good.text) == (200, "100")
+    assert good.headers["content-type"].startswith("text/plain")
+    assert bad.status_code == 401
