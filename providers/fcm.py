@@ -44,7 +44,6 @@ anything of the service account.
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -58,6 +57,8 @@ from pydantic_core import PydanticCustomError
 from cartflow.engine.sending import Message, SendResult
 from cartflow.providers.base import Provider
 from cartflow.providers.google_oauth import AccessTokens, TokenRefused, service_account
+from cartflow.providers.http_answers import retry_after as _retry_after
+from cartflow.providers.http_answers import transport_failure
 from cartflow.providers.options import ProviderOptions, Seconds, Secret, Text, Url
 
 #: What cartflow does with an answer: the :class:`SendResult` kind, and for a permanent
@@ -227,9 +228,7 @@ class FcmProvider(Provider):
         )
 
     def _failed(self, exc: httpx.HTTPError) -> SendResult:
-        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-            return SendResult.retryable(self.name, f"{type(exc).__name__}: nothing was sent")
-        return SendResult.unknown(self.name, f"{type(exc).__name__} after the request left")
+        return transport_failure(self.name, exc)
 
     def _refused(self, response: httpx.Response) -> SendResult:
         status, code = response.status_code, _error_code(response)
@@ -318,11 +317,3 @@ def _about_token(response: httpx.Response) -> bool:
                 return True
     text = _error(response).get("message")
     return isinstance(text, str) and "registration token" in text.lower()
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        seconds = float(response.headers.get("retry-after", ""))
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None

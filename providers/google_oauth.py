@@ -35,6 +35,8 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from cartflow.providers.http_answers import retry_after as _retry_after
+
 log = structlog.get_logger("cartflow.providers.google_oauth")
 
 #: An access token is renewed this many seconds before it expires.
@@ -194,11 +196,3 @@ def _seconds(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) and number > 0 else None
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        seconds = float(response.headers.get("retry-after", ""))
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None

@@ -34,7 +34,6 @@ from __future__ import annotations
 import base64
 import hmac
 import json
-import math
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -48,6 +47,8 @@ from pydantic_core import PydanticCustomError
 from cartflow.engine.receipts import InboundRequest, Receipt, ReceiptRejected, ReceiptStatus
 from cartflow.engine.sending import Message, SendResult, Sent
 from cartflow.providers.base import Provider
+from cartflow.providers.http_answers import retry_after as _retry_after
+from cartflow.providers.http_answers import transport_failure
 from cartflow.providers.options import ProviderOptions, Seconds, Secret, Text, Url
 
 #: What cartflow does with an answer: the :class:`SendResult` kind, and for a permanent
@@ -295,9 +296,7 @@ class InfobipProvider(Provider):
         return _result(self.name, kind or "unknown", reason, None)
 
     def _failed(self, exc: httpx.HTTPError) -> SendResult:
-        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-            return SendResult.retryable(self.name, f"{type(exc).__name__}: nothing was sent")
-        return SendResult.unknown(self.name, f"{type(exc).__name__} after the request left")
+        return transport_failure(self.name, exc)
 
     def _refused(self, response: httpx.Response) -> SendResult:
         status = response.status_code
@@ -401,11 +400,3 @@ def _when(value: Any) -> datetime | None:
         return datetime.fromisoformat(value)
     except ValueError:
         return None
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        seconds = float(response.headers.get("retry-after", ""))
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None

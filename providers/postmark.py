@@ -32,7 +32,6 @@ basic auth (:class:`~cartflow.engine.receipts.ReceiptRejected` otherwise), with
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -48,6 +47,8 @@ from pydantic_core import PydanticCustomError
 from cartflow.engine.receipts import InboundRequest, Receipt
 from cartflow.engine.sending import Message, SendResult, Sent
 from cartflow.providers.base import Provider
+from cartflow.providers.http_answers import retry_after as _retry_after
+from cartflow.providers.http_answers import transport_failure
 from cartflow.providers.options import (
     Email,
     Flag,
@@ -232,9 +233,7 @@ class PostmarkProvider(Provider):
         return self._refused(response)
 
     def _failed(self, exc: httpx.HTTPError) -> SendResult:
-        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-            return SendResult.retryable(self.name, f"{type(exc).__name__}: nothing was sent")
-        return SendResult.unknown(self.name, f"{type(exc).__name__} after the request left")
+        return transport_failure(self.name, exc)
 
     def _refused(self, response: httpx.Response) -> SendResult:
         status = response.status_code
@@ -377,14 +376,6 @@ def _code(value: Any) -> int | None:
 def _error(code: int | None, meaning: str | None) -> str:
     text = f", Postmark error {code}" if code is not None else ""
     return f"{text}: {meaning}" if meaning else text
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        seconds = float(response.headers.get("retry-after", ""))
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def _unsafe(url: str) -> bool:

@@ -32,7 +32,6 @@ the body ``100`` in answer (:meth:`SmsRuProvider.receipt_answer`).
 from __future__ import annotations
 
 import hmac
-import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -44,6 +43,8 @@ import httpx
 from cartflow.engine.receipts import InboundRequest, Receipt, ReceiptRejected, ReceiptStatus
 from cartflow.engine.sending import Message, SendResult
 from cartflow.providers.base import Provider
+from cartflow.providers.http_answers import retry_after as _retry_after
+from cartflow.providers.http_answers import transport_failure
 from cartflow.providers.options import ProviderOptions, Seconds, Secret, Text, Url
 
 #: What cartflow does with an answer: the :class:`SendResult` kind, and for a permanent
@@ -234,9 +235,7 @@ class SmsRuProvider(Provider):
         return str(OK)
 
     def _failed(self, exc: httpx.HTTPError) -> SendResult:
-        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-            return SendResult.retryable(self.name, f"{type(exc).__name__}: nothing was sent")
-        return SendResult.unknown(self.name, f"{type(exc).__name__} after the request left")
+        return transport_failure(self.name, exc)
 
     def close(self) -> None:
         self.client.close()
@@ -281,11 +280,3 @@ def _when(value: str) -> datetime | None:
         return datetime.fromtimestamp(int(value), UTC)
     except (OverflowError, OSError, ValueError):
         return None
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        seconds = float(response.headers.get("retry-after", ""))
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None

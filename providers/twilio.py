@@ -31,7 +31,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import math
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -46,6 +45,8 @@ from cartflow.engine.inbound import Inbound
 from cartflow.engine.receipts import InboundRequest, Receipt, ReceiptRejected, ReceiptStatus
 from cartflow.engine.sending import Message, SendResult, Sent
 from cartflow.providers.base import Provider
+from cartflow.providers.http_answers import retry_after as _retry_after
+from cartflow.providers.http_answers import transport_failure
 from cartflow.providers.options import ProviderOptions, Seconds, Secret, Text, Url
 
 #: What cartflow does with an answer: the :class:`SendResult` kind, and for a permanent
@@ -273,9 +274,7 @@ class TwilioProvider(Provider):
         return base64.b64encode(hmac.new(key, data.encode(), hashlib.sha1).digest()).decode()
 
     def _failed(self, exc: httpx.HTTPError) -> SendResult:
-        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-            return SendResult.retryable(self.name, f"{type(exc).__name__}: nothing was sent")
-        return SendResult.unknown(self.name, f"{type(exc).__name__} after the request left")
+        return transport_failure(self.name, exc)
 
     def _refused(self, response: httpx.Response) -> SendResult:
         status = response.status_code
@@ -347,11 +346,3 @@ def _code(value: Any) -> int | None:
 def _error(code: int | None, meaning: str | None) -> str:
     text = f", Twilio error {code}" if code is not None else ""
     return f"{text}: {meaning}" if meaning else text
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        seconds = float(response.headers.get("retry-after", ""))
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None

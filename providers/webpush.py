@@ -33,7 +33,6 @@ import base64
 import binascii
 import hashlib
 import json
-import math
 import os
 import re
 import time
@@ -52,6 +51,8 @@ from pydantic_core import PydanticCustomError
 
 from cartflow.engine.sending import Message, SendResult
 from cartflow.providers.base import Provider
+from cartflow.providers.http_answers import retry_after as _retry_after
+from cartflow.providers.http_answers import transport_failure
 from cartflow.providers.options import ProviderOptions, Seconds, Secret, Text
 
 #: What cartflow does with an answer (for a permanent one: whether the subscription is
@@ -272,9 +273,7 @@ class WebPushProvider(Provider):
         return {"Authorization": signed["Authorization"]}
 
     def _failed(self, exc: httpx.HTTPError) -> SendResult:
-        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-            return SendResult.retryable(self.name, f"{type(exc).__name__}: nothing was sent")
-        return SendResult.unknown(self.name, f"{type(exc).__name__} after the request left")
+        return transport_failure(self.name, exc)
 
     def _refused(self, response: httpx.Response) -> SendResult:
         status = response.status_code
@@ -309,11 +308,3 @@ def _unb64(value: Any) -> bytes | None:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
         return None
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        seconds = float(response.headers.get("retry-after", ""))
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
