@@ -14,11 +14,9 @@ from sqlalchemy import select
 from cartflow.engine.deliveries import DeliveryEvent, add_event
 from cartflow.engine.events import Event
 from cartflow.engine.failover import nudge
+from cartflow.engine.inbound import consent_event, event_ids
 from cartflow.engine.store.database import Database
-from cartflow.engine.store.models import Delivery, DeliveryEventRow, Identity, Profile
-
-#: Which of a profile's ids an event names it by, in order of preference.
-ID_KINDS = ("customer_id", "anonymous_id")
+from cartflow.engine.store.models import Delivery, DeliveryEventRow
 
 
 @dataclass(frozen=True)
@@ -60,31 +58,16 @@ def unsubscribe_event(db: Database, delivery_id: str, now: datetime) -> Unsubscr
         delivery = session.get(Delivery, delivery_id)
         if delivery is None:
             return None
-        profile_id: str | None = delivery.profile_id
-        ids: dict[str, str] = {}
-        for _ in range(5):  # a merged profile's ids moved to the one it was merged into
-            if profile_id is None:
-                break
-            rows = session.execute(
-                select(Identity.kind, Identity.value).where(Identity.profile_id == profile_id)
-            ).all()
-            ids = {kind: value for kind, value in rows if kind in ID_KINDS}
-            if ids:
-                break
-            profile = session.get(Profile, profile_id)
-            profile_id = profile.merged_into if profile is not None else None
+        ids = event_ids(session, delivery.profile_id)
         if not ids:
             return None
-        kind = next(k for k in ID_KINDS if k in ids)
         minute = now.replace(second=0, microsecond=0)
-        event = Event.model_validate(
-            {
-                "id": f"unsubscribe-{delivery.id}-{minute:%Y%m%d%H%M}",
-                "type": "consent.updated",
-                "at": minute,
-                kind: ids[kind],
-                "consent": {delivery.channel: False},
-                "source": f"unsubscribe link of delivery {delivery.id}",
-            }
+        event = consent_event(
+            f"unsubscribe-{delivery.id}-{minute:%Y%m%d%H%M}",
+            ids,
+            delivery.channel,
+            False,
+            minute,
+            f"unsubscribe link of delivery {delivery.id}",
         )
         return Unsubscribe(event, delivery.channel)
