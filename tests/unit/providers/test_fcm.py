@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -732,14 +731,6 @@ def test_fcm_never_answering_is_unknown(
     google.send_script.append(HANG)
     result = build(**options(google, timeout=0.3)).send(MESSAGE)
     assert (result.status, result.reason) == ("unknown", "ReadTimeout after the request left")
-
-
-@pytest.fixture
-def nothing_listening() -> Iterator[str]:
-    """A bound port nobody listens on: connecting is refused."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def test_fcm_unreachable_is_retryable(

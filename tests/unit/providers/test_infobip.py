@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import socket
 import threading
 import time
 import tomllib
@@ -444,14 +443,6 @@ def test_a_server_that_never_answers_is_unknown(
     infobip.script.append(HANG)
     result = build(**options(infobip.url, timeout=0.3)).send(MESSAGE)
     assert (result.status, result.reason) == ("unknown", "ReadTimeout after the request left")
-
-
-@pytest.fixture
-def nothing_listening() -> Iterator[str]:
-    """A bound port nobody listens on: connecting is refused."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def test_nothing_listening_is_retryable(

@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import json
 import re
-import socket
 import threading
 import time
 import tomllib
@@ -338,14 +337,6 @@ def test_a_server_that_never_answers_is_unknown(
     result = provider.send(MESSAGE)
     assert result.status == "unknown"
     assert result.reason == "ReadTimeout after the request left"
-
-
-@pytest.fixture
-def nothing_listening() -> Iterator[str]:
-    """A bound port nobody listens on: connecting is refused."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def test_nothing_listening_is_retryable(
