@@ -102,6 +102,7 @@ class Contact(_Open):
     )
     phone: str | None = Field(default=None, max_length=32)
     push_token: str | None = Field(default=None, max_length=4096)
+    messenger: str | None = Field(default=None, max_length=21, pattern=r"^-?[0-9]{1,20}$")
     locale: str | None = Field(default=None, max_length=35)
     timezone: str | None = Field(default=None, max_length=64)
     first_name: str | None = Field(default=None, max_length=200)

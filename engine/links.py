@@ -6,6 +6,7 @@ knows (``CARTFLOW_LINK_SECRET``), so a link cannot be forged, altered to point e
 
     {public_url}/l/{delivery_id}/{signature}?u={url}      a click: recorded, then redirected
     {public_url}/u/{delivery_id}/{signature}              unsubscribe (RFC 8058 one-click)
+    {profile_id}{signature}                               a messenger start token (Telegram)
 
 The signature covers the kind of link, the delivery and, for a click, the target URL.
 In templates: ``links.cart`` is the tracked cart link, ``{{ url | link }}`` tracks any
@@ -24,7 +25,9 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
 #: What a signature is over: kind, delivery and (for a click) the target, NUL-separated.
-CLICK, UNSUBSCRIBE = "click", "unsubscribe"
+CLICK, UNSUBSCRIBE, MESSENGER = "click", "unsubscribe", "messenger"
+#: The longest messenger start token (Telegram's ``start`` parameter: 64 characters).
+MAX_TOKEN = 64
 #: Signature length (base64url characters; 22 ≈ 128 bits).
 SIGNATURE_CHARS = 22
 #: The shortest secret accepted (bytes).
@@ -83,6 +86,22 @@ class Links:
 
     def unsubscribed(self, delivery_id: str, signature: str) -> bool:
         return self._matches(signature, UNSUBSCRIBE, delivery_id)
+
+    def messenger(self, profile_id: str) -> str:
+        """The token that connects a messenger chat to the shopper ``profile_id`` (the
+        ``start`` parameter of a ``t.me/<bot>?start=<token>`` link): the profile id and
+        its signature, only ``A-Z a-z 0-9 _ -``, at most 64 characters."""
+        token = profile_id + self._sign(MESSENGER, profile_id)
+        if len(token) > MAX_TOKEN or not profile_id.isalnum():
+            raise ValueError("this profile id cannot be carried in a messenger start token")
+        return token
+
+    def messenger_profile(self, token: str) -> str | None:
+        """The profile a messenger start token names, when it is this server's."""
+        if len(token) <= SIGNATURE_CHARS or len(token) > MAX_TOKEN:
+            return None
+        profile_id, signature = token[:-SIGNATURE_CHARS], token[-SIGNATURE_CHARS:]
+        return profile_id if self._matches(signature, MESSENGER, profile_id) else None
 
     def _matches(self, signature: str, *what: str) -> bool:
         return hmac.compare_digest(self._sign(*what).encode(), signature.encode())

@@ -130,6 +130,7 @@ def apply_contact(session: Session, profile: Profile, event: Event, now: datetim
             ("email", contact.email),
             ("sms", contact.phone),
             ("push", contact.push_token),
+            ("messenger", contact.messenger),
         )
         if address
     ]

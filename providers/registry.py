@@ -27,6 +27,7 @@ from cartflow.providers.postmark import PostmarkProvider
 from cartflow.providers.recording import RecordingProvider
 from cartflow.providers.smsru import SmsRuProvider
 from cartflow.providers.smtp import SmtpProvider
+from cartflow.providers.telegram import TelegramProvider
 from cartflow.providers.twilio import TwilioProvider
 from cartflow.providers.webhook import WebhookProvider
 from cartflow.providers.webpush import WebPushProvider
@@ -62,6 +63,7 @@ BUILT_IN: Mapping[str, type[Provider]] = {
         PostmarkProvider,
         FcmProvider,
         WebPushProvider,
+        TelegramProvider,
     )
 }
 

@@ -46,7 +46,11 @@ from cartflow.engine.service import Engine, EventConflict
 from cartflow.workers.group_commit import GroupCommit
 from cartflow.workers.openapi import OPERATION, RESPONSES, describe
 from cartflow.workers.settings import Settings
-from cartflow.workers.shopper_links import add_inbound_route, add_link_routes
+from cartflow.workers.shopper_links import (
+    add_inbound_route,
+    add_link_routes,
+    add_messenger_link_route,
+)
 
 log = structlog.get_logger("cartflow.api")
 
@@ -291,7 +295,8 @@ def create_app(
         )
 
     add_link_routes(app, engine, storing)  # clicks and unsubscribes (no API key)
-    add_inbound_route(  # SMS replies: STOP, START
+    add_messenger_link_route(app, engine, authorised)  # t.me/<bot>?start=<token>
+    add_inbound_route(  # SMS and messenger replies: STOP, START, /start <token>
         app, engine, storing, lambda request: _read_body(request, request.app.state.limits)
     )
     return app

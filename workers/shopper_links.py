@@ -13,9 +13,10 @@ with no API key and no cookies — the signature is the only proof:
   the answer is given no message on that channel leaves for the shopper.
 * ``POST /v1/providers/{name}/inbound`` — what shoppers send back to the shop's number,
   the vendor's inbound webhook, checked the vendor's way (its signature: ``401``
-  otherwise); a keyword reply (STOP, START, СТОП …: :mod:`cartflow.engine.inbound`)
-  becomes a ``consent.updated`` event for every shopper with that number before the
-  vendor is answered.
+  otherwise); a keyword reply (STOP, START, СТОП …: :mod:`cartflow.engine.inbound`),
+  or a shopper blocking the bot, becomes a ``consent.updated`` event for every shopper
+  with that number (or chat) before the vendor is answered; a messenger's
+  ``/start <token>`` connects the chat to the shopper the token names.
 """
 
 from __future__ import annotations
@@ -34,14 +35,19 @@ from starlette.concurrency import run_in_threadpool
 from cartflow.engine.deliveries import DeliveryEvent
 from cartflow.engine.engagement import record_engagement, unsubscribe_event
 from cartflow.engine.errors import EventConflict
-from cartflow.engine.inbound import keyword_events
+from cartflow.engine.inbound import inbound_events, profile_of
 from cartflow.engine.links import Links
 from cartflow.engine.receipts import InboundRequest, ReceiptRejected
 from cartflow.engine.service import Engine
 
 log = structlog.get_logger("cartflow.links")
 
-CHANNEL_NAMES = {"email": "emails", "sms": "text messages", "push": "notifications"}
+CHANNEL_NAMES = {
+    "email": "emails",
+    "sms": "text messages",
+    "push": "notifications",
+    "messenger": "messages",
+}
 
 
 def _page(status: int, title: str, body: str) -> HTMLResponse:
@@ -93,7 +99,10 @@ def add_inbound_route(
         if replies is None:
             return JSONResponse({"error": f"provider {name!r} takes no inbound messages"}, 404)
         try:
-            events = await run_in_threadpool(keyword_events, engine.db, replies, engine.now())
+            found = await run_in_threadpool(
+                inbound_events, engine.db, replies, engine.now(), engine.links
+            )
+            events = found.events
             if events:
                 with contextlib.suppress(EventConflict):  # the same webhook, retried
                     await storing.submit(events)  # stored and enqueued when it returns
@@ -103,6 +112,54 @@ def add_inbound_route(
         log.info("inbound_received", provider=name, messages=len(replies), consent=len(events))
         body, media_type = provider.inbound_answer()
         return Response(body, media_type=media_type)
+
+
+def add_messenger_link_route(
+    app: FastAPI, engine: Engine, authorised: Callable[[Request], bool]
+) -> None:
+    """``GET /v1/providers/{name}/link?customer_id=…`` (or ``anonymous_id``), with the API
+    key: the deep link (``t.me/<bot>?start=<token>``) that connects a shopper's messenger
+    chat to them — for a "get reminders in Telegram" button on the shop's site."""
+
+    @app.get("/v1/providers/{name}/link", response_model=None, summary="Messenger link")
+    async def messenger_link(
+        name: str, request: Request, customer_id: str = "", anonymous_id: str = ""
+    ) -> Response:
+        if not authorised(request):
+            return JSONResponse(
+                {"error": "missing or wrong API key; send 'Authorization: Bearer <key>'"},
+                401,
+                {"WWW-Authenticate": "Bearer"},
+            )
+        named = getattr(engine.sender, "named", None)
+        provider = named(name) if callable(named) else None
+        if provider is None or not callable(getattr(provider, "link", None)):
+            return JSONResponse({"error": f"no configured messenger provider {name!r}"}, 404)
+        if engine.links is None:
+            return JSONResponse(
+                {"error": "links are off: set CARTFLOW_PUBLIC_URL and CARTFLOW_LINK_SECRET"}, 404
+            )
+        if not (customer_id or anonymous_id):
+            return JSONResponse(
+                {
+                    "error": "name the shopper",
+                    "errors": [{"loc": "query.customer_id", "msg": "customer_id or anonymous_id"}],
+                },
+                422,
+            )
+        try:
+            profile_id = await run_in_threadpool(profile_of, engine.db, customer_id, anonymous_id)
+        except SQLAlchemyError:
+            log.exception("messenger_link_failed", provider=name)
+            return JSONResponse({"error": "storage unavailable"}, 503, {"Retry-After": "5"})
+        if profile_id is None:
+            return JSONResponse(
+                {"error": "no such shopper yet: send an event with this id first"}, 404
+            )
+        url = provider.link(engine.links.messenger(profile_id))
+        if url is None:
+            return JSONResponse({"error": f"{name}: set bot_username to make links"}, 404)
+        return JSONResponse({"url": url}, headers={"Cache-Control": "no-store"})
 
 
 def add_link_routes(app: FastAPI, engine: Engine, storing: Any) -> None:
