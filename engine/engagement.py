@@ -1,15 +1,19 @@
-"""What shoppers do with a message once it arrived, through its signed links
-(:mod:`cartflow.engine.links`): a click, kept as a ``clicked`` delivery event, and an
+"""What shoppers do with a message once it arrived: through its signed links
+(:mod:`cartflow.engine.links`) a click, kept as a ``clicked`` delivery event, and an
 unsubscribe, which becomes a native ``consent.updated`` event (stored like any the shop
 sends, so that once the answer is given no message on that channel leaves — even one
-already past its guards: :mod:`cartflow.engine.stops`)."""
+already past its guards: :mod:`cartflow.engine.stops`); through the shop's own site or
+app, the native events ``message.opened`` and ``message.clicked`` naming the delivery (a
+push notification opened: no link of cartflow's is involved)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
+import structlog
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from cartflow.engine.deliveries import DeliveryEvent, add_event
 from cartflow.engine.events import Event
@@ -17,6 +21,13 @@ from cartflow.engine.failover import nudge
 from cartflow.engine.inbound import consent_event, event_ids
 from cartflow.engine.store.database import Database
 from cartflow.engine.store.models import Delivery, DeliveryEventRow
+
+log = structlog.get_logger("cartflow.engagement")
+#: Native event type → the delivery event it records.
+ENGAGEMENT_EVENTS = {
+    "message.opened": DeliveryEvent.OPENED,
+    "message.clicked": DeliveryEvent.CLICKED,
+}
 
 
 @dataclass(frozen=True)
@@ -34,18 +45,42 @@ def record_engagement(db: Database, delivery_id: str, status: DeliveryEvent, now
         delivery = session.get(Delivery, delivery_id, with_for_update=True)
         if delivery is None:
             return False
-        known = session.scalar(
-            select(DeliveryEventRow.id)
-            .where(
-                DeliveryEventRow.delivery_id == delivery_id,
-                DeliveryEventRow.status == status.value,
-            )
-            .limit(1)
+        return _engaged(session, delivery, status, now, now, "link")
+
+
+def apply_engagement(session: Session, profile_id: str, event: Event, now: datetime) -> None:
+    """Apply a ``message.opened`` / ``message.clicked`` event inside the caller's
+    transaction: the delivery it names gets that delivery event once — when the delivery
+    is this shopper's (another shopper's or an unknown one changes nothing, logged)."""
+    status = ENGAGEMENT_EVENTS[event.type]
+    delivery = session.get(Delivery, event.delivery_id or "", with_for_update=True)
+    if delivery is None or delivery.profile_id != profile_id:
+        why = "unknown delivery" if delivery is None else "a delivery of another shopper"
+        log.warning("engagement_ignored", event_id=event.id, type=event.type, reason=why)
+        return
+    _engaged(session, delivery, status, event.at or now, now, f"event:{event.id}")
+
+
+def _engaged(
+    session: Session,
+    delivery: Delivery,
+    status: DeliveryEvent,
+    at: datetime,
+    now: datetime,
+    raw: str,
+) -> bool:
+    known = session.scalar(
+        select(DeliveryEventRow.id)
+        .where(
+            DeliveryEventRow.delivery_id == delivery.id,
+            DeliveryEventRow.status == status.value,
         )
-        if known is not None:
-            return False
-        add_event(session, delivery, status, now, raw="link", received_at=now)
-        nudge(session, delivery, status, now)
+        .limit(1)
+    )
+    if known is not None:
+        return False
+    add_event(session, delivery, status, at, raw=raw, received_at=now)
+    nudge(session, delivery, status, now)
     return True
 
 

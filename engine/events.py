@@ -50,6 +50,8 @@ EventType = Literal[
     "order.completed",
     "customer.identified",
     "consent.updated",
+    "message.opened",
+    "message.clicked",
 ]
 #: Every event type cartflow understands.
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
@@ -159,6 +161,8 @@ EVENT_RULES: dict[str, Any] = {
         _needs("cart.updated", "cart", {"type": "object"}),
         _needs("order.completed", "order", {"type": "object"}),
         _needs("consent.updated", "consent", {"type": "object", "minProperties": 1}),
+        _needs("message.opened", "delivery_id", {"type": "string", "minLength": 1}),
+        _needs("message.clicked", "delivery_id", {"type": "string", "minLength": 1}),
     ],
 }
 
@@ -178,6 +182,8 @@ class Event(_Open):
     contact: Contact | None = None
     consent: dict[Channel, bool] | None = None
     order: Order | None = None
+    #: The message an engagement event is about (``message.opened``/``message.clicked``).
+    delivery_id: str | None = Field(default=None, min_length=1, max_length=200)
 
     @field_validator("at")
     @classmethod
@@ -201,6 +207,10 @@ class Event(_Open):
             raise ValueError("order.completed needs an 'order' object with at least 'id'")
         if self.type == "consent.updated" and not self.consent:
             raise ValueError("consent.updated needs a 'consent' object, e.g. {\"sms\": false}")
+        if self.type.startswith("message.") and not self.delivery_id:
+            raise ValueError(
+                f"{self.type} needs 'delivery_id': the cartflow_delivery_id the message carried"
+            )
         return self
 
 

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from cartflow.engine import deliveries
 from cartflow.engine.decisions import record
 from cartflow.engine.outcomes import Outcome
+from cartflow.engine.profiles import new_id
 from cartflow.engine.scenario.loader import CompiledScenario, Config
-from cartflow.engine.state import new_id
 from cartflow.engine.store.models import Cart, Delivery, Identity, Journey, Profile
 from cartflow.engine.timers import CART_IDLE, JOURNEY_STEP, cancel_timer, set_timer
 from cartflow.engine.timing import format_duration

@@ -11,9 +11,9 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from cartflow.engine.deliveries import DeliveryEvent
+from cartflow.engine.profiles import set_consent
 from cartflow.engine.receipts import Receipt
 from cartflow.engine.sending import SendResult
-from cartflow.engine.state import set_consent
 from cartflow.engine.store.models import Contact, Delivery
 
 #: Receipts that withdraw the channel's consent: an unsubscribe (a list-unsubscribe, a

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 # An ``X as X`` import re-exports a name defined here before (still imported from here).
 from cartflow.engine.carts import BOOKKEEPING_ATTRIBUTES as BOOKKEEPING_ATTRIBUTES
 from cartflow.engine.carts import apply_cart, apply_checkout, apply_order, open_carts
+from cartflow.engine.engagement import ENGAGEMENT_EVENTS, apply_engagement
 from cartflow.engine.events import Event
 from cartflow.engine.profiles import apply_contact, consents_of
 from cartflow.engine.profiles import new_id as new_id
@@ -72,6 +73,8 @@ def apply_event(session: Session, event: Event, *, now: datetime, idle: timedelt
     elif event.type == "order.completed":
         assert event.order is not None
         apply_order(session, profile, event, at, now, applied.exits)
+    elif event.type in ENGAGEMENT_EVENTS:
+        apply_engagement(session, profile.id, event, now)
     return applied
 
 

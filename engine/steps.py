@@ -33,12 +33,12 @@ from cartflow.engine.journeys import advance, finish
 from cartflow.engine.links import Links
 from cartflow.engine.locks import keep, lock_for_answer, lock_for_journey
 from cartflow.engine.outcomes import Outcome, StepResult
+from cartflow.engine.profiles import new_id
 from cartflow.engine.recovery import recover
 from cartflow.engine.retry import DEFAULT_RETRY, RetryPolicy
 from cartflow.engine.scenario.loader import CompiledScenario, Config
 from cartflow.engine.sending import Message, Sender, SendResult
 from cartflow.engine.signals import apply_provider_signals
-from cartflow.engine.state import new_id
 from cartflow.engine.store.database import Database
 from cartflow.engine.store.models import Cart, Delivery, Journey, Profile
 from cartflow.engine.timers import DEFAULT_LEASE, Claim, take
