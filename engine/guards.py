@@ -4,9 +4,9 @@ Each guard looks at a :class:`StepCheck` and answers ``None`` (go on), or a
 :class:`Verdict`: *defer until T*, *skip because R*, *exit because R*. The order is the
 policy::
 
-    exit → accepted stops → scenario switched off → holdout → step condition →
-    escalation → still browsing → channel (consent, reachability, a provider, fallback)
-    → window / quiet hours → frequency caps
+    exit → accepted stops → awaiting support (the shopper replied) → scenario switched off
+    → holdout → step condition → escalation → still browsing
+    → channel (consent, reachability, a provider, fallback) → window / quiet hours → frequency caps
 
 What the guards let go is composed (:mod:`cartflow.engine.compose`) and meets a second
 list on the message itself: render failures, SMS length.
@@ -32,6 +32,7 @@ from cartflow.engine.condition_failures import ConditionKind, Failed, evaluate
 from cartflow.engine.failover import tried_channels
 from cartflow.engine.outcomes import Outcome
 from cartflow.engine.pacing import escalation, frequency_caps, send_window, still_browsing
+from cartflow.engine.replies import awaiting_support
 from cartflow.engine.step_check import Guard, StepCheck, Verdict, first_verdict, never_paused
 from cartflow.engine.store.models import Consent, Contact
 from cartflow.engine.timing import format_duration
@@ -155,6 +156,7 @@ def channel_choice(check: StepCheck) -> Verdict | None:
 GUARDS: Sequence[Guard] = (
     exit_conditions,
     accepted_stops,
+    awaiting_support,
     scenario_enabled,
     holdout,
     step_condition,

@@ -31,6 +31,7 @@ from cartflow.engine.locks import lock_for_cart, lock_for_journey
 from cartflow.engine.outcomes import Outcome, StepResult
 from cartflow.engine.reconcile import Reconciler
 from cartflow.engine.recovery import settle_abandoned, stuck_since
+from cartflow.engine.reply_forwarding import Forwarder
 from cartflow.engine.sending import Sender
 from cartflow.engine.state import apply_event
 from cartflow.engine.steps import StepRunner
@@ -42,6 +43,7 @@ from cartflow.engine.timers import (
     JOURNEY_STEP,
     MAX_FIRINGS,
     RECONCILE,
+    REPLY_FORWARD,
     Claim,
     claim_due,
     release,
@@ -82,6 +84,7 @@ class Engine:
         self.links = links
         self.steps = StepRunner(db, configs, sender, clock, sending_grace, lease, links)
         self.reconciler = Reconciler(db, sender, clock, lease)
+        self.forwarder = Forwarder(db, configs, sender, clock, links, lease)
         configs.attach(db, clock)
 
     # -- ingestion ---------------------------------------------------------------------
@@ -251,6 +254,7 @@ class Engine:
         runners: dict[str, Callable[[Claim], StepResult]] = {
             JOURNEY_STEP: self.steps.run,
             RECONCILE: self.reconciler.run,
+            REPLY_FORWARD: self.forwarder.run,
         }
         runner = runners.get(claim.kind)
         if runner is not None and claim.attempts < MAX_FIRINGS:

@@ -28,6 +28,8 @@ CART_IDLE = "cart_idle"
 JOURNEY_STEP = "journey_step"
 #: An ``unknown`` send to reconcile with its vendor; ``ref`` is the delivery id.
 RECONCILE = "reconcile"
+#: A shopper's reply to hand to the shop's support; ``ref`` is the reply id.
+REPLY_FORWARD = "reply_forward"
 #: How long a claimed timer is held before another dispatcher may take it again.
 DEFAULT_LEASE = timedelta(seconds=60)
 #: A firing claimed this many times without finishing (its worker crashes every time)

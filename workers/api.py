@@ -50,6 +50,7 @@ from cartflow.workers.shopper_links import (
     add_inbound_route,
     add_link_routes,
     add_messenger_link_route,
+    add_reply_routes,
 )
 
 log = structlog.get_logger("cartflow.api")
@@ -296,6 +297,7 @@ def create_app(
 
     add_link_routes(app, engine, storing)  # clicks and unsubscribes (no API key)
     add_messenger_link_route(app, engine, authorised)  # t.me/<bot>?start=<token>
+    add_reply_routes(app, engine, authorised)  # support answered a shopper's reply
     add_inbound_route(  # SMS and messenger replies: STOP, START, /start <token>
         app, engine, storing, lambda request: _read_body(request, request.app.state.limits)
     )

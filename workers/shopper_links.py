@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -38,6 +39,7 @@ from cartflow.engine.errors import EventConflict
 from cartflow.engine.inbound import inbound_events, profile_of
 from cartflow.engine.links import Links
 from cartflow.engine.receipts import InboundRequest, ReceiptRejected
+from cartflow.engine.replies import handle_reply, record_replies
 from cartflow.engine.service import Engine
 
 log = structlog.get_logger("cartflow.links")
@@ -106,10 +108,20 @@ def add_inbound_route(
             if events:
                 with contextlib.suppress(EventConflict):  # the same webhook, retried
                     await storing.submit(events)  # stored and enqueued when it returns
+            settings = engine.configs.current.settings.replies
+            kept = await run_in_threadpool(
+                record_replies, engine.db, found.unanswered, settings, engine.now()
+            )
         except SQLAlchemyError:
             log.exception("inbound_failed", provider=name)
             return JSONResponse({"error": "storage unavailable"}, 503, {"Retry-After": "5"})
-        log.info("inbound_received", provider=name, messages=len(replies), consent=len(events))
+        log.info(
+            "inbound_received",
+            provider=name,
+            messages=len(replies),
+            consent=len(events),
+            replies=len(kept),
+        )
         body, media_type = provider.inbound_answer()
         return Response(body, media_type=media_type)
 
@@ -160,6 +172,45 @@ def add_messenger_link_route(
         if url is None:
             return JSONResponse({"error": f"{name}: set bot_username to make links"}, 404)
         return JSONResponse({"url": url}, headers={"Cache-Control": "no-store"})
+
+
+def add_reply_routes(app: FastAPI, engine: Engine, authorised: Callable[[Request], bool]) -> None:
+    """``POST /v1/replies/{id}/handled`` (API key): support has answered a shopper's reply;
+    their reminders go on now (body ``{"resume": false}``: they end)."""
+
+    @app.post("/v1/replies/{reply_id}/handled", response_model=None, summary="Reply handled")
+    async def handled(reply_id: str, request: Request) -> Response:
+        if not authorised(request):
+            return JSONResponse(
+                {"error": "missing or wrong API key; send 'Authorization: Bearer <key>'"},
+                401,
+                {"WWW-Authenticate": "Bearer"},
+            )
+        raw = await request.body()
+        resume = True
+        if raw.strip():
+            try:
+                body = json.loads(raw)
+            except (ValueError, RecursionError):
+                return JSONResponse({"error": "body is not valid JSON"}, 400)
+            value = body.get("resume", True) if isinstance(body, dict) else None
+            if not isinstance(value, bool):
+                return JSONResponse(
+                    {
+                        "error": "invalid request",
+                        "errors": [{"loc": "resume", "msg": "true or false"}],
+                    },
+                    422,
+                )
+            resume = value
+        try:
+            done = await run_in_threadpool(handle_reply, engine.db, reply_id, resume, engine.now())
+        except SQLAlchemyError:
+            log.exception("reply_handled_failed", reply_id=reply_id)
+            return JSONResponse({"error": "storage unavailable"}, 503, {"Retry-After": "5"})
+        if done is None:
+            return JSONResponse({"error": f"no reply {reply_id!r}"}, 404)
+        return JSONResponse({"id": done.reply_id, "status": done.status, "journeys": done.journeys})
 
 
 def add_link_routes(app: FastAPI, engine: Engine, storing: Any) -> None:

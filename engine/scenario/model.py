@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from cartflow.engine.channels import CHANNELS, Channel
-from cartflow.engine.scenario.shared_settings import CapRule, Defaults, ProviderSettings
+from cartflow.engine.scenario.shared_settings import CapRule, Defaults, ProviderSettings, Replies
 from cartflow.engine.scenario.step_model import (
     ENGAGEMENTS,
     Discount,
@@ -170,6 +170,12 @@ class Settings(Strict):
         default_factory=dict,
         description="Who sends each channel.",
         examples=[{"push": {"type": "console"}}],
+    )
+    replies: Replies = Field(
+        default=Replies(),
+        description="Where shoppers' answers that are no keyword go, and how long reminders "
+        "wait for support.",
+        examples=[{"webhook": "https://support.shop.example/replies", "pause": "24h"}],
     )
     include: tuple[str, ...] = Field(
         default=("scenarios/*.yaml",),

@@ -128,3 +128,39 @@ class ProviderSettings(BaseModel):
             return None
         count, _, unit = self.rate_limit.replace(" ", "").partition("/")
         return int(count), 1 if unit == "s" else 60
+
+
+class Replies(Strict):
+    """What happens to a shopper's answer that is no keyword ("can I pay by card?"):
+    handed to the shop's support, and the shopper's reminders wait for them."""
+
+    webhook: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/]+\S*$",
+        description="Where each reply is POSTed as JSON (signed the Standard Webhooks way "
+        "when 'secret' is set).",
+        examples=["https://support.shop.example/cartflow/replies"],
+    )
+    secret: str | None = Field(
+        default=None,
+        pattern=r"^whsec_[A-Za-z0-9+/=]{16,}$",
+        description="The Standard Webhooks secret (whsec_…) the webhook is signed with; "
+        "give it from the environment.",
+        examples=["${SUPPORT_WEBHOOK_SECRET}"],
+    )
+    email: str | None = Field(
+        default=None,
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="The support address each reply is sent to, through the email provider.",
+        examples=["support@shop.example"],
+    )
+    pause: Duration = Field(
+        default=timedelta(hours=24),
+        description="How long the shopper's reminders wait for support to answer "
+        "(POST /v1/replies/{id}/handled ends the wait sooner).",
+        examples=["24h"],
+    )
+
+    def forwards(self) -> bool:
+        """Whether replies go anywhere (without a webhook or an address, nothing waits)."""
+        return bool(self.webhook or self.email)

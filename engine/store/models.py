@@ -12,7 +12,8 @@ defined by area, on the one :class:`~cartflow.engine.store.base.Base`:
 sessions), :mod:`~cartflow.engine.store.cart_tables` (carts, journeys, timers),
 :mod:`~cartflow.engine.store.event_tables` (accepted events, their stops),
 :mod:`~cartflow.engine.store.send_tables` (deliveries and their events, decisions,
-discount tokens) and :mod:`~cartflow.engine.store.config_tables` (configuration versions).
+discount tokens), :mod:`~cartflow.engine.store.reply_tables` (shoppers' replies) and
+:mod:`~cartflow.engine.store.config_tables` (configuration versions).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from cartflow.engine.store.base import Base, Id, JSONType, UTCDateTime
 from cartflow.engine.store.cart_tables import Cart, Journey, Timer
 from cartflow.engine.store.config_tables import ConfigVersion
 from cartflow.engine.store.event_tables import EventStop, RawEvent
+from cartflow.engine.store.reply_tables import ShopperReply
 from cartflow.engine.store.send_tables import Decision, Delivery, DeliveryEventRow, DiscountToken
 from cartflow.engine.store.shopper_tables import Consent, Contact, Identity, Profile, Session
 
@@ -43,6 +45,7 @@ __all__ = [
     "Profile",
     "RawEvent",
     "Session",
+    "ShopperReply",
     "Timer",
     "UTCDateTime",
 ]

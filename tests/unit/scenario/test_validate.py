@@ -37,8 +37,8 @@ CASES = [
         id="unknown-top-level-key-close",
     ),
     pytest.param(
-        {MAIN: ("version: 1\n", "version: 1\nretries: 3\n")},
-        [(MAIN, 2, 1, "unknown key 'retries' (known keys: version, defaults, caps,")],
+        {MAIN: ("version: 1\n", "version: 1\nthrottling: 3\n")},
+        [(MAIN, 2, 1, "unknown key 'throttling' (known keys: version, defaults, caps,")],
         id="unknown-top-level-key-far",
     ),
     pytest.param(
