@@ -22,6 +22,7 @@ from cartflow.engine.sending import Message, SendResult
 from cartflow.providers.base import Provider, ProviderSettingsError
 from cartflow.providers.console import ConsoleProvider
 from cartflow.providers.fcm import FcmProvider
+from cartflow.providers.file import FileProvider
 from cartflow.providers.infobip import InfobipProvider
 from cartflow.providers.postmark import PostmarkProvider
 from cartflow.providers.recording import RecordingProvider
@@ -55,6 +56,7 @@ BUILT_IN: Mapping[str, type[Provider]] = {
     for cls in (
         ConsoleProvider,
         RecordingProvider,
+        FileProvider,
         WebhookProvider,
         TwilioProvider,
         InfobipProvider,

@@ -1,6 +1,11 @@
 """POSTs each message as JSON to a URL — for shops that send through their own service,
 and for end-to-end tests against a local server.
 
+With ``secret`` (``whsec_…``) the body is signed the Standard Webhooks way
+(``webhook-id`` = the delivery id, the same on every retry of it, ``webhook-timestamp``,
+``webhook-signature: v1,<base64 HMAC-SHA256>``), so the receiver can check it came from
+cartflow and deduplicate retries; ``token`` adds ``Authorization: Bearer``.
+
 Status mapping: 2xx accepted (``id`` from the JSON answer as provider message id); 429
 and 5xx retryable (``Retry-After`` honoured); other 4xx permanent (410 marks the contact
 invalid); a connection refused before sending is retryable; a timeout after the request
@@ -9,9 +14,15 @@ left is ``unknown`` — never resent blindly.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from pydantic import SecretStr, field_validator
+from standardwebhooks.webhooks import Webhook
 
 from cartflow.engine.channels import CHANNELS
 from cartflow.engine.sending import Message, SendResult
@@ -24,6 +35,23 @@ class WebhookOptions(ProviderOptions):
     url: Url
     #: Sent as ``Authorization: Bearer <token>``; secret; default none.
     token: Secret | None = None
+    #: A Standard Webhooks secret (``whsec_<base64>``): the body is signed with it; secret.
+    secret: Secret | None = None
+
+    @field_validator("secret")
+    @classmethod
+    def _standard_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        text = value.get_secret_value()
+        try:
+            key = base64.b64decode(text.removeprefix("whsec_"), validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if not text.startswith("whsec_") or len(key) < 16:
+            raise ValueError("secret must be whsec_ and at least 16 bytes in base64")
+        return value
+
     #: Seconds to wait for the answer; default 10.
     timeout: Seconds = 10.0
 
@@ -40,6 +68,8 @@ class WebhookProvider(Provider):
         token = self.options.token
         headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
         self.client = client or httpx.Client(timeout=self.options.timeout, headers=headers)
+        secret = self.options.secret
+        self.signer = Webhook(secret.get_secret_value()) if secret is not None else None
 
     def send(self, message: Message) -> SendResult:
         body = {
@@ -51,8 +81,15 @@ class WebhookProvider(Provider):
             "parts": message.parts,
             "metadata": message.metadata,
         }
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str)
+        headers = {"Content-Type": "application/json"}
+        if self.signer is not None:
+            now = datetime.now(UTC)
+            headers["webhook-id"] = message.delivery_id
+            headers["webhook-timestamp"] = str(int(now.timestamp()))
+            headers["webhook-signature"] = self.signer.sign(message.delivery_id, now, data)
         try:
-            response = self.client.post(self.url, json=body)
+            response = self.client.post(self.url, content=data.encode(), headers=headers)
         except httpx.ConnectError as exc:
             return SendResult.retryable(self.name, f"connection failed: {type(exc).__name__}")
         except httpx.TimeoutException as exc:

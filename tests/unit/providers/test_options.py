@@ -88,7 +88,7 @@ def test_a_secret_setting_is_masked_in_repr_and_logs_but_used() -> None:
     provider = WebhookProvider(url="https://x.example/send", token=TOKEN)
 
     # Then the token is declared secret, never printed, and still sent
-    assert WebhookProvider.secret() == frozenset({"token"})
+    assert WebhookProvider.secret() == frozenset({"token", "secret"})
     assert TOKEN not in repr(provider)
     assert TOKEN not in repr(provider.options)
     with structlog.testing.capture_logs() as logs:
