@@ -44,6 +44,7 @@ import httpx
 from pydantic import model_validator
 from pydantic_core import PydanticCustomError
 
+from cartflow.engine.inbound import Inbound
 from cartflow.engine.receipts import InboundRequest, Receipt, ReceiptRejected, ReceiptStatus
 from cartflow.engine.sending import Message, SendResult, Sent
 from cartflow.providers.base import Provider
@@ -106,6 +107,9 @@ HANDSET = "DELIVERED_TO_HANDSET"
 DUPLICATE = "REJECTED_DUPLICATE_MESSAGE_ID"
 #: A vendor name or code as it may appear in a reason (anything else is left out).
 _NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
+#: An inbound message's id and sender as Infobip writes them; anything else is skipped.
+_MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
+_NUMBER = re.compile(r"\+?[0-9]{5,20}")
 #: The query parameter that carries ``receipt_token`` on the callback URL.
 TOKEN_PARAMETER = "token"
 
@@ -230,6 +234,39 @@ class InfobipProvider(Provider):
             if receipt is not None:
                 receipts.append(receipt)
         return receipts
+
+    def parse_inbound(self, request: InboundRequest) -> list[Inbound]:
+        """The SMS shoppers sent to the account's number, as Infobip forwards them
+        (``MO_JSON_2``: ``{"results": [{"messageId", "from", "to", "text", "receivedAt"}]}``),
+        after the same check as delivery reports (``receipt_token`` in the URL and/or basic
+        auth; :class:`ReceiptRejected` otherwise). Set the number's forwarding URL to
+        ``…/v1/providers/infobip/inbound?token=<receipt_token>``."""
+        self._verify(request)
+        try:
+            body = json.loads(request.body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise ValueError("infobip: the body is not JSON") from None
+        results = body.get("results") if isinstance(body, dict) else None
+        if not isinstance(results, list):
+            raise ValueError("infobip: the body has no 'results' list")
+        found = []
+        for item in results:
+            if not isinstance(item, dict):
+                continue
+            message_id, sender, text = item.get("messageId"), item.get("from"), item.get("text")
+            if not (
+                isinstance(message_id, str)
+                and _MESSAGE_ID.fullmatch(message_id)
+                and isinstance(sender, str)
+                and _NUMBER.fullmatch(sender)
+                and isinstance(text, str)
+            ):
+                continue
+            number = sender if sender.startswith("+") else f"+{sender}"
+            found.append(
+                Inbound(self.name, "sms", number, text, message_id, _when(item.get("receivedAt")))
+            )
+        return found
 
     def callback_url(self) -> str:
         """``status_callback`` with ``token=<receipt_token>`` added when one is set: the

@@ -928,3 +928,55 @@ def test_the_documented_snippet_is_a_working_configuration(
     assert provider.options.receipt_token is not None
     assert provider.options.receipt_token.get_secret_value() == TOKEN
     provider.close()
+
+
+# -- inbound SMS (STOP) ---------------------------------------------------------------------
+def inbound(*items: dict[str, Any], token: str | None = TOKEN) -> InboundRequest:
+    """Infobip forwarding SMS sent to the number (MO_JSON_2), as it reaches cartflow."""
+    return InboundRequest(
+        method="POST",
+        path="/v1/providers/infobip/inbound",
+        headers={"content-type": "application/json"},
+        query={"token": token} if token is not None else {},
+        body=json.dumps(
+            {"results": list(items), "messageCount": len(items), "pendingMessageCount": 0}
+        ).encode(),
+    )
+
+
+def mo(text: str, message_id: str = "817790313235066447") -> dict[str, Any]:
+    return {
+        "messageId": message_id,
+        "from": PHONE.lstrip("+"),
+        "to": "385921004026",
+        "text": text,
+        "cleanText": text,
+        "keyword": text.split()[0] if text.split() else "",
+        "receivedAt": "2026-12-02T13:50:09.220+0000",
+        "smsCount": 1,
+        "price": {"pricePerMessage": 0, "currency": "EUR"},
+    }
+
+
+def test_inbound_sms_are_read_after_the_token_is_checked(
+    infobip: FakeInfobip, build: Callable[..., InfobipProvider]
+) -> None:
+    provider = build(**options(infobip.url, receipt_token=TOKEN))
+    stop, question = provider.parse_inbound(
+        inbound(mo("STOP"), mo("Можно картой?", message_id="a1b2-c3"), {"messageId": "x"})
+    )
+    assert (stop.channel, stop.sender, stop.text, stop.message_id) == (
+        "sms",
+        PHONE,
+        "STOP",
+        "817790313235066447",
+    )
+    assert stop.at == datetime(2026, 12, 2, 13, 50, 9, 220000, tzinfo=UTC)
+    assert question.text == "Можно картой?" and question.message_id == "a1b2-c3"
+    for token in (None, "wrong"):
+        with pytest.raises(ReceiptRejected, match="token"):
+            provider.parse_inbound(inbound(mo("STOP"), token=token))
+    with pytest.raises(ValueError, match="results"):
+        provider.parse_inbound(
+            InboundRequest("POST", "/", {}, {"token": TOKEN}, b'{"messages": []}')
+        )
