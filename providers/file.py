@@ -18,6 +18,7 @@ from cartflow.engine.channels import CHANNELS
 from cartflow.engine.sending import Message, SendResult
 from cartflow.providers.base import Provider
 from cartflow.providers.options import ProviderOptions, Text
+from cartflow.providers.webhook import as_json
 
 
 class FileOptions(ProviderOptions):
@@ -37,19 +38,7 @@ class FileProvider(Provider):
         self.lock = threading.Lock()
 
     def send(self, message: Message) -> SendResult:
-        line = json.dumps(
-            {
-                "id": message.delivery_id,
-                "idempotency_key": message.idempotency_key,
-                "channel": message.channel,
-                "to": message.address,
-                "locale": message.locale,
-                "parts": message.parts,
-                "metadata": message.metadata,
-            },
-            ensure_ascii=False,
-            default=str,
-        )
+        line = json.dumps(as_json(message), ensure_ascii=False, default=str)
         try:
             with self.lock, self.path.open("a", encoding="utf-8") as out:
                 out.write(line + "\n")

@@ -72,15 +72,7 @@ class WebhookProvider(Provider):
         self.signer = Webhook(secret.get_secret_value()) if secret is not None else None
 
     def send(self, message: Message) -> SendResult:
-        body = {
-            "id": message.delivery_id,
-            "idempotency_key": message.idempotency_key,
-            "channel": message.channel,
-            "to": message.address,
-            "locale": message.locale,
-            "parts": message.parts,
-            "metadata": message.metadata,
-        }
+        body = as_json(message)
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str)
         headers = {"Content-Type": "application/json"}
         if self.signer is not None:
@@ -113,3 +105,16 @@ class WebhookProvider(Provider):
 
     def close(self) -> None:
         self.client.close()
+
+
+def as_json(message: Message) -> dict[str, Any]:
+    """The message as the webhook posts it (and the file provider writes it)."""
+    return {
+        "id": message.delivery_id,
+        "idempotency_key": message.idempotency_key,
+        "channel": message.channel,
+        "to": message.address,
+        "locale": message.locale,
+        "parts": message.parts,
+        "metadata": message.metadata,
+    }
