@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import hmac
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -43,6 +43,9 @@ from cartflow.engine.events import EventError, parse_events
 from cartflow.engine.receipt_log import record_receipts
 from cartflow.engine.receipts import InboundRequest, ReceiptRejected
 from cartflow.engine.service import Engine, EventConflict
+from cartflow.workers.doors.generic import add_generic_routes
+from cartflow.workers.doors.shopify import add_shopify_routes
+from cartflow.workers.doors.woocommerce import add_woocommerce_routes
 from cartflow.workers.group_commit import GroupCommit
 from cartflow.workers.openapi import OPERATION, RESPONSES, describe
 from cartflow.workers.settings import Settings
@@ -150,10 +153,15 @@ def _json_reason(exc: BaseException) -> str:
 
 
 def create_app(
-    engine: Engine, enqueue_apply: Callable[[list[str]], None], api_keys: Sequence[str]
+    engine: Engine,
+    enqueue_apply: Callable[[list[str]], None],
+    api_keys: Sequence[str],
+    door_secrets: Mapping[str, Sequence[str]] | None = None,
 ) -> FastAPI:
     """The ASGI app. Its body deadline and size cap are ``app.state.limits``
-    (:class:`ServerLimits`), which :func:`server_config` sets to the server's own."""
+    (:class:`ServerLimits`), which :func:`server_config` sets to the server's own.
+    ``door_secrets``: the Shopify and WooCommerce doors' secrets by door (each door reads
+    its environment variable when not given; docs/doors.md)."""
     app = FastAPI(
         title="cartflow",
         version="0.1.0",
@@ -296,11 +304,17 @@ def create_app(
         )
 
     add_link_routes(app, engine, storing)  # clicks and unsubscribes (no API key)
+
+    def read(request: Request) -> Awaitable[bytes | JSONResponse]:
+        return _read_body(request, request.app.state.limits)
+
     add_messenger_link_route(app, engine, authorised)  # t.me/<bot>?start=<token>
     add_reply_routes(app, engine, authorised)  # support answered a shopper's reply
-    add_inbound_route(  # SMS and messenger replies: STOP, START, /start <token>
-        app, engine, storing, lambda request: _read_body(request, request.app.state.limits)
-    )
+    add_inbound_route(app, engine, storing, read)  # SMS and messenger replies: STOP, START
+    doors = door_secrets or {}
+    add_shopify_routes(app, engine, storing, read, doors.get("shopify"))  # docs/doors.md
+    add_woocommerce_routes(app, engine, storing, read, doors.get("woocommerce"))
+    add_generic_routes(app, engine, storing, read)  # doors: in scenarios.yaml
     return app
 
 

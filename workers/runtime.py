@@ -206,7 +206,15 @@ class Runtime:
         return self.dispatcher
 
     def app(self) -> Any:
-        return create_app(self.engine, self.actors.apply_events.send, self.settings.api_keys)
+        return create_app(
+            self.engine,
+            self.actors.apply_events.send,
+            self.settings.api_keys,
+            {
+                "shopify": self.settings.shopify_secrets,
+                "woocommerce": self.settings.woocommerce_secrets,
+            },
+        )
 
     def start_api(self, host: str, port: int) -> int:
         """Serve the API on a background thread; returns the port (0 picks a free one)."""

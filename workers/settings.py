@@ -31,6 +31,9 @@
 * ``CARTFLOW_RELOAD_INTERVAL`` — seconds between configuration reload checks (default 5)
 * ``CARTFLOW_PHONE_REGION`` — two-letter country whose national phone formats are
   scrubbed from logs, e.g. ``8 (999) 123-45-67`` for ``RU`` (default ``RU``)
+* ``CARTFLOW_SHOPIFY_SECRETS`` / ``CARTFLOW_WOOCOMMERCE_SECRETS`` — comma-separated
+  secrets the Shopify and WooCommerce webhooks are signed with (docs/doors.md); more than
+  one while a secret is rotated. Unset: that door is off (404)
 
 How long the API waits for a client (docs/deployment.md; a reverse proxy in front should
 use the same or shorter limits):
@@ -58,6 +61,11 @@ DEFAULT_PHONE_REGION = "RU"
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
+
+
+def env_secrets(name: str) -> tuple[str, ...]:
+    """The comma-separated secrets in the environment variable ``name`` (none if unset)."""
+    return tuple(secret.strip() for secret in _env(name, "").split(",") if secret.strip())
 
 
 def env_phone_region() -> str:
@@ -113,6 +121,12 @@ class Settings:
     )
     public_url: str = field(default_factory=lambda: _env("CARTFLOW_PUBLIC_URL", "").strip())
     link_secret: str = field(default_factory=lambda: _env("CARTFLOW_LINK_SECRET", ""), repr=False)
+    shopify_secrets: tuple[str, ...] = field(
+        default_factory=lambda: env_secrets("CARTFLOW_SHOPIFY_SECRETS"), repr=False
+    )
+    woocommerce_secrets: tuple[str, ...] = field(
+        default_factory=lambda: env_secrets("CARTFLOW_WOOCOMMERCE_SECRETS"), repr=False
+    )
 
     def __repr__(self) -> str:  # the URLs may hold passwords
         return "Settings(database_url=***, redis_url=***, api_keys=***, link_secret=***)"

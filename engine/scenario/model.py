@@ -19,6 +19,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from cartflow.engine.channels import CHANNELS, Channel
+from cartflow.engine.scenario.door_model import DoorName, DoorSettings
 from cartflow.engine.scenario.shared_settings import CapRule, Defaults, ProviderSettings, Replies
 from cartflow.engine.scenario.step_model import (
     ENGAGEMENTS,
@@ -186,6 +187,12 @@ class Settings(Strict):
         default="templates", description="The templates directory.", examples=["templates"]
     )
     scenarios: tuple[Scenario, ...] = Field(default=(), description="Scenarios written here.")
+    doors: dict[DoorName, DoorSettings] = Field(
+        default_factory=dict,
+        description="Generic JSON doors by name (POST /v1/doors/<name>): how a platform's "
+        "webhooks become native events (docs/doors.md).",
+        examples=[{"insales": {"secret": "${CARTFLOW_DOOR_INSALES_SECRET}", "type_from": "topic"}}],
+    )
 
 
 #: Defined here before the split, and still imported from here.
