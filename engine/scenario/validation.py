@@ -156,8 +156,12 @@ def _fields_at(model: type[BaseModel], loc: Path_) -> list[str]:
     import typing
 
     current: Any = model
+    keyed = False  # the part after a mapping field is one of its keys (doors.<name>)
     for part in loc:
         if isinstance(part, int):
+            continue
+        if keyed:
+            keyed = False
             continue
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
             return []
@@ -165,6 +169,7 @@ def _fields_at(model: type[BaseModel], loc: Path_) -> list[str]:
         if info is None:
             return []
         current = _inner_model(info.annotation, typing)
+        keyed = typing.get_origin(info.annotation) is dict
     if isinstance(current, type) and issubclass(current, BaseModel):
         return list(current.model_fields)
     return []
