@@ -107,6 +107,7 @@ class ContactPaths(Strict):
     locale: Path | None = Field(default=None, description="Language, e.g. ru.")
     timezone: Path | None = Field(default=None, description="IANA time zone.")
     first_name: Path | None = Field(default=None, description="First name.")
+    messenger: Path | None = Field(default=None, description="Messenger chat id.")
 
 
 class ConsentPaths(Strict):
@@ -140,6 +141,9 @@ class PayloadMap(Strict):
     contact: ContactPaths | None = Field(default=None, description="Where the contact is.")
     consent: ConsentPaths | None = Field(default=None, description="Where the consent is.")
     order: OrderPaths | None = Field(default=None, description="Where the order is.")
+    delivery_id: Path | None = Field(
+        default=None, description="The message an engagement event is about (message.*)."
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> PayloadMap:
@@ -151,6 +155,8 @@ class PayloadMap(Strict):
             raise ValueError("a cart.updated needs cart.id and cart.items")
         if self.type == "order.completed" and self.order is None:
             raise ValueError("an order.completed needs order.id")
+        if self.type.startswith("message.") and self.delivery_id is None:
+            raise ValueError(f"a {self.type} needs delivery_id")
         if self.type == "consent.updated" and (
             self.consent is None or not self.consent.model_dump(exclude_none=True)
         ):

@@ -29,7 +29,16 @@ from cartflow.workers.doors.signatures import SignatureRefused, verify_standard_
 
 #: Native fields that are ids: a number found there is taken as its text.
 ID_FIELDS = frozenset(
-    {"anonymous_id", "customer_id", "session_id", "cart.id", "order.id", "order.cart_id"}
+    {
+        "anonymous_id",
+        "customer_id",
+        "session_id",
+        "cart.id",
+        "order.id",
+        "order.cart_id",
+        "delivery_id",
+        "contact.messenger",
+    }
 )
 #: Item fields that must be found in every item.
 REQUIRED_ITEM_FIELDS = ("sku", "price")

@@ -330,6 +330,13 @@ DOORS_LINE = SETTINGS_YAML.count("\n") + 1
         ),
         (
             "doors:\n  shop:\n    secret: whsec_c2VjcmV0\n    type_from: topic\n"
+            "    payloads:\n      x: {type: message.opened, customer_id: a}\n",
+            5,
+            10,
+            "a message.opened needs delivery_id",
+        ),
+        (
+            "doors:\n  shop:\n    secret: whsec_c2VjcmV0\n    type_from: topic\n"
             "    payloads:\n      x: {type: order.complete, customer_id: a, order: {id: b}}\n",
             5,
             17,
@@ -342,6 +349,7 @@ DOORS_LINE = SETTINGS_YAML.count("\n") + 1
         "bad-secret",
         "cart-without-items",
         "typo-in-order",
+        "message-without-delivery",
         "unknown-type",
     ],
 )
