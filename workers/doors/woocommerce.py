@@ -45,8 +45,10 @@ from cartflow.workers.settings import env_secrets
 #: The environment variable with the webhook secret(s), comma-separated.
 SECRETS_VARIABLE = "CARTFLOW_WOOCOMMERCE_SECRETS"
 DOOR = "woocommerce"
-#: Order statuses that mean "paid": the order ends the cart's reminders.
-PAID = frozenset({"processing", "completed"})
+#: Order statuses that mean "ordered": the order ends the cart's reminders. ``on-hold``
+#: is an order placed and awaiting payment (bank transfer, cheque): the shopper has
+#: decided, and a "your cart is waiting" would be wrong.
+PAID = frozenset({"processing", "completed", "on-hold"})
 #: Topics read; any other is ignored.
 TOPICS = frozenset({"order.created", "order.updated"})
 #: Order meta keys holding the cart id the plugin gave the cart (first found wins).

@@ -136,7 +136,15 @@ def test_without_the_plugins_meta_a_guest_order_gets_an_id_of_its_own(api: Api) 
     assert "cart_id" not in event.payload["order"]
 
 
-@pytest.mark.parametrize("status", ["pending", "on-hold", "failed", "cancelled", "refunded"])
+def test_an_order_on_hold_awaiting_payment_ends_the_reminders(api: Api, db: Database) -> None:
+    answer = deliver(api, documented_order("on-hold"), "d-hold")
+    assert answer.status_code == 202, answer.text
+    with db.reading() as session:
+        event = session.get(RawEvent, "woocommerce-17-d-hold")
+    assert event is not None and event.type == "order.completed"
+
+
+@pytest.mark.parametrize("status", ["pending", "failed", "cancelled", "refunded"])
 def test_an_order_that_is_not_paid_is_200_and_ignored(api: Api, db: Database, status: str) -> None:
     answer = deliver(api, documented_order(status), f"d-{status}")
     assert answer.status_code == 200 and status in answer.json()["ignored"]
