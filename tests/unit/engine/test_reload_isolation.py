@@ -31,6 +31,18 @@ def config_path(tmp_path: Path) -> Path:
     return target / "scenarios.yaml"
 
 
+class CountingCheck(ReloadCheck):
+    """The real out-of-process check, counting the child processes it starts."""
+
+    def problems(self, path: str | Path) -> list[str]:
+        CHILDREN.append(str(path))
+        return super().problems(path)
+
+
+#: Every child process a CountingCheck started, in order.
+CHILDREN: list[str] = []
+
+
 def _edit(path: Path, old: str, new: str) -> None:
     text = path.read_text(encoding="utf-8")
     assert old in text
@@ -92,8 +104,11 @@ def test_a_check_that_does_not_finish_in_time_is_stopped_and_the_change_refused(
     # Given a live configuration, checked with a limit no load can meet (50 ms: the
     # checking process cannot even start Python in that time; it stands for a change
     # that would run for ever)
-    configs = ConfigHolder.from_path(config_path, validators(), check=ReloadCheck(seconds=0.05))
+    configs = ConfigHolder.from_path(
+        config_path, validators(), check=CountingCheck(seconds=0.05)
+    )
     live = configs.current.version
+    CHILDREN.clear()
 
     # When a valid change is saved and the configuration reloads
     _edit(config_path.parent / STEP, "after: 3h", "after: 2h")
@@ -104,15 +119,14 @@ def test_a_check_that_does_not_finish_in_time_is_stopped_and_the_change_refused(
 
     # Then the check is stopped at its limit, the change refused with the reason, the old
     # version stays live, and the process kept working while it waited
-    assert took < 2.0
+    assert took < 10.0  # a hang detector: the child is stopped at 0.05 s
     assert "did not finish within 0.05 s and was stopped" in _refused(logs)[0]
     assert configs.current.version == live
     assert heartbeat() < 3.0  # a runaway compile would freeze it far longer
 
     # And the same files are not tried again until they change
-    started = time.monotonic()
     assert configs.reload() is False
-    assert time.monotonic() - started < 0.9  # no child process started (that takes ~1 s)
+    assert len(CHILDREN) == 1  # no second child process for the same files
 
 
 def test_a_valid_change_after_a_refused_one_goes_live(config_path: Path) -> None:
@@ -133,8 +147,8 @@ def test_a_valid_change_after_a_refused_one_goes_live(config_path: Path) -> None
 
 
 def test_nothing_is_loaded_while_the_files_stay_the_same(config_path: Path) -> None:
-    configs = ConfigHolder.from_path(config_path, validators())
-    started = time.monotonic()
+    configs = ConfigHolder.from_path(config_path, validators(), check=CountingCheck())
+    CHILDREN.clear()
     for _ in range(20):
         assert configs.reload() is False
-    assert time.monotonic() - started < 1.0  # no load, no child process
+    assert CHILDREN == []  # no load, no child process
