@@ -32,6 +32,7 @@ from cartflow.engine.channels import CHANNELS as CHANNELS
 from cartflow.engine.channels import Channel
 from cartflow.engine.clock import as_utc
 from cartflow.engine.errors import EventError as EventError
+from cartflow.engine.event_parts import Checkout, CustomerFigures, Product, Visit
 from cartflow.engine.event_values import MAX_DEPTH as MAX_DEPTH
 from cartflow.engine.event_values import MAX_URL_LENGTH as MAX_URL_LENGTH
 from cartflow.engine.event_values import URL_SCHEMES as URL_SCHEMES
@@ -49,6 +50,7 @@ EventType = Literal[
     "checkout.started",
     "order.completed",
     "customer.identified",
+    "customer.updated",
     "consent.updated",
     "message.opened",
     "message.clicked",
@@ -163,6 +165,7 @@ EVENT_RULES: dict[str, Any] = {
         _needs("consent.updated", "consent", {"type": "object", "minProperties": 1}),
         _needs("message.opened", "delivery_id", {"type": "string", "minLength": 1}),
         _needs("message.clicked", "delivery_id", {"type": "string", "minLength": 1}),
+        _needs("customer.updated", "customer", {"type": "object", "minProperties": 1}),
     ],
 }
 
@@ -184,6 +187,14 @@ class Event(_Open):
     order: Order | None = None
     #: The message an engagement event is about (``message.opened``/``message.clicked``).
     delivery_id: str | None = Field(default=None, min_length=1, max_length=200)
+    #: The product looked at (``product.viewed``).
+    product: Product | None = None
+    #: The checkout step reached (``checkout.started``).
+    checkout: Checkout | None = None
+    #: Where the visit came from and on what device (``session.started``).
+    session: Visit | None = None
+    #: Lifetime figures from the shop (``customer.updated``).
+    customer: CustomerFigures | None = None
 
     @field_validator("at")
     @classmethod
@@ -207,6 +218,10 @@ class Event(_Open):
             raise ValueError("order.completed needs an 'order' object with at least 'id'")
         if self.type == "consent.updated" and not self.consent:
             raise ValueError("consent.updated needs a 'consent' object, e.g. {\"sms\": false}")
+        if self.type == "customer.updated" and self.customer is None:
+            raise ValueError(
+                "customer.updated needs a 'customer' object, e.g. {\"orders_count\": 3}"
+            )
         if self.type.startswith("message.") and not self.delivery_id:
             raise ValueError(
                 f"{self.type} needs 'delivery_id': the cartflow_delivery_id the message carried"

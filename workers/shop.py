@@ -104,6 +104,12 @@ def _name(locale: str, nth: int) -> str:
     return f"{name} {initial}." + (f" {more + 1}" if more else "")
 
 
+def _viewed(item: dict[str, Any]) -> dict[str, Any]:
+    """The ``product`` of a ``product.viewed`` event for a cart line."""
+    keep = ("sku", "name", "price", "category", "url", "image")
+    return {**{k: item[k] for k in keep}, "currency": "RUB"}
+
+
 def shopper_script(shopper: Shopper, start: datetime, rng: random.Random) -> list[Action]:
     """The events ``shopper``'s visit sends, from ``start`` plus 20 minutes per shopper."""
     index, persona = shopper.index, shopper.persona
@@ -147,7 +153,7 @@ def shopper_script(shopper: Shopper, start: datetime, rng: random.Random) -> lis
 
     script = [
         ev(arrive, "session.started"),
-        ev(arrive + timedelta(minutes=1), "product.viewed", properties={"sku": items[0]["sku"]}),
+        ev(arrive + timedelta(minutes=1), "product.viewed", product=_viewed(items[0])),
         ev(
             arrive + timedelta(minutes=2),
             "customer.identified",
