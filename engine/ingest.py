@@ -20,7 +20,7 @@ from cartflow.engine import stops
 from cartflow.engine.errors import EventConflict
 from cartflow.engine.events import Event
 from cartflow.engine.store.database import Database
-from cartflow.engine.store.models import EventStop, RawEvent
+from cartflow.engine.store.models import EventStop, RawEvent, SegmentCart
 
 #: How far ahead of our clock an event's ``at`` may be before it is taken as "now".
 FUTURE_SKEW = timedelta(minutes=5)
@@ -132,4 +132,6 @@ def purge_applied(db: Database, cutoff: datetime, limit: int = 5000) -> int:
         ids = list(session.scalars(old))
         if ids:
             session.execute(delete(RawEvent).where(RawEvent.id.in_(ids)))
+        # the Segment door's running carts go with the events that built them
+        session.execute(delete(SegmentCart).where(SegmentCart.updated_at < cutoff))
     return len(ids)

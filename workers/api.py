@@ -44,6 +44,7 @@ from cartflow.engine.receipt_log import record_receipts
 from cartflow.engine.receipts import InboundRequest, ReceiptRejected
 from cartflow.engine.service import Engine, EventConflict
 from cartflow.workers.doors.generic import add_generic_routes
+from cartflow.workers.doors.segment import add_segment_routes
 from cartflow.workers.doors.shopify import add_shopify_routes
 from cartflow.workers.doors.woocommerce import add_woocommerce_routes
 from cartflow.workers.group_commit import GroupCommit
@@ -314,6 +315,7 @@ def create_app(
     doors = door_secrets or {}
     add_shopify_routes(app, engine, storing, read, doors.get("shopify"))  # docs/doors.md
     add_woocommerce_routes(app, engine, storing, read, doors.get("woocommerce"))
+    add_segment_routes(app, engine, storing, read, doors.get("segment"))  # Segment's SDKs
     add_generic_routes(app, engine, storing, read)  # doors: in scenarios.yaml
     return app
 

@@ -213,6 +213,7 @@ class Runtime:
             {
                 "shopify": self.settings.shopify_secrets,
                 "woocommerce": self.settings.woocommerce_secrets,
+                "segment": self.settings.segment_write_keys,
             },
         )
 

@@ -127,6 +127,9 @@ class Settings:
     woocommerce_secrets: tuple[str, ...] = field(
         default_factory=lambda: env_secrets("CARTFLOW_WOOCOMMERCE_SECRETS"), repr=False
     )
+    segment_write_keys: tuple[str, ...] = field(
+        default_factory=lambda: env_secrets("CARTFLOW_SEGMENT_WRITE_KEYS"), repr=False
+    )
 
     def __repr__(self) -> str:  # the URLs may hold passwords
         return "Settings(database_url=***, redis_url=***, api_keys=***, link_secret=***)"

@@ -96,3 +96,21 @@ class Timer(Base):
     claim_token: Mapped[str | None] = mapped_column(String(64))
     claimed_until: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SegmentCart(Base):
+    """The Segment door's running cart (docs/doors.md, Segment): Segment sends
+    ``Product Added`` / ``Product Removed`` differences, cartflow keeps whole snapshots, so
+    the door keeps each cart's lines here and the checkout and order ids seen for it
+    (``Order Completed`` without ``cart_id`` finds its cart by them). Purged with the raw
+    events (CARTFLOW_EVENT_RETENTION_DAYS after its last change)."""
+
+    __tablename__ = "segment_carts"
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    items: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    #: ``userId`` or else ``anonymousId``: Checkout Started carries no ``cart_id``.
+    shopper: Mapped[str | None] = mapped_column(String(200), index=True)
+    checkout_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    order_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    updated_at: Mapped[datetime] = mapped_column(index=True)
