@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from cartflow.engine.clock import SimulatedClock
 from cartflow.engine.service import Engine
 from cartflow.engine.simulation import Simulation
-from cartflow.engine.store.models import RawEvent
+from cartflow.engine.store.models import RawEvent, SegmentCart
 from cartflow.workers.actors import declare, stub_broker
 from cartflow.workers.dispatcher import PURGE_EVERY, Dispatcher
 
@@ -84,3 +84,20 @@ def test_the_scheduler_purges_at_most_once_a_minute(engine: Engine, clock: Simul
     kept = Dispatcher(engine, actors)  # no retention: nothing is ever purged
     clock.set(clock.now() + 400 * DAY)
     assert kept.purge() == 0 and "later" in stored_ids(engine)
+
+
+def test_the_segment_doors_running_carts_go_with_the_events(
+    engine: Engine, clock: SimulatedClock
+) -> None:
+    # Given a running cart unchanged for 31 days and one changed yesterday
+    with engine.db.transaction() as session:
+        session.add(SegmentCart(id="old", items=[], updated_at=T0 - timedelta(days=31)))
+        session.add(SegmentCart(id="new", items=[], updated_at=T0 - timedelta(days=1)))
+
+    # When the raw events past a 30-day retention are purged
+    clock.set(T0)
+    engine.purge_events(timedelta(days=30))
+
+    # Then only the old running cart is forgotten
+    with engine.db.reading() as session:
+        assert set(session.scalars(select(SegmentCart.id))) == {"new"}
