@@ -20,6 +20,7 @@ from cartflow.engine.carts import BOOKKEEPING_ATTRIBUTES as BOOKKEEPING_ATTRIBUT
 from cartflow.engine.carts import apply_cart, apply_checkout, apply_order, open_carts
 from cartflow.engine.engagement import ENGAGEMENT_EVENTS, apply_engagement
 from cartflow.engine.events import Event
+from cartflow.engine.intent import join_same_intent
 from cartflow.engine.profiles import apply_contact, consents_of
 from cartflow.engine.profiles import new_id as new_id
 from cartflow.engine.profiles import resolve_profile as resolve_profile
@@ -62,6 +63,8 @@ def apply_event(session: Session, event: Event, *, now: datetime, idle: timedelt
         ):
             for cart in open_carts(session, profile.id):
                 applied.exits.append((cart.id, "unsubscribed"))
+    if event.type == "customer.identified":  # a merge may leave two journeys, one intent
+        join_same_intent(session, profile.id, now)
     if event.session_id:
         _touch_session(session, profile.id, event.session_id, at)
 
