@@ -16,16 +16,8 @@ from sqlalchemy.orm import Session
 
 from cartflow.engine.events import Event
 from cartflow.engine.locks import PROFILE_LOCK
-from cartflow.engine.store.models import (
-    Cart,
-    Consent,
-    Contact,
-    Delivery,
-    Identity,
-    Journey,
-    Profile,
-)
-from cartflow.engine.store.models import Session as VisitSession
+from cartflow.engine.merge import merge_profiles
+from cartflow.engine.store.models import Consent, Contact, Identity, Profile
 
 
 def new_id() -> str:
@@ -33,11 +25,18 @@ def new_id() -> str:
 
 
 def resolve_profile(session: Session, event: Event, now: datetime) -> Profile:
-    """Find (or create) the profile behind the event's ids, linking new ids to it.
+    """Find (or create) the profile behind the event's ids, linking new ids to it."""
+    return resolve(session, event, now)[0]
 
-    When an anonymous profile and a known one turn out to be the same person, the
-    anonymous one is merged into the known one (its carts, sessions, contacts and
-    consent move over; a journey already running on a cart keeps running).
+
+def resolve(session: Session, event: Event, now: datetime) -> tuple[Profile, bool]:
+    """The profile behind the event's ids, and whether another profile was merged into
+    it just now.
+
+    When an anonymous profile turns out to be a known shopper, it is merged into the
+    known one (:func:`cartflow.engine.merge.merge_profiles`). An anonymous id whose
+    profile already belongs to *another* customer is a shared device: nothing merges (two
+    customers are never made one), the device's id moves to the event's customer.
     """
     keys = [("customer_id", event.customer_id), ("anonymous_id", event.anonymous_id)]
     found: dict[str, Profile] = {}
@@ -49,72 +48,50 @@ def resolve_profile(session: Session, event: Event, now: datetime) -> Profile:
             profile = session.get(Profile, identity.profile_id, with_for_update=PROFILE_LOCK)
             if profile is not None:
                 found[kind] = profile
-    profile = found.get("customer_id") or found.get("anonymous_id")
+    anonymous = found.get("anonymous_id")
+    shared = (
+        anonymous is not None
+        and event.customer_id is not None
+        and _other_customer(session, anonymous.id, event.customer_id)
+    )
+    profile = found.get("customer_id") or (None if shared else anonymous)
     if profile is None:
         profile = Profile(id=new_id(), created_at=now, updated_at=now, attributes={})
         session.add(profile)
         session.flush()
-    anonymous = found.get("anonymous_id")
-    if anonymous is not None and anonymous.id != profile.id:
-        _merge(session, source=anonymous, target=profile, now=now)
-    for kind, value in keys:
-        if value and kind not in found:
-            session.add(Identity(kind=kind, value=value, profile_id=profile.id, created_at=now))
-    if anonymous is not None and anonymous.id != profile.id and event.anonymous_id:
+    merged = anonymous is not None and anonymous.id != profile.id and not shared
+    if merged:
+        assert anonymous is not None
+        merge_profiles(session, source=anonymous, target=profile, now=now)
         session.execute(
             update(Identity)
             .where(Identity.profile_id == anonymous.id)
             .values(profile_id=profile.id)
         )
-    return profile
-
-
-def _merge(session: Session, *, source: Profile, target: Profile, now: datetime) -> None:
-    for model in (Cart, VisitSession, Journey, Delivery):
+    elif shared and anonymous is not None and anonymous.id != profile.id:
         session.execute(
-            update(model).where(model.profile_id == source.id).values(profile_id=target.id)
+            update(Identity)
+            .where(Identity.kind == "anonymous_id", Identity.value == event.anonymous_id)
+            .values(profile_id=profile.id)
         )
-    for contact in session.scalars(select(Contact).where(Contact.profile_id == source.id)):
-        exists = session.scalar(
-            select(Contact.id).where(
-                Contact.profile_id == target.id,
-                Contact.channel == contact.channel,
-                Contact.address == contact.address,
+    for kind, value in keys:
+        if value and kind not in found:
+            session.add(Identity(kind=kind, value=value, profile_id=profile.id, created_at=now))
+    return profile, merged
+
+
+def _other_customer(session: Session, profile_id: str, customer_id: str) -> bool:
+    """Whether ``profile_id`` already belongs to a customer other than ``customer_id``."""
+    return (
+        session.scalar(
+            select(Identity.value).where(
+                Identity.profile_id == profile_id,
+                Identity.kind == "customer_id",
+                Identity.value != customer_id,
             )
         )
-        if exists is None:
-            contact.profile_id = target.id
-        else:
-            session.delete(contact)
-    for consent in session.scalars(select(Consent).where(Consent.profile_id == source.id)):
-        mine = session.get(Consent, (target.id, consent.channel))
-        if mine is None:
-            session.add(
-                Consent(
-                    profile_id=target.id,
-                    channel=consent.channel,
-                    granted=consent.granted,
-                    source=consent.source,
-                    updated_at=consent.updated_at,
-                )
-            )
-        elif consent.updated_at > mine.updated_at:
-            mine.granted, mine.source, mine.updated_at = (
-                consent.granted,
-                consent.source,
-                consent.updated_at,
-            )
-        session.delete(consent)
-    for attr in ("timezone", "locale", "first_name"):
-        if getattr(target, attr) is None:
-            setattr(target, attr, getattr(source, attr))
-    if source.last_seen_at and (
-        target.last_seen_at is None or source.last_seen_at > target.last_seen_at
-    ):
-        target.last_seen_at = source.last_seen_at
-    source.merged_into = target.id
-    source.updated_at = now
-    session.flush()
+        is not None
+    )
 
 
 def apply_contact(session: Session, profile: Profile, event: Event, now: datetime) -> None:

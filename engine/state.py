@@ -21,7 +21,7 @@ from cartflow.engine.carts import apply_cart, apply_checkout, apply_order, open_
 from cartflow.engine.engagement import ENGAGEMENT_EVENTS, apply_engagement
 from cartflow.engine.events import Event
 from cartflow.engine.intent import join_same_intent
-from cartflow.engine.profiles import apply_contact, consents_of
+from cartflow.engine.profiles import apply_contact, consents_of, resolve
 from cartflow.engine.profiles import new_id as new_id
 from cartflow.engine.profiles import resolve_profile as resolve_profile
 from cartflow.engine.profiles import set_consent as set_consent
@@ -46,7 +46,7 @@ def apply_event(session: Session, event: Event, *, now: datetime, idle: timedelt
     """Apply one event inside the caller's transaction. ``idle`` is the shortest trigger
     idle time across scenarios: when the cart's idle timer first looks."""
     at = event.at or now
-    profile = resolve_profile(session, event, now)
+    profile, merged = resolve(session, event, now)
     applied = Applied(profile_id=profile.id)
     profile.updated_at = now
     if event.type in ACTIVITY and (profile.last_seen_at is None or at > profile.last_seen_at):
@@ -63,7 +63,7 @@ def apply_event(session: Session, event: Event, *, now: datetime, idle: timedelt
         ):
             for cart in open_carts(session, profile.id):
                 applied.exits.append((cart.id, "unsubscribed"))
-    if event.type == "customer.identified":  # a merge may leave two journeys, one intent
+    if merged:  # two journeys may now run for one intent: the later joins the earlier
         join_same_intent(session, profile.id, now)
     if event.session_id:
         _touch_session(session, profile.id, event.session_id, at)
