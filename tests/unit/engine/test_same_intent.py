@@ -56,11 +56,12 @@ def test_two_devices_and_identify_give_one_profile_and_one_journey(
     sim.feed([_identify("a1", 2), _identify("b1", 3)])  # type: ignore[list-item]
     sim.run_until(T0 + timedelta(days=3))
 
-    # Then one journey runs, for the earlier cart, and the later cart says why not
+    # Then one journey runs, and the other cart says why it did not start one
+    # (both carts fall idle at once, from her last activity: the first timer to fire wins)
     (journey,) = journeys(db)
-    assert journey.cart_id == "cart_a"
-    skipped = [d for d in decisions(db, "skipped") if d.cart_id == "cart_b"]
-    assert skipped and all(d.reason.startswith(SAME_INTENT) for d in skipped)
+    other = ({"cart_a", "cart_b"} - {journey.cart_id}).pop()
+    skipped = [d for d in decisions(db, "skipped") if d.reason.startswith(SAME_INTENT)]
+    assert skipped and {d.cart_id for d in skipped} == {other}
     assert skipped[0].journey_id == journey.id
     # ... one profile holds both carts, and each step reached her once
     with db.sessions() as session:
