@@ -14,6 +14,7 @@ import phonenumbers
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from cartflow.engine.contact_points import sms_refusal
 from cartflow.engine.events import Event
 from cartflow.engine.locks import PROFILE_LOCK
 from cartflow.engine.merge import merge_profiles
@@ -120,12 +121,19 @@ def apply_contact(session: Session, profile: Profile, event: Event, now: datetim
     }
     for channel, raw in given:
         address = raw.strip().lower() if channel == "email" else raw.strip()
+        refusal = None
         if channel == "sms":
             address = normalise_phone(address)
+            refusal = sms_refusal(address)  # a fixed line: kept, never texted
         row = known.get((channel, address))
         if row is None:
             row = Contact(
-                profile_id=profile.id, channel=channel, address=address, valid=True, updated_at=now
+                profile_id=profile.id,
+                channel=channel,
+                address=address,
+                valid=refusal is None,
+                invalid_reason=refusal,
+                updated_at=now,
             )
             session.add(row)
             known[(channel, address)] = row

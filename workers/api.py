@@ -237,7 +237,8 @@ def create_app(
                 [{"loc": "body", "msg": _json_reason(exc)}],
             )
         try:
-            events = parse_events(body)
+            region = engine.configs.current.settings.defaults.phone_region
+            events = parse_events(body, phone_region=region)
         except EventError as exc:
             return _problem(422, "invalid event(s)", exc.errors)
         try:
