@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from cartflow.engine.store.models import (
     Cart,
     Consent,
+    ConsentLog,
     Contact,
     Decision,
     Delivery,
@@ -29,7 +30,7 @@ from cartflow.engine.store.models import (
 from cartflow.engine.store.models import Session as VisitSession
 
 #: Rows that simply change hands.
-_MOVED = (Cart, VisitSession, Journey, Delivery, ShopperReply, Decision)
+_MOVED = (Cart, VisitSession, Journey, Delivery, ShopperReply, Decision, ConsentLog)
 
 
 def merge_profiles(session: Session, *, source: Profile, target: Profile, now: datetime) -> None:

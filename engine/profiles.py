@@ -18,7 +18,7 @@ from cartflow.engine.contact_points import sms_refusal
 from cartflow.engine.events import Event
 from cartflow.engine.locks import PROFILE_LOCK
 from cartflow.engine.merge import merge_profiles
-from cartflow.engine.store.models import Consent, Contact, Identity, Profile
+from cartflow.engine.store.models import Consent, ConsentLog, Contact, Identity, Profile
 
 
 def new_id() -> str:
@@ -166,11 +166,30 @@ def set_consent(
     source: str,
     at: datetime,
     known: dict[str, Consent] | None = None,
-) -> None:
+    *,
+    recorded_at: datetime | None = None,
+    evidence: str | None = None,
+) -> bool:
     """Record consent as of ``at`` (the event's time): a late, older event never overrides
-    a newer answer — withdrawn consent stays withdrawn. ``known``: the profile's rows from
-    :func:`consents_of`, kept up to date (saves a query per channel)."""
+    a newer answer — withdrawn consent stays withdrawn. Every answer goes to the consent
+    log (:class:`ConsentLog`, proof), the older one marked ``superseded``. ``known``: the
+    profile's rows from :func:`consents_of`, kept up to date (saves a query per channel);
+    ``recorded_at``: the engine's now (default ``at``); ``evidence``: the text or channel
+    it came through, where known. Returns whether the answer now stands."""
     row = known.get(channel) if known is not None else session.get(Consent, (profile_id, channel))
+    applies = row is None or at >= row.updated_at
+    session.add(
+        ConsentLog(
+            profile_id=profile_id,
+            channel=channel,
+            granted=granted,
+            source=source[:200],
+            at=at,
+            recorded_at=recorded_at or at,
+            evidence=evidence,
+            superseded=not applies,
+        )
+    )
     if row is None:
         row = Consent(
             profile_id=profile_id, channel=channel, granted=granted, source=source, updated_at=at
@@ -178,5 +197,6 @@ def set_consent(
         session.add(row)
         if known is not None:
             known[channel] = row
-    elif at >= row.updated_at:
+    elif applies:
         row.granted, row.source, row.updated_at = granted, source, at
+    return applies

@@ -55,8 +55,10 @@ def apply_event(session: Session, event: Event, *, now: datetime, idle: timedelt
         apply_contact(session, profile, event, now)
     if event.consent:
         known = consents_of(session, profile.id)
+        proof = {"recorded_at": now, "evidence": _evidence(event)}
         for channel, granted in event.consent.items():
-            set_consent(session, profile.id, channel, granted, f"event:{event.id}", at, known)
+            source = f"event:{event.id}"
+            set_consent(session, profile.id, channel, granted, source, at, known, **proof)
         if event.type == "consent.updated" and not any(
             c.granted
             for c in session.scalars(select(Consent).where(Consent.profile_id == profile.id))
@@ -89,3 +91,10 @@ def _touch_session(session: Session, profile_id: str, session_id: str, at: datet
         )
     elif at > row.last_seen_at:
         row.last_seen_at = at
+
+
+def _evidence(event: Event) -> str:
+    """What the consent came through: the event's type and, when its producer says,
+    where (an SMS reply's keyword, a checkbox's wording: the event's ``source``)."""
+    said = (event.model_extra or {}).get("source")
+    return f"{event.type}; {said}"[:2000] if said else event.type
