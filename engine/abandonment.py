@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from cartflow.engine.condition_failures import ConditionKind, Failed, evaluate
 from cartflow.engine.context import FAILED, build_context
 from cartflow.engine.decisions import record, record_failures
+from cartflow.engine.intent import SAME_INTENT, running_same_intent
 from cartflow.engine.journeys import start_journey
 from cartflow.engine.outcomes import Outcome
 from cartflow.engine.scenario.loader import CompiledScenario, Config
@@ -67,6 +68,18 @@ def try_start(
     )
     if active is not None:
         return None  # a cart is in at most one journey at a time
+    joined = running_same_intent(session, cart)
+    if joined is not None:  # one person, one journey per intent (engine/intent.py)
+        record(
+            session,
+            now,
+            Outcome.SKIPPED,
+            f"{SAME_INTENT}: journey {joined.id} runs for the same items (cart {joined.cart_id})",
+            profile_id=profile.id,
+            cart_id=cart.id,
+            journey_id=joined.id,
+        )
+        return None
     context = build_context(session, config, profile, cart, now)
     record_failures(session, now, context[FAILED], profile_id=profile.id, cart_id=cart.id)
     refusals: list[tuple[str, str]] = []

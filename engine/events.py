@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -31,6 +32,7 @@ from pydantic import (
 from cartflow.engine.channels import CHANNELS as CHANNELS
 from cartflow.engine.channels import Channel
 from cartflow.engine.clock import as_utc
+from cartflow.engine.contact_points import check_email, check_phone
 from cartflow.engine.errors import EventError as EventError
 from cartflow.engine.event_parts import Checkout, CustomerFigures, Product, Visit
 from cartflow.engine.event_values import MAX_DEPTH as MAX_DEPTH
@@ -104,6 +106,8 @@ class Contact(_Open):
     email: str | None = Field(
         default=None, max_length=320, json_schema_extra={"pattern": r"^[^@\s]+@[^@\s]+\.[^@\s]+$"}
     )
+    #: The country (ISO 3166 alpha-2) a ``phone`` without a country code belongs to.
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
     phone: str | None = Field(default=None, max_length=32)
     push_token: str | None = Field(default=None, max_length=4096)
     messenger: str | None = Field(default=None, max_length=21, pattern=r"^-?[0-9]{1,20}$")
@@ -126,13 +130,14 @@ class Contact(_Open):
 
     @field_validator("email")
     @classmethod
-    def _plausible_email(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        local, at, domain = value.rpartition("@")
-        if not at or not local or "." not in domain:
-            raise ValueError("not an email address; expected name@domain.tld")
-        return value
+    def _email(cls, value: str | None) -> str | None:
+        return None if value is None else check_email(value)
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None, info: ValidationInfo) -> str | None:
+        region = info.data.get("country") or (info.context or {}).get("phone_region")
+        return None if value is None else check_phone(value, region)
 
 
 class Order(_Open):
@@ -237,8 +242,9 @@ class Batch(BaseModel):
     events: list[Event] = Field(min_length=1, max_length=MAX_BATCH)
 
 
-def parse_events(body: Any) -> list[Event]:
-    """Validate one event or ``{"events": [...]}`` and return the events.
+def parse_events(body: Any, *, phone_region: str | None = None) -> list[Event]:
+    """Validate one event or ``{"events": [...]}`` and return the events. ``phone_region``:
+    the country of phone numbers given without one (settings ``defaults.phone_region``).
 
     Raises :class:`EventError` with every problem found, each with its field path.
     """
@@ -256,7 +262,7 @@ def parse_events(body: Any) -> list[Event]:
     if bad is not None:
         raise EventError([{"loc": bad[0] or "body", "msg": bad[1]}])
     try:
-        parsed = model.model_validate(body)
+        parsed = model.model_validate(body, context={"phone_region": phone_region})
     except ValidationError as exc:
         raise EventError([_error(prefix, err) for err in exc.errors()]) from None
     if isinstance(parsed, Batch):

@@ -163,7 +163,17 @@ def planned_offset(scenario: CompiledScenario, index: int) -> timedelta:
     return offset
 
 
-def finish(session: Session, journey: Journey, status: str, reason: str, now: datetime) -> None:
+def finish(
+    session: Session,
+    journey: Journey,
+    status: str,
+    reason: str,
+    now: datetime,
+    *,
+    detail: str | None = None,
+) -> None:
+    """End the journey with ``reason`` (its ``exit_reason``); the decision says ``detail``
+    when given (e.g. which other journey it joined), else the reason."""
     if journey.status != "active":
         return
     journey.status = status
@@ -176,7 +186,7 @@ def finish(session: Session, journey: Journey, status: str, reason: str, now: da
     ):
         deliveries.cancel(session, delivery, reason, now)  # its code goes back
     decision = Outcome.EXITED if status == "exited" else Outcome.COMPLETED
-    record(session, now, decision, reason, journey=journey)
+    record(session, now, decision, detail or reason, journey=journey)
 
 
 def on_exit_signal(

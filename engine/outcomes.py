@@ -35,6 +35,14 @@ class Outcome(StrEnum):
     CHECKED = "checked"  # an idle check ran
 
 
+class Reason(StrEnum):
+    """Reasons with a fixed spelling, for code that must recognise them (a journey's
+    ``exit_reason``, the start of a decision's reason)."""
+
+    #: The same person already has a journey for the same items (docs/scenarios.md).
+    SAME_INTENT = "same_intent"
+
+
 #: The outcomes a guard can answer with.
 VERDICTS = frozenset({Outcome.DEFERRED, Outcome.SKIPPED, Outcome.EXITED})
 

@@ -14,18 +14,11 @@ import phonenumbers
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from cartflow.engine.contact_points import sms_refusal
 from cartflow.engine.events import Event
 from cartflow.engine.locks import PROFILE_LOCK
-from cartflow.engine.store.models import (
-    Cart,
-    Consent,
-    Contact,
-    Delivery,
-    Identity,
-    Journey,
-    Profile,
-)
-from cartflow.engine.store.models import Session as VisitSession
+from cartflow.engine.merge import merge_profiles
+from cartflow.engine.store.models import Consent, ConsentLog, Contact, Identity, Profile
 
 
 def new_id() -> str:
@@ -33,11 +26,18 @@ def new_id() -> str:
 
 
 def resolve_profile(session: Session, event: Event, now: datetime) -> Profile:
-    """Find (or create) the profile behind the event's ids, linking new ids to it.
+    """Find (or create) the profile behind the event's ids, linking new ids to it."""
+    return resolve(session, event, now)[0]
 
-    When an anonymous profile and a known one turn out to be the same person, the
-    anonymous one is merged into the known one (its carts, sessions, contacts and
-    consent move over; a journey already running on a cart keeps running).
+
+def resolve(session: Session, event: Event, now: datetime) -> tuple[Profile, bool]:
+    """The profile behind the event's ids, and whether another profile was merged into
+    it just now.
+
+    When an anonymous profile turns out to be a known shopper, it is merged into the
+    known one (:func:`cartflow.engine.merge.merge_profiles`). An anonymous id whose
+    profile already belongs to *another* customer is a shared device: nothing merges (two
+    customers are never made one), the device's id moves to the event's customer.
     """
     keys = [("customer_id", event.customer_id), ("anonymous_id", event.anonymous_id)]
     found: dict[str, Profile] = {}
@@ -49,72 +49,50 @@ def resolve_profile(session: Session, event: Event, now: datetime) -> Profile:
             profile = session.get(Profile, identity.profile_id, with_for_update=PROFILE_LOCK)
             if profile is not None:
                 found[kind] = profile
-    profile = found.get("customer_id") or found.get("anonymous_id")
+    anonymous = found.get("anonymous_id")
+    shared = (
+        anonymous is not None
+        and event.customer_id is not None
+        and _other_customer(session, anonymous.id, event.customer_id)
+    )
+    profile = found.get("customer_id") or (None if shared else anonymous)
     if profile is None:
         profile = Profile(id=new_id(), created_at=now, updated_at=now, attributes={})
         session.add(profile)
         session.flush()
-    anonymous = found.get("anonymous_id")
-    if anonymous is not None and anonymous.id != profile.id:
-        _merge(session, source=anonymous, target=profile, now=now)
-    for kind, value in keys:
-        if value and kind not in found:
-            session.add(Identity(kind=kind, value=value, profile_id=profile.id, created_at=now))
-    if anonymous is not None and anonymous.id != profile.id and event.anonymous_id:
+    merged = anonymous is not None and anonymous.id != profile.id and not shared
+    if merged:
+        assert anonymous is not None
+        merge_profiles(session, source=anonymous, target=profile, now=now)
         session.execute(
             update(Identity)
             .where(Identity.profile_id == anonymous.id)
             .values(profile_id=profile.id)
         )
-    return profile
-
-
-def _merge(session: Session, *, source: Profile, target: Profile, now: datetime) -> None:
-    for model in (Cart, VisitSession, Journey, Delivery):
+    elif shared and anonymous is not None and anonymous.id != profile.id:
         session.execute(
-            update(model).where(model.profile_id == source.id).values(profile_id=target.id)
+            update(Identity)
+            .where(Identity.kind == "anonymous_id", Identity.value == event.anonymous_id)
+            .values(profile_id=profile.id)
         )
-    for contact in session.scalars(select(Contact).where(Contact.profile_id == source.id)):
-        exists = session.scalar(
-            select(Contact.id).where(
-                Contact.profile_id == target.id,
-                Contact.channel == contact.channel,
-                Contact.address == contact.address,
+    for kind, value in keys:
+        if value and kind not in found:
+            session.add(Identity(kind=kind, value=value, profile_id=profile.id, created_at=now))
+    return profile, merged
+
+
+def _other_customer(session: Session, profile_id: str, customer_id: str) -> bool:
+    """Whether ``profile_id`` already belongs to a customer other than ``customer_id``."""
+    return (
+        session.scalar(
+            select(Identity.value).where(
+                Identity.profile_id == profile_id,
+                Identity.kind == "customer_id",
+                Identity.value != customer_id,
             )
         )
-        if exists is None:
-            contact.profile_id = target.id
-        else:
-            session.delete(contact)
-    for consent in session.scalars(select(Consent).where(Consent.profile_id == source.id)):
-        mine = session.get(Consent, (target.id, consent.channel))
-        if mine is None:
-            session.add(
-                Consent(
-                    profile_id=target.id,
-                    channel=consent.channel,
-                    granted=consent.granted,
-                    source=consent.source,
-                    updated_at=consent.updated_at,
-                )
-            )
-        elif consent.updated_at > mine.updated_at:
-            mine.granted, mine.source, mine.updated_at = (
-                consent.granted,
-                consent.source,
-                consent.updated_at,
-            )
-        session.delete(consent)
-    for attr in ("timezone", "locale", "first_name"):
-        if getattr(target, attr) is None:
-            setattr(target, attr, getattr(source, attr))
-    if source.last_seen_at and (
-        target.last_seen_at is None or source.last_seen_at > target.last_seen_at
-    ):
-        target.last_seen_at = source.last_seen_at
-    source.merged_into = target.id
-    source.updated_at = now
-    session.flush()
+        is not None
+    )
 
 
 def apply_contact(session: Session, profile: Profile, event: Event, now: datetime) -> None:
@@ -143,12 +121,19 @@ def apply_contact(session: Session, profile: Profile, event: Event, now: datetim
     }
     for channel, raw in given:
         address = raw.strip().lower() if channel == "email" else raw.strip()
+        refusal = None
         if channel == "sms":
             address = normalise_phone(address)
+            refusal = sms_refusal(address)  # a fixed line: kept, never texted
         row = known.get((channel, address))
         if row is None:
             row = Contact(
-                profile_id=profile.id, channel=channel, address=address, valid=True, updated_at=now
+                profile_id=profile.id,
+                channel=channel,
+                address=address,
+                valid=refusal is None,
+                invalid_reason=refusal,
+                updated_at=now,
             )
             session.add(row)
             known[(channel, address)] = row
@@ -181,11 +166,30 @@ def set_consent(
     source: str,
     at: datetime,
     known: dict[str, Consent] | None = None,
-) -> None:
+    *,
+    recorded_at: datetime | None = None,
+    evidence: str | None = None,
+) -> bool:
     """Record consent as of ``at`` (the event's time): a late, older event never overrides
-    a newer answer — withdrawn consent stays withdrawn. ``known``: the profile's rows from
-    :func:`consents_of`, kept up to date (saves a query per channel)."""
+    a newer answer — withdrawn consent stays withdrawn. Every answer goes to the consent
+    log (:class:`ConsentLog`, proof), the older one marked ``superseded``. ``known``: the
+    profile's rows from :func:`consents_of`, kept up to date (saves a query per channel);
+    ``recorded_at``: the engine's now (default ``at``); ``evidence``: the text or channel
+    it came through, where known. Returns whether the answer now stands."""
     row = known.get(channel) if known is not None else session.get(Consent, (profile_id, channel))
+    applies = row is None or at >= row.updated_at
+    session.add(
+        ConsentLog(
+            profile_id=profile_id,
+            channel=channel,
+            granted=granted,
+            source=source[:200],
+            at=at,
+            recorded_at=recorded_at or at,
+            evidence=evidence,
+            superseded=not applies,
+        )
+    )
     if row is None:
         row = Consent(
             profile_id=profile_id, channel=channel, granted=granted, source=source, updated_at=at
@@ -193,5 +197,6 @@ def set_consent(
         session.add(row)
         if known is not None:
             known[channel] = row
-    elif at >= row.updated_at:
+    elif applies:
         row.granted, row.source, row.updated_at = granted, source, at
+    return applies

@@ -27,7 +27,10 @@ def apply_provider_signals(
     """Apply what the refusal of ``delivery`` says about its shopper."""
     if result.consent_withdrawn:
         source = f"provider:{result.provider}:{delivery.id}"
-        set_consent(session, delivery.profile_id, delivery.channel, False, source, now)
+        said = f"{delivery.channel} provider refused: {result.reason or 'consent withdrawn'}"
+        set_consent(
+            session, delivery.profile_id, delivery.channel, False, source, now, evidence=said
+        )
     if result.invalid_contact and delivery.contact_id:
         contact = session.get(Contact, delivery.contact_id)
         if contact is not None:
@@ -42,7 +45,10 @@ def apply_receipt_signals(
     complained (consent on that channel withdrawn)."""
     if receipt.status in WITHDRAWS:
         source = f"provider:{receipt.provider}:{delivery.id}:{receipt.status.value}"
-        set_consent(session, delivery.profile_id, delivery.channel, False, source, now)
+        said = f"{delivery.channel} receipt: {receipt.status.value}"
+        set_consent(
+            session, delivery.profile_id, delivery.channel, False, source, now, evidence=said
+        )
     elif receipt.status == DeliveryEvent.UNDELIVERABLE and delivery.contact_id:
         contact = session.get(Contact, delivery.contact_id)
         if contact is not None:

@@ -20,7 +20,8 @@ from cartflow.engine.carts import BOOKKEEPING_ATTRIBUTES as BOOKKEEPING_ATTRIBUT
 from cartflow.engine.carts import apply_cart, apply_checkout, apply_order, open_carts
 from cartflow.engine.engagement import ENGAGEMENT_EVENTS, apply_engagement
 from cartflow.engine.events import Event
-from cartflow.engine.profiles import apply_contact, consents_of
+from cartflow.engine.intent import join_same_intent
+from cartflow.engine.profiles import apply_contact, consents_of, resolve
 from cartflow.engine.profiles import new_id as new_id
 from cartflow.engine.profiles import resolve_profile as resolve_profile
 from cartflow.engine.profiles import set_consent as set_consent
@@ -45,7 +46,7 @@ def apply_event(session: Session, event: Event, *, now: datetime, idle: timedelt
     """Apply one event inside the caller's transaction. ``idle`` is the shortest trigger
     idle time across scenarios: when the cart's idle timer first looks."""
     at = event.at or now
-    profile = resolve_profile(session, event, now)
+    profile, merged = resolve(session, event, now)
     applied = Applied(profile_id=profile.id)
     profile.updated_at = now
     if event.type in ACTIVITY and (profile.last_seen_at is None or at > profile.last_seen_at):
@@ -54,14 +55,18 @@ def apply_event(session: Session, event: Event, *, now: datetime, idle: timedelt
         apply_contact(session, profile, event, now)
     if event.consent:
         known = consents_of(session, profile.id)
+        proof = {"recorded_at": now, "evidence": _evidence(event)}
         for channel, granted in event.consent.items():
-            set_consent(session, profile.id, channel, granted, f"event:{event.id}", at, known)
+            source = f"event:{event.id}"
+            set_consent(session, profile.id, channel, granted, source, at, known, **proof)
         if event.type == "consent.updated" and not any(
             c.granted
             for c in session.scalars(select(Consent).where(Consent.profile_id == profile.id))
         ):
             for cart in open_carts(session, profile.id):
                 applied.exits.append((cart.id, "unsubscribed"))
+    if merged:  # two journeys may now run for one intent: the later joins the earlier
+        join_same_intent(session, profile.id, now)
     if event.session_id:
         _touch_session(session, profile.id, event.session_id, at)
 
@@ -86,3 +91,10 @@ def _touch_session(session: Session, profile_id: str, session_id: str, at: datet
         )
     elif at > row.last_seen_at:
         row.last_seen_at = at
+
+
+def _evidence(event: Event) -> str:
+    """What the consent came through: the event's type and, when its producer says,
+    where (an SMS reply's keyword, a checkbox's wording: the event's ``source``)."""
+    said = (event.model_extra or {}).get("source")
+    return f"{event.type}; {said}"[:2000] if said else event.type

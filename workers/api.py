@@ -49,6 +49,7 @@ from cartflow.workers.doors.shopify import add_shopify_routes
 from cartflow.workers.doors.woocommerce import add_woocommerce_routes
 from cartflow.workers.group_commit import GroupCommit
 from cartflow.workers.openapi import OPERATION, RESPONSES, describe
+from cartflow.workers.profile_consent import add_profile_routes
 from cartflow.workers.settings import Settings
 from cartflow.workers.shopper_links import (
     add_inbound_route,
@@ -238,7 +239,8 @@ def create_app(
                 [{"loc": "body", "msg": _json_reason(exc)}],
             )
         try:
-            events = parse_events(body)
+            region = engine.configs.current.settings.defaults.phone_region
+            events = parse_events(body, phone_region=region)
         except EventError as exc:
             return _problem(422, "invalid event(s)", exc.errors)
         try:
@@ -311,6 +313,7 @@ def create_app(
 
     add_messenger_link_route(app, engine, authorised)  # t.me/<bot>?start=<token>
     add_reply_routes(app, engine, authorised)  # support answered a shopper's reply
+    add_profile_routes(app, engine, authorised)  # consent and its proof, for ops
     add_inbound_route(app, engine, storing, read)  # SMS and messenger replies: STOP, START
     doors = door_secrets or {}
     add_shopify_routes(app, engine, storing, read, doors.get("shopify"))  # docs/doors.md

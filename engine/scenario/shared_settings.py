@@ -48,6 +48,13 @@ class Defaults(Strict):
         description="Channels quiet hours apply to (email has none by default).",
         examples=[["push", "sms", "messenger"]],
     )
+    phone_region: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z]{2}$",
+        description="Country (ISO 3166 alpha-2) of phone numbers sent without a country "
+        "code; unset: such numbers are refused.",
+        examples=["RU"],
+    )
     browsing_grace: Duration = Field(
         default=timedelta(minutes=10),
         description='A visitor seen this recently is "still browsing": reminders wait.',

@@ -1,5 +1,5 @@
 """Tables of the shopper: the profile, the ids the shop knows them by, their contact points,
-consent per channel, and their visits (sessions)."""
+consent per channel and its proof log, and their visits (sessions)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     ForeignKey,
+    Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -70,6 +72,26 @@ class Consent(Base):
     granted: Mapped[bool] = mapped_column(Boolean)
     source: Mapped[str] = mapped_column(String(200))
     updated_at: Mapped[datetime]
+
+
+class ConsentLog(Base):
+    """Every consent change as it came, append-only, kept for proof (the sender must
+    show consent: 38-FZ art. 18): who, which channel, granted or withdrawn, where it came
+    from (``source``: ``event:<id>``, ``provider:…``, ``link:…``, ``import:…``), when it
+    happened (``at``) and was recorded, the text or channel it came through (``evidence``)
+    and whether a newer answer already stood (``superseded``: logged, not applied)."""
+
+    __tablename__ = "consent_log"
+    __table_args__ = (Index("ix_consent_log_profile", "profile_id", "at"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    profile_id: Mapped[str] = mapped_column(ForeignKey("profiles.id"))
+    channel: Mapped[str] = mapped_column(String(20))
+    granted: Mapped[bool] = mapped_column(Boolean)
+    source: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime]
+    recorded_at: Mapped[datetime]
+    evidence: Mapped[str | None] = mapped_column(Text)
+    superseded: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Session(Base):

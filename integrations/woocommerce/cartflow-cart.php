@@ -69,6 +69,7 @@ function cartflow_send_cart() {
 		array(
 			'email'      => $customer ? $customer->get_billing_email() : '',
 			'phone'      => $customer ? $customer->get_billing_phone() : '',
+			'country'    => $customer ? $customer->get_billing_country() : '',
 			'first_name' => $customer ? $customer->get_billing_first_name() : '',
 			'locale'     => strtok( determine_locale(), '_' ),
 		)

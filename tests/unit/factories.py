@@ -105,16 +105,17 @@ def shopper(
     customer: str = "cust_1",
     anonymous: str | None = None,
     cart_id: str = "cart_1",
+    items: list[dict[str, Any]] | None = None,
 ) -> Event:
-    """A ``cart.updated`` (:data:`ITEMS`: 2 items, 9 980 RUB) from ``customer``, with an
-    email, a push token (and ``phone``) and consent on every channel;
+    """A ``cart.updated`` (``items``, default :data:`ITEMS`: 2 items, 9 980 RUB) from
+    ``customer``, with an email, a push token (and ``phone``) and consent on every channel;
     ``timezone=None`` leaves the profile without a time zone."""
     contact: dict[str, Any] = {"email": f"{customer}@example.com", "push_token": f"tok-{customer}"}
     contact.update(locale="ru", timezone=timezone, phone=phone)
     return event(
         "cart.updated",
         at,
-        cart={"id": cart_id, "currency": "RUB", "items": ITEMS},
+        cart={"id": cart_id, "currency": "RUB", "items": ITEMS if items is None else items},
         contact={k: v for k, v in contact.items() if v is not None},
         consent=CONSENT,
         customer_id=customer,

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from cartflow.engine.contact_points import shop_phone
 from cartflow.workers.doors.drafts import Draft, Unmappable, text_id
 
 #: Shopify's marketing consent states (``email_marketing_consent.state``,
@@ -139,7 +140,7 @@ def checkout(payload: dict[str, Any]) -> list[Draft] | str:
     email, email_from = _first(payload, customer, "email")
     phone, phone_from = _first(payload, customer, "phone")
     draft.put("contact.email", email, email_from)
-    draft.put("contact.phone", phone, phone_from)
+    draft.put("contact.phone", shop_phone(phone, _country(payload, customer)), phone_from)
     draft.put("contact.first_name", _text(customer.get("first_name")), "customer.first_name")
     draft.put("contact.locale", _text(payload.get("customer_locale")), "customer_locale")
     consent = consent_of(customer, "customer.")
@@ -213,7 +214,8 @@ def customer_consent(payload: dict[str, Any]) -> list[Draft] | str:
     draft.put("at", stamp or payload.get("updated_at"), "updated_at")
     email = _text(payload.get("email")) or _text(payload.get("email_address"))
     draft.put("contact.email", email, "email")
-    draft.put("contact.phone", _text(payload.get("phone")), "phone")
+    phone = shop_phone(_text(payload.get("phone")), _country(payload, payload))
+    draft.put("contact.phone", phone, "phone")
     _put_consent(draft, consent)
     return [draft]
 
@@ -231,3 +233,17 @@ TOPICS: dict[str, Mapper] = {
     "customers_email_marketing_consent/update": customer_consent,
     "customers_marketing_consent/update": customer_consent,
 }
+
+
+def _country(payload: dict[str, Any], customer: dict[str, Any]) -> object:
+    """The shopper's country code (billing, else shipping, else the customer's address):
+    the country of a phone given without one."""
+    for holder, key in (
+        (payload, "billing_address"),
+        (payload, "shipping_address"),
+        (customer, "default_address"),
+    ):
+        address = holder.get(key)
+        if isinstance(address, dict) and address.get("country_code"):
+            return address.get("country_code")
+    return None

@@ -25,6 +25,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from cartflow.engine.contact_points import shop_phone
 from cartflow.engine.service import Engine
 from cartflow.workers.doors.drafts import Draft, Unmappable, finish, gmt, text_id
 from cartflow.workers.doors.intake import (
@@ -112,7 +113,8 @@ def order(payload: dict[str, Any]) -> list[Draft] | str:
     if isinstance(coupons, list) and coupons and isinstance(coupons[0], dict):
         draft.put("order.discount_code", _text(coupons[0].get("code")), "coupon_lines.0.code")
     draft.put("contact.email", _text(billing.get("email")), "billing.email")
-    draft.put("contact.phone", _text(billing.get("phone")), "billing.phone")
+    phone = shop_phone(_text(billing.get("phone")), billing.get("country"))
+    draft.put("contact.phone", phone, "billing.phone")
     draft.put("contact.first_name", _text(billing.get("first_name")), "billing.first_name")
     return [draft]
 

@@ -141,8 +141,10 @@ def test_caps_hold_across_two_carts_of_the_same_shopper(world: World, gap: timed
     # Given a cap of 2 per 6h, three emails per journey and no re-entry cooldown
     run = world(THREE_EMAILS.format(staleness="24h", extra=""), TWO_PER_6H)
 
-    # When the same shopper abandons two carts (an hour apart, or at the same moment)
-    run.play([shopper(T0), shopper(T0 + gap, cart_id="cart_2")], 2 * DAY)
+    # When the same shopper abandons two carts (an hour apart, or at the same moment) with
+    # different items (the same items would be one intent: one journey)
+    other = [{"sku": "SKU-2", "price": 100}]
+    run.play([shopper(T0), shopper(T0 + gap, cart_id="cart_2", items=other)], 2 * DAY)
 
     # Then both carts got a journey and all six emails went out eventually ...
     assert sorted(j.cart_id for j in journeys(run.db)) == ["cart_1", "cart_2"]

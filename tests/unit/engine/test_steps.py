@@ -527,8 +527,12 @@ def test_sms_cap_defers_a_second_sms_by_24_hours(
     # Given a scenario that sends one SMS 3h after abandonment, with no re-entry cooldown
     sim = _engine_for(SMS_ONLY % "", tmp_path, db, clock, recorder)
 
-    # When the shopper abandons two carts an hour apart
-    sim.feed([cart_updated(T0, cart_id="cart_1"), cart_updated(T0 + HOUR, cart_id="cart_2")])
+    # When the shopper abandons two carts an hour apart, with different items (the same
+    # items would be the same intent: one journey)
+    other = [{"sku": "SKU-2", "price": 100}]
+    sim.feed(
+        [cart_updated(T0, cart_id="cart_1"), cart_updated(T0 + HOUR, cart_id="cart_2", items=other)]
+    )
     sim.run_until(T0 + timedelta(days=3))
 
     # Then the second SMS waited until 24h after the first (cap sms 1/24h)
@@ -546,8 +550,12 @@ def test_sms_cap_with_on_cap_skip_skips_the_second_sms(
     # Given the same scenario, but a cap makes the step skip instead of waiting
     sim = _engine_for(SMS_ONLY % ", on_cap: skip", tmp_path, db, clock, recorder)
 
-    # When the shopper abandons two carts an hour apart
-    sim.feed([cart_updated(T0, cart_id="cart_1"), cart_updated(T0 + HOUR, cart_id="cart_2")])
+    # When the shopper abandons two carts an hour apart, with different items (the same
+    # items would be the same intent: one journey)
+    other = [{"sku": "SKU-2", "price": 100}]
+    sim.feed(
+        [cart_updated(T0, cart_id="cart_1"), cart_updated(T0 + HOUR, cart_id="cart_2", items=other)]
+    )
     sim.run_until(T0 + timedelta(days=3))
 
     # Then only one SMS goes out, and the skip is explained
