@@ -1,7 +1,7 @@
 """consent_log: every consent change as it came, append-only, kept for proof
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 from cartflow.engine.store.models import UTCDateTime
 
 revision = "0012"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
