@@ -14,6 +14,7 @@ import phonenumbers
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from cartflow.engine import browsing
 from cartflow.engine.events import Event
 from cartflow.engine.locks import PROFILE_LOCK
 from cartflow.engine.store.models import (
@@ -70,6 +71,7 @@ def resolve_profile(session: Session, event: Event, now: datetime) -> Profile:
 
 
 def _merge(session: Session, *, source: Profile, target: Profile, now: datetime) -> None:
+    browsing.move(session, source.id, target.id)  # recently viewed and carted join
     for model in (Cart, VisitSession, Journey, Delivery):
         session.execute(
             update(model).where(model.profile_id == source.id).values(profile_id=target.id)

@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cartflow.engine.browsing import apply_browsing
+
 # An ``X as X`` import re-exports a name defined here before (still imported from here).
 from cartflow.engine.carts import BOOKKEEPING_ATTRIBUTES as BOOKKEEPING_ATTRIBUTES
 from cartflow.engine.carts import apply_cart, apply_checkout, apply_order, open_carts
@@ -65,6 +67,7 @@ def apply_event(session: Session, event: Event, *, now: datetime, idle: timedelt
     if event.session_id:
         _touch_session(session, profile.id, event.session_id, at)
 
+    apply_browsing(session, profile.id, event, at)
     if event.type == "cart.updated":
         assert event.cart is not None
         apply_cart(session, profile, event, at, now, idle, applied.exits)
