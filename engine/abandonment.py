@@ -39,10 +39,11 @@ def on_idle_timer(session: Session, config: Config, cart_id: str, now: datetime)
     assert profile is not None
     quiet_since = max(cart.last_activity_at, profile.last_seen_at or cart.last_activity_at)
     idle_for = now - quiet_since
-    eligible = [s for s in config.scenarios if s.model.trigger.idle <= idle_for]
-    waiting = sorted(
-        s.model.trigger.idle for s in config.scenarios if s.model.trigger.idle > idle_for
-    )
+    fitting = [s for s in config.scenarios if s.model.trigger.applies_to(cart.checkout_step)]
+    eligible = [s for s in fitting if s.model.trigger.idle <= idle_for]
+    waiting = sorted(s.model.trigger.idle for s in fitting if s.model.trigger.idle > idle_for)
+    if not fitting:
+        return None  # no scenario for this cart (e.g. only checkout ones, never in checkout)
     if not eligible:
         shortest = shortest_idle(config)
         return quiet_since + (waiting[0] if waiting else shortest)

@@ -65,6 +65,7 @@ def cart_view(cart: Cart) -> dict[str, Any]:
             "url": cart.url,
             "status": cart.status,
             "created_at": cart.created_at,
+            "checkout_step": cart.checkout_step,
         },
     )
 

@@ -133,6 +133,7 @@ CART = record(
     url=text("the link back to the cart", nullable=True),
     status=text("active, abandoned, ordered or emptied"),
     created_at=time("when the cart was first seen"),
+    checkout_step=text("the last checkout step reached, e.g. payment", nullable=True),
 )
 PRODUCT = record(
     "a product the shopper looked at or carted, newest first",

@@ -72,7 +72,9 @@ def apply_event(session: Session, event: Event, *, now: datetime, idle: timedelt
         assert event.cart is not None
         apply_cart(session, profile, event, at, now, idle, applied.exits)
     elif event.type == "checkout.started":
-        apply_checkout(session, profile.id, event.cart.id if event.cart else None, at, idle)
+        cart_id = event.cart.id if event.cart else None
+        step = event.checkout.step if event.checkout else None
+        apply_checkout(session, profile.id, cart_id, at, idle, step)
     elif event.type == "order.completed":
         assert event.order is not None
         apply_order(session, profile, event, at, now, applied.exits)

@@ -41,6 +41,10 @@ class Cart(Base):
     abandoned_at: Mapped[datetime | None]
     order_id: Mapped[str | None] = mapped_column(String(200))
     ordered_at: Mapped[datetime | None]
+    #: The last checkout step the shopper reached (``checkout.started``'s ``checkout.step``)
+    #: and that event's time: an older step arriving late does not replace a newer one.
+    checkout_step: Mapped[str | None] = mapped_column(String(200))
+    checkout_step_at: Mapped[datetime | None]
 
 
 class Journey(Base):

@@ -1,4 +1,4 @@
-"""browsing: the products each shopper recently viewed and carted
+"""browsing: the products each shopper recently viewed and carted, a cart's checkout step
 
 Revision ID: 0014
 Revises: 0010
@@ -36,7 +36,13 @@ def upgrade() -> None:
         "ix_recent_products_newest", "recent_products", ["profile_id", "kind", "seen_at"]
     )
 
+    op.add_column("carts", sa.Column("checkout_step", sa.String(200)))
+    op.add_column("carts", sa.Column("checkout_step_at", UTCDateTime(timezone=True)))
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("carts") as batch:
+        batch.drop_column("checkout_step_at")
+        batch.drop_column("checkout_step")
     op.drop_index("ix_recent_products_newest", table_name="recent_products")
     op.drop_table("recent_products")
