@@ -66,6 +66,7 @@ def cart_view(cart: Cart) -> dict[str, Any]:
             "status": cart.status,
             "created_at": cart.created_at,
             "checkout_step": cart.checkout_step,
+            "kind": cart.kind,
         },
     )
 

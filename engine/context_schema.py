@@ -131,9 +131,13 @@ CART = record(
     item_count=number("how many items (quantities added up)"),
     items=Type(Kind.LIST, "the lines of the cart", element=ITEM),
     url=text("the link back to the cart", nullable=True),
-    status=text("active, abandoned, ordered or emptied"),
+    status=text("active, abandoned, ordered or emptied (a browse cart: or superseded)"),
     created_at=time("when the cart was first seen"),
     checkout_step=text("the last checkout step reached, e.g. payment", nullable=True),
+    kind=text(
+        "cart, or browse: the products a shopper viewed without carting any "
+        "(a browse.abandoned journey; value adds up their prices)"
+    ),
 )
 PRODUCT = record(
     "a product the shopper looked at or carted, newest first",

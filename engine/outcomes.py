@@ -35,6 +35,11 @@ class Outcome(StrEnum):
     CHECKED = "checked"  # an idle check ran
 
 
+#: The exit reason of a browse-abandonment journey that a cart took over: the shopper
+#: carted something, or a cart journey started for the same person
+#: (:mod:`cartflow.engine.browse_abandonment`). No browse message leaves after it.
+SUPERSEDED = "superseded"
+
 #: The outcomes a guard can answer with.
 VERDICTS = frozenset({Outcome.DEFERRED, Outcome.SKIPPED, Outcome.EXITED})
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cartflow.engine.browse_abandonment import apply_browse
 from cartflow.engine.browsing import apply_browsing
 
 # An ``X as X`` import re-exports a name defined here before (still imported from here).
@@ -68,6 +69,7 @@ def apply_event(session: Session, event: Event, *, now: datetime, idle: timedelt
         _touch_session(session, profile.id, event.session_id, at)
 
     apply_browsing(session, profile.id, event, at)
+    apply_browse(session, profile.id, event, at, idle, applied.exits)
     if event.type == "cart.updated":
         assert event.cart is not None
         apply_cart(session, profile, event, at, now, idle, applied.exits)

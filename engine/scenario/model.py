@@ -47,17 +47,19 @@ CHANNEL_NAMES = CHANNELS
 EXIT_EVENTS = ("order.completed", "cart.emptied", "unsubscribed", "cart.updated")
 
 
-#: What a trigger may start on: any abandoned cart, or one abandoned in checkout.
-TRIGGER_EVENTS = ("cart.abandoned", "checkout.abandoned")
+#: What a trigger may start on: any abandoned cart, one abandoned in checkout, or
+#: browsing without carting anything.
+TRIGGER_EVENTS = ("cart.abandoned", "checkout.abandoned", "browse.abandoned")
 
 
 class Trigger(Strict):
     """When a cart enters the scenario."""
 
-    on: Literal["cart.abandoned", "checkout.abandoned"] = Field(
+    on: Literal["cart.abandoned", "checkout.abandoned", "browse.abandoned"] = Field(
         default="cart.abandoned",
-        description="The event that starts a journey: cart.abandoned (any idle cart) or "
-        "checkout.abandoned (a cart whose shopper reached checkout and stopped there).",
+        description="The event that starts a journey: cart.abandoned (any idle cart), "
+        "checkout.abandoned (a cart whose shopper reached checkout and stopped there) or "
+        "browse.abandoned (a shopper who viewed products, carted nothing and went idle).",
     )
     idle: Duration = Field(
         default=timedelta(minutes=30),
@@ -83,9 +85,12 @@ class Trigger(Strict):
             raise ValueError("steps only go with 'on: checkout.abandoned'")
         return value
 
-    def applies_to(self, checkout_step: str | None) -> bool:
-        """Whether a cart stopped at ``checkout_step`` (None: never in checkout) fits."""
-        if self.on == "cart.abandoned":
+    def applies_to(self, checkout_step: str | None, kind: str = "cart") -> bool:
+        """Whether a cart of ``kind`` (``cart`` or ``browse``) stopped at
+        ``checkout_step`` (None: never in checkout) fits."""
+        if (self.on == "browse.abandoned") != (kind == "browse"):
+            return False
+        if self.on in ("cart.abandoned", "browse.abandoned"):
             return True
         return checkout_step is not None and (not self.steps or checkout_step in self.steps)
 

@@ -28,7 +28,11 @@ class Cart(Base):
     __tablename__ = "carts"
     id: Mapped[str] = mapped_column(String(200), primary_key=True)
     profile_id: Mapped[str] = mapped_column(ForeignKey("profiles.id"), index=True)
-    status: Mapped[str] = mapped_column(String(20))  # active | abandoned | ordered | emptied
+    #: ``cart`` (the shop's) or ``browse`` (a pseudo-cart of the products a shopper viewed
+    #: without carting anything: :mod:`cartflow.engine.browse_abandonment`).
+    kind: Mapped[str] = mapped_column(String(10), default="cart", server_default="cart")
+    #: active | abandoned | ordered | emptied; a browse cart may also be superseded
+    status: Mapped[str] = mapped_column(String(20))
     currency: Mapped[str] = mapped_column(String(3))
     url: Mapped[str | None] = mapped_column(String(2000))
     items: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)

@@ -1,4 +1,5 @@
-"""browsing: the products each shopper recently viewed and carted, a cart's checkout step
+"""browsing: the products each shopper recently viewed and carted, a cart's checkout step,
+browse pseudo-carts (carts.kind)
 
 Revision ID: 0014
 Revises: 0010
@@ -38,10 +39,12 @@ def upgrade() -> None:
 
     op.add_column("carts", sa.Column("checkout_step", sa.String(200)))
     op.add_column("carts", sa.Column("checkout_step_at", UTCDateTime(timezone=True)))
+    op.add_column("carts", sa.Column("kind", sa.String(10), nullable=False, server_default="cart"))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("carts") as batch:
+        batch.drop_column("kind")
         batch.drop_column("checkout_step_at")
         batch.drop_column("checkout_step")
     op.drop_index("ix_recent_products_newest", table_name="recent_products")
