@@ -14,6 +14,7 @@ from sqlalchemy import select
 from cartflow.engine.browse_abandonment import browse_cart_id
 from cartflow.engine.outcomes import SUPERSEDED
 from cartflow.engine.scenario.loader import Config
+from cartflow.engine.simulation import Simulation
 from cartflow.engine.store import Database, Profile
 
 from ..factories import (
@@ -178,3 +179,14 @@ def test_a_browse_cart_leaves_when_real_carts_are_first_checked(
     from cartflow.engine.abandonment import shortest_idle
 
     assert shortest_idle(config) == 30 * MINUTE
+
+
+def test_the_shipped_browse_scenario_fires(sim: Simulation, db: Database, recorder: Any) -> None:
+    # Given the shipped configuration and a shopper who looked at one product, with stock
+    sim.feed([viewed(T0, "SKU-7", stock=1)])
+    # When two hours pass (idle 1h, the push after 1h, inside 10:00-20:00 Moscow)
+    sim.run_until(T0 + 3 * HOUR)
+    # Then she entered browse_abandoned and got its push, with the honest stock
+    assert [j.scenario for j in journeys(db)] == ["browse_abandoned"]
+    [push] = recorder.sent
+    assert push.channel == "push" and "Осталось 1 шт." in push.parts["body"]
