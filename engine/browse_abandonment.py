@@ -11,7 +11,8 @@ caps, consent, holdout, re-entry and priority work as for any cart.
 Carting beats browsing: the moment a shopper carts something, the browse cart is
 ``superseded`` and its journey ends with reason ``superseded``
 (:data:`cartflow.engine.outcomes.SUPERSEDED`); a cart journey that starts for the same
-person ends it too (:func:`supersede`). An order ends it (``order.completed``). A view
+person ends it too (:func:`supersede`). An order ends it (``order.completed``; the browse
+cart is then ``closed``, never ``ordered``: order counts read ordered carts). A view
 after that, while the shopper has no open cart with items, opens browsing again.
 """
 
@@ -75,7 +76,8 @@ def apply_browse(
     elif event.type == "cart.updated" and event.cart is not None and event.cart.items:
         _close(session, profile_id, SUPERSEDED, at, exits)
     elif event.type == "order.completed":
-        _close(session, profile_id, "ordered", at, exits)
+        # closed, not ordered: a browse cart is no order (order counts read ordered carts)
+        _close(session, profile_id, "closed", at, exits)
 
 
 def _viewed(session: Session, profile_id: str, at: datetime, idle: timedelta) -> None:

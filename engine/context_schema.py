@@ -131,7 +131,7 @@ CART = record(
     item_count=number("how many items (quantities added up)"),
     items=Type(Kind.LIST, "the lines of the cart", element=ITEM),
     url=text("the link back to the cart", nullable=True),
-    status=text("active, abandoned, ordered or emptied (a browse cart: or superseded)"),
+    status=text("active, abandoned, ordered or emptied (a browse cart: or superseded, closed)"),
     created_at=time("when the cart was first seen"),
     checkout_step=text("the last checkout step reached, e.g. payment", nullable=True),
     kind=text(

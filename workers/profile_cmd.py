@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime
+import logging
+import sys
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -18,6 +20,8 @@ from sqlalchemy.orm import Session
 
 from cartflow.engine.browsing import CARTED, VIEWED, recent
 from cartflow.engine.carts import BOOKKEEPING_ATTRIBUTES
+from cartflow.engine.context import FAILED, build_context
+from cartflow.engine.scenario.loader import Config, ConfigError, load_config
 from cartflow.engine.store.models import Cart, Contact, Delivery, Identity, Journey, Profile
 from cartflow.workers.errors import CliError
 
@@ -54,7 +58,39 @@ def find_profile(session: Session, key: str) -> Profile | None:
     return profile
 
 
-def describe(session: Session, profile: Profile, *, show_pii: bool) -> dict[str, Any]:
+def evaluated_segments(
+    session: Session, config: Config | None, profile: Profile, now: datetime
+) -> dict[str, Any]:
+    """The segments of the loaded configuration evaluated as the engine does
+    (:func:`~cartflow.engine.context.build_context`) for the profile's latest cart; none
+    without a cart or a configuration. A segment that cannot be evaluated is listed with
+    its reason (the engine counts it out: fail closed)."""
+    cart = session.scalar(
+        select(Cart)
+        .where(Cart.profile_id == profile.id)
+        .order_by(Cart.last_activity_at.desc(), Cart.id)
+        .limit(1)
+    )
+    if config is None or cart is None:
+        why = "no configuration loaded" if config is None else "no cart to evaluate them on"
+        return {"cart": None, "in": [], "failed": [], "note": why}
+    context = build_context(session, config, profile, cart, now)
+    return {
+        "cart": cart.id,
+        "in": sorted(context["segments"]),
+        "failed": [{"segment": f.which, "reason": f.describe()} for f in context[FAILED]],
+        "note": None,
+    }
+
+
+def describe(
+    session: Session,
+    profile: Profile,
+    *,
+    show_pii: bool,
+    config: Config | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
     """Everything ``cartflow profile`` shows, as plain data."""
     identities = session.execute(
         select(Identity.kind, Identity.value).where(Identity.profile_id == profile.id)
@@ -91,7 +127,13 @@ def describe(session: Session, profile: Profile, *, show_pii: bool) -> dict[str,
         )
     ]
     carts = [
-        {"id": c.id, "status": c.status, "value": float(c.value), "currency": c.currency}
+        {
+            "id": c.id,
+            "kind": c.kind,
+            "status": c.status,
+            "value": float(c.value),
+            "currency": c.currency,
+        }
         for c in session.scalars(select(Cart).where(Cart.profile_id == profile.id))
     ]
     features = {
@@ -108,8 +150,8 @@ def describe(session: Session, profile: Profile, *, show_pii: bool) -> dict[str,
         },
         "identities": {kind: value for kind, value in identities},
         "features": features,
-        # segments kept on the profile by the features, when there are any
-        "segments": sorted(features.get("segments", []) or []),
+        # the configuration's segments, evaluated on the latest cart as the engine would
+        "segments": evaluated_segments(session, config, profile, now or datetime.now(tz=UTC)),
         "contacts": contacts,
         "carts": carts,
         "journeys": journeys,
@@ -124,15 +166,22 @@ def _plain(value: Any) -> Any:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
+    from cartflow.providers.registry import validators
+    from cartflow.workers.logs import configure
     from cartflow.workers.tools import _db
 
+    configure("console", logging.WARNING, stream=sys.stderr)  # stdout is the answer
+    try:
+        config: Config | None = load_config(args.config, provider_types=validators())
+    except (ConfigError, OSError):
+        config = None  # the rest is still worth seeing; segments say why they are missing
     db = _db()
     try:
         with db.sessions() as session:
             profile = find_profile(session, args.id)
             if profile is None:
                 raise UnknownProfile(f"no profile, customer id or anonymous id {args.id!r}")
-            shown = describe(session, profile, show_pii=args.show_pii)
+            shown = describe(session, profile, show_pii=args.show_pii, config=config)
     finally:
         db.dispose()
     if args.json:
@@ -144,7 +193,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
     for contact in shown["contacts"]:
         print(f"  {contact['channel']}: {contact['address']}")
     print(f"features: {json.dumps(shown['features'], default=_plain, ensure_ascii=False)}")
-    print(f"segments: {', '.join(shown['segments']) or '-'}")
+    segments = shown["segments"]
+    where = f" (on cart {segments['cart']})" if segments["cart"] else f" ({segments['note']})"
+    print(f"segments: {', '.join(segments['in']) or '-'}{where}")
+    for failed in segments["failed"]:
+        print(f"  segment {failed['segment']} not evaluated: {failed['reason']}")
     for j in shown["journeys"]:
         print(f"journey {j['scenario']} {j['status']} step {j['step']} {j['reason'] or ''}")
     for d in shown["deliveries"]:

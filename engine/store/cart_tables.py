@@ -31,7 +31,8 @@ class Cart(Base):
     #: ``cart`` (the shop's) or ``browse`` (a pseudo-cart of the products a shopper viewed
     #: without carting anything: :mod:`cartflow.engine.browse_abandonment`).
     kind: Mapped[str] = mapped_column(String(10), default="cart", server_default="cart")
-    #: active | abandoned | ordered | emptied; a browse cart may also be superseded
+    #: active | abandoned | ordered | emptied; a browse cart: active | abandoned |
+    #: superseded | closed (by an order)
     status: Mapped[str] = mapped_column(String(20))
     currency: Mapped[str] = mapped_column(String(3))
     url: Mapped[str | None] = mapped_column(String(2000))

@@ -76,3 +76,41 @@ def test_an_unknown_id_is_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
 )
 def test_mask(channel: str, address: str, shown: str) -> None:
     assert mask(channel, address) == shown
+
+
+SEGMENTS = """\
+segments:
+  everyone: "cart.value > 0"
+  nobody: "cart.value < 0"
+  broken: "cart.value / 0 > 1"
+"""
+
+
+def test_segments_are_evaluated_against_the_loaded_configuration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a configuration whose segments hold, do not hold, and cannot be evaluated
+    from ..factories import SETTINGS_YAML, write_config
+
+    settings = SETTINGS_YAML.format(templates=tmp_path / "templates") + SEGMENTS
+    write_config(tmp_path, (ROOT / "scenarios" / "abandoned_cart.yaml").read_text(), settings)
+    # When the profile is shown with it
+    config = str(tmp_path / "scenarios.yaml")
+    assert main(["profile", "cust_anna", "--json", "--config", config]) == 0
+    segments = json.loads(capsys.readouterr().out)["segments"]
+    # Then they are evaluated on her latest cart, the broken one said so (and counted out)
+    assert segments["cart"] and segments["in"] == ["everyone"]
+    assert [f["segment"] for f in segments["failed"]] == ["broken"]
+    assert "ZeroDivisionError" in segments["failed"][0]["reason"]
+    # and the text output names the cart they were evaluated on
+    assert main(["profile", "cust_anna", "--config", config]) == 0
+    out = capsys.readouterr().out
+    assert f"segments: everyone (on cart {segments['cart']})" in out
+    assert "segment broken not evaluated" in out
+
+
+def test_without_a_configuration_segments_say_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["profile", "cust_anna", "--config", str(tmp_path / "none.yaml")]) == 0
+    assert "segments: - (no configuration loaded)" in capsys.readouterr().out
