@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -161,23 +162,37 @@ def describe(
     }
 
 
+@contextmanager
+def _logs_to_stderr() -> Iterator[None]:
+    """Warnings (a segment that cannot be evaluated) go to stderr: stdout is the answer.
+    The logging set up before is back afterwards."""
+    import structlog
+
+    from cartflow.workers.logs import configure
+
+    before = structlog.get_config()
+    configure("console", logging.WARNING)
+    try:
+        yield
+    finally:
+        structlog.configure(**before)
+
+
 def _plain(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
     from cartflow.providers.registry import validators
-    from cartflow.workers.logs import configure
     from cartflow.workers.tools import _db
 
-    configure("console", logging.WARNING, stream=sys.stderr)  # stdout is the answer
     try:
         config: Config | None = load_config(args.config, provider_types=validators())
     except (ConfigError, OSError):
         config = None  # the rest is still worth seeing; segments say why they are missing
     db = _db()
     try:
-        with db.sessions() as session:
+        with db.sessions() as session, _logs_to_stderr():
             profile = find_profile(session, args.id)
             if profile is None:
                 raise UnknownProfile(f"no profile, customer id or anonymous id {args.id!r}")
