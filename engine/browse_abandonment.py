@@ -107,6 +107,10 @@ def _viewed(session: Session, profile_id: str, at: datetime, idle: timedelta) ->
         if at <= cart.snapshot_at:
             return  # a late view from before it was closed opens nothing
         cart.status, cart.created_at, cart.abandoned_at = "active", at, None
+    elif (
+        cart.status == "abandoned" and at > cart.last_activity_at and not _in_journey(session, cart)
+    ):
+        cart.status = "active"  # its journey is over: a new visit may start another
     cart.items = [{k: v for k, v in item.items() if k != "currency"} for item in items]
     cart.item_count = len(items)
     cart.value = sum((Decimal(str(item["price"])) for item in items), Decimal(0))
@@ -116,6 +120,15 @@ def _viewed(session: Session, profile_id: str, at: datetime, idle: timedelta) ->
         cart.last_activity_at = at
     if cart.status == "active":
         set_timer(session, CART_IDLE, cart.id, cart.last_activity_at + idle)
+
+
+def _in_journey(session: Session, cart: Cart) -> bool:
+    return (
+        session.scalar(
+            select(Journey.id).where(Journey.cart_id == cart.id, Journey.status == "active")
+        )
+        is not None
+    )
 
 
 def _items(session: Session, profile_id: str) -> list[dict[str, Any]]:

@@ -171,6 +171,22 @@ def test_a_view_after_the_order_opens_browsing_again(config: Config, db: Databas
     assert [j.scenario for j in journeys(db)] == ["browse_test"]
 
 
+def test_a_new_visit_after_the_browse_journey_ended_may_start_another(
+    config: Config, db: Database
+) -> None:
+    # Given a browse journey that ran to its end (two pushes, then done)
+    run = Run.start(config, db)
+    run.play([viewed(T0)], until=7 * HOUR)
+    [first] = journeys(db)
+    assert first.status == "completed"
+    # When she comes back after the re-entry cooldown (7d) and browses again
+    back = T0 + timedelta(days=8)
+    run.sim.run_until(back)
+    run.play([viewed(back, "E")], until=2 * HOUR)
+    # Then a second browse journey starts
+    assert [j.scenario for j in journeys(db)] == ["browse_test", "browse_test"]
+
+
 def test_a_browse_cart_leaves_when_real_carts_are_first_checked(
     config: Config, db: Database
 ) -> None:
