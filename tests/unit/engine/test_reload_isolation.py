@@ -104,9 +104,7 @@ def test_a_check_that_does_not_finish_in_time_is_stopped_and_the_change_refused(
     # Given a live configuration, checked with a limit no load can meet (50 ms: the
     # checking process cannot even start Python in that time; it stands for a change
     # that would run for ever)
-    configs = ConfigHolder.from_path(
-        config_path, validators(), check=CountingCheck(seconds=0.05)
-    )
+    configs = ConfigHolder.from_path(config_path, validators(), check=CountingCheck(seconds=0.05))
     live = configs.current.version
     CHILDREN.clear()
 
