@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cartflow.engine.browse_abandonment import BROWSE, has_open_cart, supersede
 from cartflow.engine.condition_failures import ConditionKind, Failed, evaluate
 from cartflow.engine.context import FAILED, build_context
 from cartflow.engine.decisions import record, record_failures
@@ -24,9 +25,14 @@ from cartflow.engine.scenario.loader import CompiledScenario, Config
 from cartflow.engine.store.models import Cart, Journey, Profile
 from cartflow.engine.timing import format_duration
 
+#: The trigger of browse abandonment.
+BROWSE_ON = "browse.abandoned"
+
 
 def shortest_idle(config: Config) -> timedelta:
-    idles = [s.model.trigger.idle for s in config.scenarios]
+    """When a cart's idle timer first looks: the shortest idle of the cart triggers (a
+    browse cart looks then too, and waits for its own scenarios' idle from there)."""
+    idles = [s.model.trigger.idle for s in config.scenarios if s.model.trigger.on != BROWSE_ON]
     return min(idles) if idles else timedelta(minutes=30)
 
 
@@ -40,10 +46,16 @@ def on_idle_timer(session: Session, config: Config, cart_id: str, now: datetime)
     assert profile is not None
     quiet_since = max(cart.last_activity_at, profile.last_seen_at or cart.last_activity_at)
     idle_for = now - quiet_since
-    eligible = [s for s in config.scenarios if s.model.trigger.idle <= idle_for]
-    waiting = sorted(
-        s.model.trigger.idle for s in config.scenarios if s.model.trigger.idle > idle_for
-    )
+    if cart.kind == BROWSE and has_open_cart(session, cart.profile_id):
+        supersede(session, cart.profile_id, now)  # carted since: no browse journey
+        return None
+    fitting = [
+        s for s in config.scenarios if s.model.trigger.applies_to(cart.checkout_step, cart.kind)
+    ]
+    eligible = [s for s in fitting if s.model.trigger.idle <= idle_for]
+    waiting = sorted(s.model.trigger.idle for s in fitting if s.model.trigger.idle > idle_for)
+    if not fitting:
+        return None  # no scenario for this cart (e.g. only checkout ones, never in checkout)
     if not eligible:
         shortest = shortest_idle(config)
         return quiet_since + (waiting[0] if waiting else shortest)
@@ -86,6 +98,8 @@ def try_start(
     for scenario in eligible:
         refusal = _refusal(session, config, scenario, profile, context, now)
         if refusal is None:
+            if cart.kind != BROWSE:
+                supersede(session, profile.id, now)  # a cart journey beats a browse one
             return start_journey(session, config, scenario, cart, profile, now)
         reason, failed = refusal
         if failed:  # on record whatever else matches: the configuration needs fixing

@@ -47,10 +47,22 @@ def carts_of(session: Session, profile_id: str, cart_id: str | None) -> list[Car
 
 
 def apply_checkout(
-    session: Session, profile_id: str, cart_id: str | None, at: datetime, idle: timedelta
+    session: Session,
+    profile_id: str,
+    cart_id: str | None,
+    at: datetime,
+    idle: timedelta,
+    step: str | None = None,
 ) -> None:
-    """``checkout.started`` is activity on the cart (every open cart without a cart id)."""
+    """``checkout.started`` is activity on the cart (every open cart without a cart id);
+    its ``checkout.step`` is recorded as the cart's latest step, by event time."""
     for cart in carts_of(session, profile_id, cart_id):
+        if (
+            step
+            and cart.status != "ordered"
+            and (cart.checkout_step_at is None or at >= cart.checkout_step_at)
+        ):
+            cart.checkout_step, cart.checkout_step_at = step, at
         if cart.status in ("active", "abandoned") and at > cart.last_activity_at:
             cart.last_activity_at = at
             if cart.status == "active":

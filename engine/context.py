@@ -17,6 +17,7 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from cartflow.engine import context_schema as schema
+from cartflow.engine.browsing import CARTED, VIEWED, recent
 from cartflow.engine.carts import BOOKKEEPING_ATTRIBUTES
 from cartflow.engine.condition_failures import ConditionKind, Failed, evaluate
 from cartflow.engine.scenario.loader import Config
@@ -64,6 +65,8 @@ def cart_view(cart: Cart) -> dict[str, Any]:
             "url": cart.url,
             "status": cart.status,
             "created_at": cart.created_at,
+            "checkout_step": cart.checkout_step,
+            "kind": cart.kind,
         },
     )
 
@@ -103,11 +106,18 @@ def build_context(
         .order_by(VisitSession.last_seen_at.desc(), VisitSession.id)
         .limit(1)
     )
+    in_cart = [str(item.get("sku")) for item in cart.items or []]
     context: dict[str, Any] = {
         "cart": cart_view(cart),
         "visitor": schema.view(
             schema.VISITOR,
-            {"sessions": sessions, "last_seen_at": profile.last_seen_at, "is_known": known},
+            {
+                "sessions": sessions,
+                "last_seen_at": profile.last_seen_at,
+                "is_known": known,
+                "recently_viewed": recent(session, profile.id, VIEWED, in_cart),
+                "recently_carted": recent(session, profile.id, CARTED, in_cart),
+            },
             features,
         ),
         "customer": schema.view(

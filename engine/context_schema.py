@@ -131,8 +131,25 @@ CART = record(
     item_count=number("how many items (quantities added up)"),
     items=Type(Kind.LIST, "the lines of the cart", element=ITEM),
     url=text("the link back to the cart", nullable=True),
-    status=text("active, abandoned, ordered or emptied"),
+    status=text("active, abandoned, ordered or emptied (a browse cart: or superseded, closed)"),
     created_at=time("when the cart was first seen"),
+    checkout_step=text("the last checkout step reached, e.g. payment", nullable=True),
+    kind=text(
+        "cart, or browse: the products a shopper viewed without carting any "
+        "(a browse.abandoned journey; value adds up their prices)"
+    ),
+)
+PRODUCT = record(
+    "a product the shopper looked at or carted, newest first",
+    sku=text("the product's SKU"),
+    name=text("the product's name"),
+    price=number("the price of one, if the shop sent it", nullable=True),
+    currency=text("the price's currency", nullable=True),
+    url=text("the product's page", nullable=True),
+    image=text("the product's picture", nullable=True),
+    category=text("the product's category", nullable=True),
+    stock=number("how many are left, only when the shop sent it", nullable=True),
+    seen_at=time("when the shopper last viewed (or carted) it"),
 )
 VISITOR = record(
     "what the shopper did (features the shop adds later are there too)",
@@ -140,6 +157,12 @@ VISITOR = record(
     sessions=number("visits so far"),
     last_seen_at=time("the last activity", nullable=True),
     is_known=flag("whether the shop knows who this is (a customer id)"),
+    recently_viewed=Type(
+        Kind.LIST, "products viewed, newest first, not in the cart", element=PRODUCT
+    ),
+    recently_carted=Type(
+        Kind.LIST, "products carted before, newest first, not in the cart", element=PRODUCT
+    ),
 )
 CUSTOMER = record(
     "the shopper as a customer",

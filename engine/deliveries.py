@@ -191,7 +191,9 @@ def start_sending(
         )
         & ~exists(
             select(Cart.id).where(
-                Cart.id == delivery.cart_id, Cart.status.in_(("ordered", "emptied"))
+                # superseded: a browse cart the shopper's cart took over
+                Cart.id == delivery.cart_id,
+                Cart.status.in_(("ordered", "emptied", "superseded")),
             )
         )
         & stops.none_matching(

@@ -30,7 +30,7 @@ from sqlalchemy import select
 from cartflow.engine import stops
 from cartflow.engine.condition_failures import ConditionKind, Failed, evaluate
 from cartflow.engine.failover import tried_channels
-from cartflow.engine.outcomes import Outcome
+from cartflow.engine.outcomes import SUPERSEDED, Outcome
 from cartflow.engine.pacing import escalation, frequency_caps, send_window, still_browsing
 from cartflow.engine.replies import awaiting_support
 from cartflow.engine.step_check import Guard, StepCheck, Verdict, first_verdict, never_paused
@@ -41,6 +41,8 @@ __all__ = ["GUARDS", "Guard", "StepCheck", "Verdict", "never_paused", "run_guard
 
 
 def exit_conditions(check: StepCheck) -> Verdict | None:
+    if check.cart.status == SUPERSEDED:  # a browse cart the shopper's cart took over
+        return Verdict(Outcome.EXITED, SUPERSEDED)
     if check.cart.status == "ordered":
         return Verdict(Outcome.EXITED, "order.completed")
     if check.cart.status == "emptied" or not check.cart.items:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from cartflow.engine import deliveries
 from cartflow.engine.decisions import record
-from cartflow.engine.outcomes import Outcome
+from cartflow.engine.outcomes import SUPERSEDED, Outcome
 from cartflow.engine.profiles import new_id
 from cartflow.engine.scenario.loader import CompiledScenario, Config
 from cartflow.engine.store.models import Cart, Delivery, Identity, Journey, Profile
@@ -25,7 +25,8 @@ from cartflow.engine.timing import format_duration
 
 #: Exit reasons that end a journey whatever the scenario says: nothing after purchase,
 #: nothing about an empty cart, nothing to someone who withdrew every consent.
-ALWAYS_EXIT = frozenset({"order.completed", "cart.emptied", "unsubscribed"})
+#: A browse journey that a cart took over ends too (``superseded``).
+ALWAYS_EXIT = frozenset({"order.completed", "cart.emptied", "unsubscribed", SUPERSEDED})
 
 
 def stable_key(session: Session, profile: Profile) -> str:
@@ -79,7 +80,8 @@ def start_journey(
         session,
         now,
         Outcome.STARTED,
-        f"cart abandoned; {'holdout (control group)' if holdout else 'treatment'}",
+        f"{'browsing' if cart.kind == 'browse' else 'cart'} abandoned; "
+        f"{'holdout (control group)' if holdout else 'treatment'}",
         journey=journey,
     )
     schedule_step(session, scenario, journey, 0, now, previous_at=anchor)

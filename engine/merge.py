@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from cartflow.engine import browsing
 from cartflow.engine.store.models import (
     Cart,
     Consent,
@@ -34,6 +35,7 @@ _MOVED = (Cart, VisitSession, Journey, Delivery, ShopperReply, Decision, Consent
 
 
 def merge_profiles(session: Session, *, source: Profile, target: Profile, now: datetime) -> None:
+    browsing.move(session, source.id, target.id)  # recently viewed and carted join
     for model in _MOVED:
         session.execute(
             update(model)

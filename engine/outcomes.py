@@ -43,6 +43,11 @@ class Reason(StrEnum):
     SAME_INTENT = "same_intent"
 
 
+#: The exit reason of a browse-abandonment journey that a cart took over: the shopper
+#: carted something, or a cart journey started for the same person
+#: (:mod:`cartflow.engine.browse_abandonment`). No browse message leaves after it.
+SUPERSEDED = "superseded"
+
 #: The outcomes a guard can answer with.
 VERDICTS = frozenset({Outcome.DEFERRED, Outcome.SKIPPED, Outcome.EXITED})
 

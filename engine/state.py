@@ -15,6 +15,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cartflow.engine.browse_abandonment import apply_browse
+from cartflow.engine.browsing import apply_browsing
+
 # An ``X as X`` import re-exports a name defined here before (still imported from here).
 from cartflow.engine.carts import BOOKKEEPING_ATTRIBUTES as BOOKKEEPING_ATTRIBUTES
 from cartflow.engine.carts import apply_cart, apply_checkout, apply_order, open_carts
@@ -70,11 +73,15 @@ def apply_event(session: Session, event: Event, *, now: datetime, idle: timedelt
     if event.session_id:
         _touch_session(session, profile.id, event.session_id, at)
 
+    apply_browsing(session, profile.id, event, at)
+    apply_browse(session, profile.id, event, at, idle, applied.exits)
     if event.type == "cart.updated":
         assert event.cart is not None
         apply_cart(session, profile, event, at, now, idle, applied.exits)
     elif event.type == "checkout.started":
-        apply_checkout(session, profile.id, event.cart.id if event.cart else None, at, idle)
+        cart_id = event.cart.id if event.cart else None
+        step = event.checkout.step if event.checkout else None
+        apply_checkout(session, profile.id, cart_id, at, idle, step)
     elif event.type == "order.completed":
         assert event.order is not None
         apply_order(session, profile, event, at, now, applied.exits)

@@ -123,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="queue depths and timer lag")
     p.set_defaults(func=lambda a: _lazy("cartflow.workers.tools", "cmd_status")(a))
+    p = sub.add_parser("profile", help="one shopper: features, journeys, deliveries, products")
+    p.add_argument("id", help="a profile id, a customer id or an anonymous id")
+    p.add_argument("--show-pii", action="store_true", help="show contacts unmasked")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--config", default="scenarios.yaml", help="whose segments to evaluate")
+    p.set_defaults(func=lambda a: _lazy("cartflow.workers.profile_cmd", "cmd_profile")(a))
     p = sub.add_parser("report", help="messages and recovered carts per scenario, step, channel")
     p.set_defaults(func=lambda a: _lazy("cartflow.workers.tools", "cmd_report")(a))
     return parser

@@ -137,8 +137,11 @@ def summarise(runtime: Runtime, shoppers: list[Shopper] | None = None) -> dict[s
     """The run in numbers, plus ``shoppers``: one dict per shopper (``name``, ``cart``,
     ``persona``, ``sent`` and, for those who got nothing, ``why``)."""
     with runtime.db.reading() as session:
-        carts = session.scalar(select(func.count()).select_from(Cart)) or 0
-        abandoned = session.scalar(select(func.count()).select_from(Journey)) or 0
+        shop_cart = Cart.kind == "cart"  # browse pseudo-carts are counted apart
+        carts = session.scalar(select(func.count()).select_from(Cart).where(shop_cart)) or 0
+        journeys = select(func.count()).select_from(Journey).join(Cart, Journey.cart_id == Cart.id)
+        abandoned = session.scalar(journeys.where(shop_cart)) or 0
+        browsed = session.scalar(journeys.where(Cart.kind == "browse")) or 0
         holdout = (
             session.scalar(
                 select(func.count()).select_from(Journey).where(Journey.group == "holdout")
@@ -157,7 +160,7 @@ def summarise(runtime: Runtime, shoppers: list[Shopper] | None = None) -> dict[s
                 select(func.count(func.distinct(Cart.id)))
                 .select_from(Cart)
                 .join(Delivery, Delivery.cart_id == Cart.id)
-                .where(Cart.status == "ordered", Delivery.created_at < Cart.ordered_at)
+                .where(shop_cart, Cart.status == "ordered", Delivery.created_at < Cart.ordered_at)
             )
             or 0
         )
@@ -182,13 +185,16 @@ def summarise(runtime: Runtime, shoppers: list[Shopper] | None = None) -> dict[s
             sum(1 for _, sent, ordered in sends if ordered and sent >= ordered) - after_purchase
         )
         ordered = (
-            session.scalar(select(func.count()).select_from(Cart).where(Cart.status == "ordered"))
+            session.scalar(
+                select(func.count()).select_from(Cart).where(shop_cart, Cart.status == "ordered")
+            )
             or 0
         )
         people = [_shopper_outcome(session, shopper) for shopper in shoppers or ()]
     return {
         "carts": carts,
         "abandoned": abandoned,
+        "browse_journeys": browsed,
         "messages": per_channel,
         "ordered": ordered,
         "recovered": recovered,
@@ -280,6 +286,7 @@ def print_summary(summary: dict[str, Any], out: Any) -> None:
             if summary["holdout"]
             else ""
         ),
+        f"browse journeys     {summary['browse_journeys']}",
         "messages            "
         + ", ".join(f"{ch} {messages.get(ch, 0)}" for ch in ("push", "sms", "email")),
         f"orders              {summary['ordered']}",

@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from cartflow.engine.channels import CHANNELS, Channel
 from cartflow.engine.scenario.door_model import DoorName, DoorSettings
@@ -47,11 +47,19 @@ CHANNEL_NAMES = CHANNELS
 EXIT_EVENTS = ("order.completed", "cart.emptied", "unsubscribed", "cart.updated")
 
 
+#: What a trigger may start on: any abandoned cart, one abandoned in checkout, or
+#: browsing without carting anything.
+TRIGGER_EVENTS = ("cart.abandoned", "checkout.abandoned", "browse.abandoned")
+
+
 class Trigger(Strict):
     """When a cart enters the scenario."""
 
-    on: Literal["cart.abandoned"] = Field(
-        default="cart.abandoned", description="The event that starts a journey."
+    on: Literal["cart.abandoned", "checkout.abandoned", "browse.abandoned"] = Field(
+        default="cart.abandoned",
+        description="The event that starts a journey: cart.abandoned (any idle cart), "
+        "checkout.abandoned (a cart whose shopper reached checkout and stopped there) or "
+        "browse.abandoned (a shopper who viewed products, carted nothing and went idle).",
     )
     idle: Duration = Field(
         default=timedelta(minutes=30),
@@ -63,6 +71,28 @@ class Trigger(Strict):
         description="A condition the cart must meet (see 'Conditions' in docs/scenarios.md).",
         examples=["cart.value >= 1000"],
     )
+    steps: tuple[str, ...] = Field(
+        default=(),
+        description="Only with on: checkout.abandoned — the checkout steps (the shop's names) "
+        "the shopper must have stopped at; empty: any step.",
+        examples=[["shipping", "payment"]],
+    )
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_need_checkout(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if value and info.data.get("on") != "checkout.abandoned":
+            raise ValueError("steps only go with 'on: checkout.abandoned'")
+        return value
+
+    def applies_to(self, checkout_step: str | None, kind: str = "cart") -> bool:
+        """Whether a cart of ``kind`` (``cart`` or ``browse``) stopped at
+        ``checkout_step`` (None: never in checkout) fits."""
+        if (self.on == "browse.abandoned") != (kind == "browse"):
+            return False
+        if self.on in ("cart.abandoned", "browse.abandoned"):
+            return True
+        return checkout_step is not None and (not self.steps or checkout_step in self.steps)
 
     @field_validator("idle")
     @classmethod

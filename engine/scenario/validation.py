@@ -45,6 +45,8 @@ def pydantic_problems(
             options = re.findall(r"'([^']*)'", expected)
             name = next((str(p) for p in reversed(data_loc) if isinstance(p, str)), "value")
             hint = did_you_mean(str(err.get("input")), options) or f" (expected {expected})"
+            if name == "on" and "expected" not in hint:  # few: always list every one
+                hint += f" (expected {expected})"
             channels = bool(options) and set(options) <= set(CHANNELS)
             noun = "channel" if channels else _NOUNS.get(name, name)
             line, col = source.where(full)

@@ -28,7 +28,12 @@ class Cart(Base):
     __tablename__ = "carts"
     id: Mapped[str] = mapped_column(String(200), primary_key=True)
     profile_id: Mapped[str] = mapped_column(ForeignKey("profiles.id"), index=True)
-    status: Mapped[str] = mapped_column(String(20))  # active | abandoned | ordered | emptied
+    #: ``cart`` (the shop's) or ``browse`` (a pseudo-cart of the products a shopper viewed
+    #: without carting anything: :mod:`cartflow.engine.browse_abandonment`).
+    kind: Mapped[str] = mapped_column(String(10), default="cart", server_default="cart")
+    #: active | abandoned | ordered | emptied; a browse cart: active | abandoned |
+    #: superseded | closed (by an order)
+    status: Mapped[str] = mapped_column(String(20))
     currency: Mapped[str] = mapped_column(String(3))
     url: Mapped[str | None] = mapped_column(String(2000))
     items: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
@@ -41,6 +46,10 @@ class Cart(Base):
     abandoned_at: Mapped[datetime | None]
     order_id: Mapped[str | None] = mapped_column(String(200))
     ordered_at: Mapped[datetime | None]
+    #: The last checkout step the shopper reached (``checkout.started``'s ``checkout.step``)
+    #: and that event's time: an older step arriving late does not replace a newer one.
+    checkout_step: Mapped[str | None] = mapped_column(String(200))
+    checkout_step_at: Mapped[datetime | None]
 
 
 class Journey(Base):

@@ -19,6 +19,7 @@ discount tokens), :mod:`~cartflow.engine.store.reply_tables` (shoppers' replies)
 from __future__ import annotations
 
 from cartflow.engine.store.base import Base, Id, JSONType, UTCDateTime
+from cartflow.engine.store.browse_tables import RecentProduct
 from cartflow.engine.store.cart_tables import Cart, Journey, SegmentCart, Timer
 from cartflow.engine.store.config_tables import ConfigVersion
 from cartflow.engine.store.event_tables import EventStop, RawEvent
@@ -52,6 +53,7 @@ __all__ = [
     "Journey",
     "Profile",
     "RawEvent",
+    "RecentProduct",
     "SegmentCart",
     "Session",
     "ShopperReply",

@@ -72,7 +72,14 @@ def test_build_context_provides_exactly_what_the_schema_declares(
     assert set(context) - {"_failed"} == set(CONDITION_NAMES)
     for name, declared in CONDITION_NAMES.items():
         _attributes(declared, context[name])
-    assert set(context["visitor"]) == {"sessions", "last_seen_at", "is_known", "vip_level"}
+    assert set(context["visitor"]) == {
+        "sessions",
+        "last_seen_at",
+        "is_known",
+        "recently_viewed",
+        "recently_carted",
+        "vip_level",
+    }
     assert context["visitor"]["sessions"] == 1
     assert context["session"]["id"] == "s-1" and context["session"]["started_at"] is not None
     assert {"sku", "name", "price", "quantity"} <= set(context["cart"]["items"][0])
