@@ -138,17 +138,47 @@ VISITOR = record(
     "what the shopper did (features the shop adds later are there too)",
     open=True,
     sessions=number("visits so far"),
+    sessions_7d=number("visits that started in the last 7 days (UTC days, today included)"),
+    sessions_30d=number("visits that started in the last 30 days (UTC days, today included)"),
+    page_views_7d=number("pages viewed in the last 7 days"),
+    product_views_7d=number("products viewed in the last 7 days"),
+    checkout_reached=flag("whether the shopper ever started a checkout"),
+    checkout_step=text("the last checkout step reached (checkout.step)", nullable=True),
+    device=text("the latest visit's device (session.started)", nullable=True),
+    first_device=text("the first visit's device", nullable=True),
+    source=text("the latest visit's traffic source", nullable=True),
+    first_source=text("the first visit's traffic source", nullable=True),
+    hours_since_last_visit=number("hours from the last activity to now", nullable=True),
     last_seen_at=time("the last activity", nullable=True),
     is_known=flag("whether the shop knows who this is (a customer id)"),
+)
+#: The visitor.* fields read from the kept features (:mod:`cartflow.engine.features`).
+VISITOR_FEATURES = (
+    "sessions",
+    "sessions_7d",
+    "sessions_30d",
+    "page_views_7d",
+    "product_views_7d",
+    "checkout_reached",
+    "checkout_step",
+    "device",
+    "first_device",
+    "source",
+    "first_source",
+    "hours_since_last_visit",
 )
 CUSTOMER = record(
     "the shopper as a customer",
     id=text("cartflow's profile id"),
     first_name=text("the first name, if the shop sent one", nullable=True),
     locale=text("the language to write in, e.g. uk"),
-    orders_30d=number("orders in the last 30 days"),
+    orders_30d=number("orders in the last 30 days (UTC days, today included)"),
     orders_total=number("orders ever"),
+    lifetime_value=number("what the orders added up to"),
+    average_order_value=number("lifetime value / orders (0 without orders)"),
 )
+#: The customer.* fields read from the kept features.
+CUSTOMER_FEATURES = ("orders_30d", "orders_total", "lifetime_value", "average_order_value")
 SESSION = record(
     "the shopper's latest visit",
     id=text("the shop's session id", nullable=True),

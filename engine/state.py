@@ -20,6 +20,7 @@ from cartflow.engine.carts import BOOKKEEPING_ATTRIBUTES as BOOKKEEPING_ATTRIBUT
 from cartflow.engine.carts import apply_cart, apply_checkout, apply_order, open_carts
 from cartflow.engine.engagement import ENGAGEMENT_EVENTS, apply_engagement
 from cartflow.engine.events import Event
+from cartflow.engine.features import apply_features
 from cartflow.engine.profiles import apply_contact, consents_of
 from cartflow.engine.profiles import new_id as new_id
 from cartflow.engine.profiles import resolve_profile as resolve_profile
@@ -62,8 +63,10 @@ def apply_event(session: Session, event: Event, *, now: datetime, idle: timedelt
         ):
             for cart in open_carts(session, profile.id):
                 applied.exits.append((cart.id, "unsubscribed"))
-    if event.session_id:
-        _touch_session(session, profile.id, event.session_id, at)
+    new_visit = bool(event.session_id) and _touch_session(
+        session, profile.id, event.session_id or "", at
+    )
+    apply_features(session, profile.id, event, at, now, new_visit=new_visit)
 
     if event.type == "cart.updated":
         assert event.cart is not None
@@ -78,11 +81,14 @@ def apply_event(session: Session, event: Event, *, now: datetime, idle: timedelt
     return applied
 
 
-def _touch_session(session: Session, profile_id: str, session_id: str, at: datetime) -> None:
+def _touch_session(session: Session, profile_id: str, session_id: str, at: datetime) -> bool:
+    """Keep the visit; True when it is a new one."""
     row = session.get(VisitSession, session_id)
     if row is None:
         session.add(
             VisitSession(id=session_id, profile_id=profile_id, started_at=at, last_seen_at=at)
         )
-    elif at > row.last_seen_at:
+        return True
+    if at > row.last_seen_at:
         row.last_seen_at = at
+    return False

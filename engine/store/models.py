@@ -24,7 +24,14 @@ from cartflow.engine.store.config_tables import ConfigVersion
 from cartflow.engine.store.event_tables import EventStop, RawEvent
 from cartflow.engine.store.reply_tables import ShopperReply
 from cartflow.engine.store.send_tables import Decision, Delivery, DeliveryEventRow, DiscountToken
-from cartflow.engine.store.shopper_tables import Consent, Contact, Identity, Profile, Session
+from cartflow.engine.store.shopper_tables import (
+    Consent,
+    Contact,
+    Identity,
+    Profile,
+    ProfileFeatures,
+    Session,
+)
 
 #: Defined here before the split, and still imported from here.
 __all__ = [
@@ -43,6 +50,7 @@ __all__ = [
     "JSONType",
     "Journey",
     "Profile",
+    "ProfileFeatures",
     "RawEvent",
     "Session",
     "ShopperReply",
