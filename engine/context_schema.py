@@ -153,20 +153,7 @@ VISITOR = record(
     is_known=flag("whether the shop knows who this is (a customer id)"),
 )
 #: The visitor.* fields read from the kept features (:mod:`cartflow.engine.features`).
-VISITOR_FEATURES = (
-    "sessions",
-    "sessions_7d",
-    "sessions_30d",
-    "page_views_7d",
-    "product_views_7d",
-    "checkout_reached",
-    "checkout_step",
-    "device",
-    "first_device",
-    "source",
-    "first_source",
-    "hours_since_last_visit",
-)
+VISITOR_FEATURES = tuple(n for n in VISITOR.fields if n not in ("last_seen_at", "is_known"))
 CUSTOMER = record(
     "the shopper as a customer",
     id=text("cartflow's profile id"),
@@ -176,9 +163,11 @@ CUSTOMER = record(
     orders_total=number("orders ever"),
     lifetime_value=number("what the orders added up to"),
     average_order_value=number("lifetime value / orders (0 without orders)"),
+    discount_orders=number("orders placed with a discount code"),
+    discount_share=number("discount_orders / orders_total (0 without orders)"),
 )
 #: The customer.* fields read from the kept features.
-CUSTOMER_FEATURES = ("orders_30d", "orders_total", "lifetime_value", "average_order_value")
+CUSTOMER_FEATURES = tuple(n for n in CUSTOMER.fields if n not in ("id", "first_name", "locale"))
 SESSION = record(
     "the shopper's latest visit",
     id=text("the shop's session id", nullable=True),

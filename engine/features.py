@@ -89,6 +89,8 @@ def apply_features(
             doc["orders"] = doc.get("orders", 0) + 1
             total = Decimal(str(doc.get("spent", "0"))) + (event.order.total or Decimal(0))
             doc["spent"] = str(total)
+            if event.order.discount_code:
+                doc["discounted"] = doc.get("discounted", 0) + 1
             _bump(doc, day, "o")
     row.doc = doc
     row.updated_at = now
@@ -106,8 +108,15 @@ def read_features(
 ) -> dict[str, Any]:
     """The feature values at ``now`` (the engine's clock)."""
     row = session.get(ProfileFeatures, profile_id)
-    doc = row.doc if row is not None else {}
+    return features_of(row.doc if row is not None else {}, now, last_seen_at)
+
+
+def features_of(
+    doc: dict[str, Any], now: datetime, last_seen_at: datetime | None
+) -> dict[str, Any]:
+    """The feature values of one kept document at ``now`` (``{}``: a shopper never seen)."""
     orders = doc.get("orders", 0)
+    discounted = doc.get("discounted", 0)
     spent = float(Decimal(str(doc.get("spent", "0"))))
     return {
         "sessions": doc.get("sessions", 0),
@@ -128,4 +137,6 @@ def read_features(
         "orders_total": orders,
         "lifetime_value": spent,
         "average_order_value": spent / orders if orders else 0.0,
+        "discount_orders": discounted,
+        "discount_share": discounted / orders if orders else 0.0,
     }

@@ -15,4 +15,5 @@ BUILTIN_SEGMENTS: dict[str, str] = {
     "first_time": "visitor.sessions <= 1 and customer.orders_total == 0",
     "returning": "customer.orders_total > 0",
     "vip": "customer.orders_total >= 5 or customer.lifetime_value >= 50000",
+    "discount_hunter": "customer.orders_total >= 2 and customer.discount_share >= 0.5",
 }

@@ -51,6 +51,7 @@ def streams(draw: st.DrawFn) -> list[dict[str, Any]]:
                 "step": draw(st.sampled_from(("address", "shipping", "payment"))),
                 "order": f"o{who}-{draw(st.integers(0, 4))}",
                 "total": draw(st.integers(0, 50000)),
+                "discount": draw(st.sampled_from((None, "SAVE10", "WELCOME"))),
             }
         )
     return rows
@@ -66,7 +67,10 @@ def _native(row: dict[str, Any]) -> Any:
     elif row["type"] == "checkout.started":
         extra["checkout"] = {"step": row["step"]}
     elif row["type"] == "order.completed":
-        extra = {"order": {"id": row["order"], "total": row["total"], "currency": "RUB"}}
+        order = {"id": row["order"], "total": row["total"], "currency": "RUB"}
+        if row["discount"]:
+            order["discount_code"] = row["discount"]
+        extra = {"order": order}
     return event(row["type"], row["at"], **ids, **extra)
 
 
@@ -87,6 +91,7 @@ def _expected(rows: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
     steps = [r for r in rows if r["type"] == "checkout.started"]
     active = [r["at"] for r in rows if r["type"] in ACTIVITY]
     spent = sum(r["total"] for r in orders.values())
+    discounted = sum(1 for r in orders.values() if r["discount"])
 
     def latest(key: str) -> Any:
         return max(visits, key=lambda r: (r["at"], r["n"]))[key] if visits else None
@@ -114,6 +119,8 @@ def _expected(rows: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
         "orders_total": len(orders),
         "lifetime_value": float(spent),
         "average_order_value": spent / len(orders) if orders else 0.0,
+        "discount_orders": discounted,
+        "discount_share": discounted / len(orders) if orders else 0.0,
     }
 
 

@@ -17,7 +17,7 @@ from cartflow.engine.segments import BUILTIN_SEGMENTS
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "scenarios.md"
 
 BASE_VISITOR = {"sessions": 1, "sessions_7d": 1, "product_views_7d": 0, "checkout_reached": False}
-BASE_CUSTOMER = {"orders_total": 0, "lifetime_value": 0.0}
+BASE_CUSTOMER = {"orders_total": 0, "lifetime_value": 0.0, "discount_share": 0.0}
 
 # (segment, visitor/customer changes just in, just out)
 CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
@@ -40,6 +40,16 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("returning", {"orders_total": 1}, {"orders_total": 0}),
     ("vip", {"orders_total": 5}, {"orders_total": 4}),
     ("vip", {"lifetime_value": 50000.0}, {"lifetime_value": 49999.0}),
+    (
+        "discount_hunter",
+        {"orders_total": 2, "discount_share": 0.5},
+        {"orders_total": 2, "discount_share": 0.49},
+    ),
+    (
+        "discount_hunter",
+        {"orders_total": 2, "discount_share": 1.0},
+        {"orders_total": 1, "discount_share": 1.0},
+    ),
 ]
 
 
