@@ -10,7 +10,15 @@ latest/first device and source, and per-UTC-day buckets ``days[YYYY-MM-DD]`` of 
 
 A window "in N days" read at ``now`` covers the UTC days from ``now.date() - (N - 1)``
 to ``now.date()`` inclusive (day granularity). Orders are counted once per order id (the
-ids of the kept days are remembered).
+last 200 ids are remembered).
+
+Lifetime figures (orders, lifetime value, discount share) are a baseline plus what
+cartflow saw after it: ``customer.updated`` carries the shop's figures "as of its
+``at``" (``base``; a figure it leaves out counts 0); an order dated after the baseline's
+``at`` is added on top (``seen``: one small ``[at, total, discounted]`` entry per order),
+an order dated at or before it is taken to be inside the figures. A ``customer.updated``
+dated at or after the current baseline replaces it and drops the ``seen`` orders it now
+covers; an older one is ignored. Without any, the baseline is zero and every order counts.
 """
 
 from __future__ import annotations
@@ -86,12 +94,27 @@ def apply_features(
         if event.order.id not in ids:
             ids.append(event.order.id)
             doc["order_ids"] = ids[-200:]
-            doc["orders"] = doc.get("orders", 0) + 1
-            total = Decimal(str(doc.get("spent", "0"))) + (event.order.total or Decimal(0))
-            doc["spent"] = str(total)
-            if event.order.discount_code:
-                doc["discounted"] = doc.get("discounted", 0) + 1
             _bump(doc, day, "o")
+            base = doc.get("base")
+            if base is None or at > datetime.fromisoformat(base["at"]):
+                total = str(event.order.total or Decimal(0))
+                seen = [
+                    *doc.get("seen", []),
+                    [at.isoformat(), total, bool(event.order.discount_code)],
+                ]
+                doc["seen"] = seen
+    if event.type == "customer.updated" and event.customer is not None:
+        base = doc.get("base")
+        if base is None or at >= datetime.fromisoformat(base["at"]):
+            figures = event.customer
+            doc["base"] = {
+                "at": at.isoformat(),
+                "orders": figures.orders_count or 0,
+                "spent": str(figures.total_spent or Decimal(0)),
+                "discounted": figures.discount_orders_count or 0,
+            }
+            # orders up to `at` are inside the shop's figures: keep only the later ones
+            doc["seen"] = [o for o in doc.get("seen", []) if datetime.fromisoformat(o[0]) > at]
     row.doc = doc
     row.updated_at = now
 
@@ -115,9 +138,12 @@ def features_of(
     doc: dict[str, Any], now: datetime, last_seen_at: datetime | None
 ) -> dict[str, Any]:
     """The feature values of one kept document at ``now`` (``{}``: a shopper never seen)."""
-    orders = doc.get("orders", 0)
-    discounted = doc.get("discounted", 0)
-    spent = float(Decimal(str(doc.get("spent", "0"))))
+    base = doc.get("base") or {}
+    seen = doc.get("seen", [])
+    orders = base.get("orders", 0) + len(seen)
+    # never more than the orders (a shop may send inconsistent figures)
+    discounted = min(orders, base.get("discounted", 0) + sum(1 for o in seen if o[2]))
+    spent = float(Decimal(base.get("spent", "0")) + sum(Decimal(o[1]) for o in seen))
     return {
         "sessions": doc.get("sessions", 0),
         "sessions_7d": _window(doc, "s", now, 7),

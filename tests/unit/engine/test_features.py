@@ -41,6 +41,7 @@ def streams(draw: st.DrawFn) -> list[dict[str, Any]]:
                             "product.viewed",
                             "checkout.started",
                             "order.completed",
+                            "customer.updated",
                         )
                     )
                 ),
@@ -52,6 +53,11 @@ def streams(draw: st.DrawFn) -> list[dict[str, Any]]:
                 "order": f"o{who}-{draw(st.integers(0, 4))}",
                 "total": draw(st.integers(0, 50000)),
                 "discount": draw(st.sampled_from((None, "SAVE10", "WELCOME"))),
+                "figures": {
+                    "orders_count": draw(st.integers(0, 12)),
+                    "total_spent": draw(st.integers(0, 200000)),
+                    "discount_orders_count": draw(st.integers(0, 6)),
+                },
             }
         )
     return rows
@@ -71,6 +77,8 @@ def _native(row: dict[str, Any]) -> Any:
         if row["discount"]:
             order["discount_code"] = row["discount"]
         extra = {"order": order}
+    elif row["type"] == "customer.updated":
+        extra = {"customer": {**row["figures"], "currency": "RUB"}}
     return event(row["type"], row["at"], **ids, **extra)
 
 
@@ -85,13 +93,20 @@ def _expected(rows: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
     for row in rows:
         if row["type"] == "order.completed":
             orders.setdefault(row["order"], row)
-        else:
+        elif row["type"] != "customer.updated":
             first_seen.setdefault(row["session"], row["at"])
     visits = [r for r in rows if r["type"] == "session.started"]
     steps = [r for r in rows if r["type"] == "checkout.started"]
     active = [r["at"] for r in rows if r["type"] in ACTIVITY]
-    spent = sum(r["total"] for r in orders.values())
-    discounted = sum(1 for r in orders.values() if r["discount"])
+    # the latest customer.updated is the baseline "as of its at"; later orders add on top
+    updates = [r for r in rows if r["type"] == "customer.updated"]
+    base = max(updates, key=lambda r: (r["at"], r["n"])) if updates else None
+    figures = base["figures"] if base else {}
+    on_top = [r for r in orders.values() if base is None or r["at"] > base["at"]]
+    counted = figures.get("orders_count", 0) + len(on_top)
+    spent = figures.get("total_spent", 0) + sum(r["total"] for r in on_top)
+    discounted = figures.get("discount_orders_count", 0) + sum(1 for r in on_top if r["discount"])
+    discounted = min(discounted, counted)
 
     def latest(key: str) -> Any:
         return max(visits, key=lambda r: (r["at"], r["n"]))[key] if visits else None
@@ -116,11 +131,11 @@ def _expected(rows: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
         "first_source": first("source"),
         "hours_since_last_visit": ((now - max(active)).total_seconds() / 3600 if active else None),
         "orders_30d": sum(1 for r in orders.values() if _in(r["at"], now, 30)),
-        "orders_total": len(orders),
+        "orders_total": counted,
         "lifetime_value": float(spent),
-        "average_order_value": spent / len(orders) if orders else 0.0,
+        "average_order_value": spent / counted if counted else 0.0,
         "discount_orders": discounted,
-        "discount_share": discounted / len(orders) if orders else 0.0,
+        "discount_share": discounted / counted if counted else 0.0,
     }
 
 
