@@ -136,3 +136,28 @@ def test_a_bad_row_is_reported_with_file_line_and_column_and_the_others_apply(
         assert _orders_total(db, shipped_config) == 2
     finally:
         db.dispose()
+
+
+def test_a_bad_customers_row_names_its_column_and_no_contact_detail(
+    migrated_template: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / "shop.db"
+    shutil.copyfile(migrated_template, path)
+    monkeypatch.setenv("CARTFLOW_DATABASE_URL", f"sqlite:///{path}")
+    customers = tmp_path / "customers.csv"
+    customers.write_text(
+        "email,customer_id,orders_count,total_spent\n"
+        "anna@example.com,cust_1,six,100\n"
+        "bob@example.com,cust_2,2,-5\n"
+        "cara@example.com,cust_3,2,100\n",
+        encoding="utf-8",
+    )
+    assert _run(str(customers), "--as-of", AS_OF.isoformat()) == 1
+    out, err = capsys.readouterr()
+    assert f"{customers}:2: column 'orders_count':" in err
+    assert f"{customers}:3: column 'total_spent':" in err
+    assert "@example.com" not in err
+    assert "3 rows, 1 applied, 0 already imported, 2 bad" in out
