@@ -7,19 +7,20 @@ A segment that cannot be evaluated counts as "not in the segment" and is listed 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import phonenumbers
 from phonenumbers import timezone as phone_zones
-from sqlalchemy import exists, func, select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from cartflow.engine import context_schema as schema
 from cartflow.engine.browsing import CARTED, VIEWED, recent
 from cartflow.engine.carts import BOOKKEEPING_ATTRIBUTES
 from cartflow.engine.condition_failures import ConditionKind, Failed, evaluate
+from cartflow.engine.features import read_features
 from cartflow.engine.scenario.loader import Config
 from cartflow.engine.store.models import Cart, Contact, Identity, Journey, Profile
 from cartflow.engine.store.models import Session as VisitSession
@@ -81,22 +82,11 @@ def build_context(
 ) -> dict[str, Any]:
     defaults = config.settings.defaults
     zone = recipient_zone(session, profile, defaults.timezone)
-    # one round trip for the counts (until features are kept as events arrive)
-    ordered = (Cart.profile_id == profile.id, Cart.status == "ordered")
-    sessions, orders_30d, orders_total, known = session.execute(
-        select(
-            select(func.count())
-            .select_from(VisitSession)
-            .where(VisitSession.profile_id == profile.id)
-            .scalar_subquery(),
-            select(func.count())
-            .select_from(Cart)
-            .where(*ordered, Cart.ordered_at >= now - timedelta(days=30))
-            .scalar_subquery(),
-            select(func.count()).select_from(Cart).where(*ordered).scalar_subquery(),
-            exists().where(Identity.profile_id == profile.id, Identity.kind == "customer_id"),
-        )
-    ).one()
+    kept = read_features(session, profile.id, now, profile.last_seen_at)
+    sessions = kept["sessions"]
+    known = session.scalar(
+        select(exists().where(Identity.profile_id == profile.id, Identity.kind == "customer_id"))
+    )
     features = {
         k: v for k, v in (profile.attributes or {}).items() if k not in BOOKKEEPING_ATTRIBUTES
     }
@@ -112,9 +102,9 @@ def build_context(
         "visitor": schema.view(
             schema.VISITOR,
             {
-                "sessions": sessions,
+                **{k: kept[k] for k in schema.VISITOR_FEATURES},
                 "last_seen_at": profile.last_seen_at,
-                "is_known": known,
+                "is_known": bool(known),
                 "recently_viewed": recent(session, profile.id, VIEWED, in_cart),
                 "recently_carted": recent(session, profile.id, CARTED, in_cart),
             },
@@ -126,8 +116,7 @@ def build_context(
                 "id": profile.id,
                 "first_name": profile.first_name,
                 "locale": profile.locale or defaults.locale,
-                "orders_30d": orders_30d,
-                "orders_total": orders_total,
+                **{k: kept[k] for k in schema.CUSTOMER_FEATURES},
             },
         ),
         "session": schema.view(

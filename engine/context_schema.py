@@ -19,97 +19,17 @@ time, which stops the message (fail closed).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
-from cartflow.engine.sandbox import CLOCK_READERS
-
-
-class Kind(StrEnum):
-    """What a value is, as a marketer reads it."""
-
-    NUMBER = "number"
-    TEXT = "text"
-    FLAG = "true/false"
-    TIME = "date and time"
-    NAMES = "set of names"
-    LIST = "list"
-    RECORD = "record"
-
-
-def _public(*types: type) -> frozenset[str]:
-    return frozenset(n for t in types for n in dir(t) if not n.startswith("_"))
-
-
-#: Attributes a value of each simple kind has (its Python type's own; no clock readers).
-KIND_ATTRIBUTES: Mapping[Kind, frozenset[str]] = {
-    Kind.NUMBER: _public(int, float),
-    Kind.TEXT: _public(str),
-    Kind.FLAG: _public(int),
-    Kind.TIME: _public(datetime) - CLOCK_READERS,
-    Kind.NAMES: _public(frozenset),
-    Kind.LIST: frozenset({"count", "index"}),
-}
-
-
-@dataclass(frozen=True)
-class Type:
-    """One value of the context: its kind, what it means, and for a record its attributes
-    (``open``: others may exist), for a list the type of its elements. ``nullable``: it
-    may be empty (``None``) — e.g. ``customer.first_name`` of an anonymous shopper."""
-
-    kind: Kind
-    description: str
-    fields: Mapping[str, Type] = field(default_factory=dict)
-    open: bool = False
-    element: Type | None = None
-    nullable: bool = False
-
-    def attribute(self, name: str) -> Type | None:
-        """The declared type of attribute ``name``; None when it is allowed but not
-        declared (an open record, a method). Raises KeyError when there is no such one."""
-        if self.kind is Kind.RECORD:
-            if name in self.fields:
-                return self.fields[name]
-            if self.open:
-                return None
-            raise KeyError(name)
-        if name in KIND_ATTRIBUTES.get(self.kind, frozenset()):
-            return None
-        raise KeyError(name)
-
-    def known(self) -> list[str]:
-        """Names to suggest for a misspelt attribute."""
-        if self.kind is Kind.RECORD:
-            return list(self.fields)
-        return sorted(KIND_ATTRIBUTES.get(self.kind, frozenset()))
-
-
-def _value(kind: Kind, description: str, *, nullable: bool = False) -> Type:
-    return Type(kind, description, nullable=nullable)
-
-
-def number(description: str, *, nullable: bool = False) -> Type:
-    return _value(Kind.NUMBER, description, nullable=nullable)
-
-
-def text(description: str, *, nullable: bool = False) -> Type:
-    return _value(Kind.TEXT, description, nullable=nullable)
-
-
-def flag(description: str) -> Type:
-    return _value(Kind.FLAG, description)
-
-
-def time(description: str, *, nullable: bool = False) -> Type:
-    return _value(Kind.TIME, description, nullable=nullable)
-
-
-def record(description: str, *, open: bool = False, nullable: bool = False, **fields: Type) -> Type:
-    return Type(Kind.RECORD, description, fields=fields, open=open, nullable=nullable)
-
+from cartflow.engine.context_types import KIND_ATTRIBUTES as KIND_ATTRIBUTES
+from cartflow.engine.context_types import Kind as Kind
+from cartflow.engine.context_types import Type as Type
+from cartflow.engine.context_types import _value
+from cartflow.engine.context_types import flag as flag
+from cartflow.engine.context_types import number as number
+from cartflow.engine.context_types import record as record
+from cartflow.engine.context_types import text as text
+from cartflow.engine.context_types import time as time
 
 ITEM = record(
     "one line of the cart, as the shop sent it (the shop's own fields are there too)",
@@ -155,6 +75,17 @@ VISITOR = record(
     "what the shopper did (features the shop adds later are there too)",
     open=True,
     sessions=number("visits so far"),
+    sessions_7d=number("visits that started in the last 7 days (UTC days, today included)"),
+    sessions_30d=number("visits that started in the last 30 days (UTC days, today included)"),
+    page_views_7d=number("pages viewed in the last 7 days"),
+    product_views_7d=number("products viewed in the last 7 days"),
+    checkout_reached=flag("whether the shopper ever started a checkout"),
+    checkout_step=text("the last checkout step reached (checkout.step)", nullable=True),
+    device=text("the latest visit's device (session.started)", nullable=True),
+    first_device=text("the first visit's device", nullable=True),
+    source=text("the latest visit's traffic source", nullable=True),
+    first_source=text("the first visit's traffic source", nullable=True),
+    hours_since_last_visit=number("hours from the last activity to now", nullable=True),
     last_seen_at=time("the last activity", nullable=True),
     is_known=flag("whether the shop knows who this is (a customer id)"),
     recently_viewed=Type(
@@ -164,14 +95,26 @@ VISITOR = record(
         Kind.LIST, "products carted before, newest first, not in the cart", element=PRODUCT
     ),
 )
+#: The visitor.* fields read from the kept features (:mod:`cartflow.engine.features`).
+VISITOR_FEATURES = tuple(
+    n
+    for n in VISITOR.fields
+    if n not in ("last_seen_at", "is_known", "recently_viewed", "recently_carted")
+)
 CUSTOMER = record(
     "the shopper as a customer",
     id=text("cartflow's profile id"),
     first_name=text("the first name, if the shop sent one", nullable=True),
     locale=text("the language to write in, e.g. uk"),
-    orders_30d=number("orders in the last 30 days"),
+    orders_30d=number("orders in the last 30 days (UTC days, today included)"),
     orders_total=number("orders ever"),
+    lifetime_value=number("what the orders added up to"),
+    average_order_value=number("lifetime value / orders (0 without orders)"),
+    discount_orders=number("orders placed with a discount code"),
+    discount_share=number("discount_orders / orders_total (0 without orders)"),
 )
+#: The customer.* fields read from the kept features.
+CUSTOMER_FEATURES = tuple(n for n in CUSTOMER.fields if n not in ("id", "first_name", "locale"))
 SESSION = record(
     "the shopper's latest visit",
     id=text("the shop's session id", nullable=True),

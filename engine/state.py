@@ -23,6 +23,7 @@ from cartflow.engine.carts import BOOKKEEPING_ATTRIBUTES as BOOKKEEPING_ATTRIBUT
 from cartflow.engine.carts import apply_cart, apply_checkout, apply_order, open_carts
 from cartflow.engine.engagement import ENGAGEMENT_EVENTS, apply_engagement
 from cartflow.engine.events import Event
+from cartflow.engine.features import apply_features
 from cartflow.engine.intent import join_same_intent
 from cartflow.engine.profiles import apply_contact, consents_of, resolve
 from cartflow.engine.profiles import new_id as new_id
@@ -70,8 +71,10 @@ def apply_event(session: Session, event: Event, *, now: datetime, idle: timedelt
                 applied.exits.append((cart.id, "unsubscribed"))
     if merged:  # two journeys may now run for one intent: the later joins the earlier
         join_same_intent(session, profile.id, now)
-    if event.session_id:
-        _touch_session(session, profile.id, event.session_id, at)
+    new_visit = bool(event.session_id) and _touch_session(
+        session, profile.id, event.session_id or "", at
+    )
+    apply_features(session, profile.id, event, at, now, new_visit=new_visit)
 
     apply_browsing(session, profile.id, event, at)
     apply_browse(session, profile.id, event, at, idle, applied.exits)
@@ -90,14 +93,17 @@ def apply_event(session: Session, event: Event, *, now: datetime, idle: timedelt
     return applied
 
 
-def _touch_session(session: Session, profile_id: str, session_id: str, at: datetime) -> None:
+def _touch_session(session: Session, profile_id: str, session_id: str, at: datetime) -> bool:
+    """Keep the visit; True when it is a new one."""
     row = session.get(VisitSession, session_id)
     if row is None:
         session.add(
             VisitSession(id=session_id, profile_id=profile_id, started_at=at, last_seen_at=at)
         )
-    elif at > row.last_seen_at:
+        return True
+    if at > row.last_seen_at:
         row.last_seen_at = at
+    return False
 
 
 def _evidence(event: Event) -> str:

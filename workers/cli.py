@@ -87,6 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("jsonl", "table"), default="jsonl")
     p.set_defaults(func=lambda a: _lazy("cartflow.workers.tools", "cmd_simulate")(a))
 
+    p = sub.add_parser("import", help="import a shop's customers.csv or orders.csv history")
+    p.add_argument("file", help="customers CSV (customer_id, orders_count, ...) or orders CSV")
+    p.add_argument(
+        "--as-of", help="ISO time the customers' figures are as of (default: file mtime)"
+    )
+    p.add_argument("--config", default=os.environ.get("CARTFLOW_CONFIG", "scenarios.yaml"))
+    p.set_defaults(func=lambda a: _lazy("cartflow.workers.importing", "cmd_import")(a))
+
     p = sub.add_parser(
         "diff", help="what changed between two configurations, and which journeys it touches"
     )

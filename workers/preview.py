@@ -10,6 +10,7 @@ from typing import Any
 
 from cartflow.engine import context_schema as schema
 from cartflow.engine.events import Cart as CartModel
+from cartflow.engine.features import features_of
 from cartflow.engine.render import RenderError
 from cartflow.engine.scenario.loader import load_config
 from cartflow.engine.sms import SmsShape
@@ -66,6 +67,7 @@ def preview(args: argparse.Namespace) -> int:
     cart = CartModel.model_validate(raw)
     locale = args.locale or config.settings.defaults.locale
     now = datetime.now(UTC)
+    blank = features_of({}, now, now)
     context: dict[str, Any] = {
         "cart": schema.view(
             schema.CART,
@@ -86,12 +88,17 @@ def preview(args: argparse.Namespace) -> int:
                 "id": "preview",
                 "first_name": {"ru": "Анна", "uk": "Оксана"}.get(locale, "Emma"),
                 "locale": locale,
-                "orders_30d": 0,
-                "orders_total": 0,
+                **{k: blank[k] for k in schema.CUSTOMER_FEATURES},
             },
         ),
         "visitor": schema.view(
-            schema.VISITOR, {"sessions": 2, "last_seen_at": now, "is_known": True}
+            schema.VISITOR,
+            {
+                **{k: blank[k] for k in schema.VISITOR_FEATURES},
+                "sessions": 2,
+                "last_seen_at": now,
+                "is_known": True,
+            },
         ),
         "session": schema.view(
             schema.SESSION,

@@ -40,6 +40,7 @@ from cartflow.engine.scenario.yaml_source import (
     read_yaml,
     redact,
 )
+from cartflow.engine.segments import BUILTIN_SEGMENTS
 from cartflow.engine.send_rules import send_rules
 
 
@@ -125,7 +126,10 @@ def load_config(
         scenarios.append(_compile_scenario(model, source, loc, problems))
 
     segments: dict[str, Condition] = {}
-    for name, expr in (settings.segments or {}).items():
+    settings = settings.model_copy(
+        update={"segments": {**BUILTIN_SEGMENTS, **(settings.segments or {})}}
+    )
+    for name, expr in settings.segments.items():
         try:
             segments[name] = compile_condition(expr, allowed=SEGMENT_NAMES)
         except ConditionError as exc:

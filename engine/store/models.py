@@ -31,6 +31,7 @@ from cartflow.engine.store.shopper_tables import (
     Contact,
     Identity,
     Profile,
+    ProfileFeatures,
     Session,
 )
 
@@ -52,6 +53,7 @@ __all__ = [
     "JSONType",
     "Journey",
     "Profile",
+    "ProfileFeatures",
     "RawEvent",
     "RecentProduct",
     "SegmentCart",

@@ -100,3 +100,13 @@ class Session(Base):
     profile_id: Mapped[str] = mapped_column(ForeignKey("profiles.id"), index=True)
     started_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
+
+
+class ProfileFeatures(Base):
+    """Behaviour kept incrementally, one row per profile (:mod:`cartflow.engine.features`)."""
+
+    __tablename__ = "profile_features"
+    profile_id: Mapped[str] = mapped_column(ForeignKey("profiles.id"), primary_key=True)
+    #: Lifetime counters and per-UTC-day buckets of the last 31 days (bounded).
+    doc: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    updated_at: Mapped[datetime]

@@ -15,6 +15,7 @@ from cartflow.engine.context_schema import (
     CART,
     CONDITION_NAMES,
     TEMPLATE_NAMES,
+    VISITOR,
     ContextMismatch,
     Kind,
     names_table,
@@ -72,14 +73,7 @@ def test_build_context_provides_exactly_what_the_schema_declares(
     assert set(context) - {"_failed"} == set(CONDITION_NAMES)
     for name, declared in CONDITION_NAMES.items():
         _attributes(declared, context[name])
-    assert set(context["visitor"]) == {
-        "sessions",
-        "last_seen_at",
-        "is_known",
-        "recently_viewed",
-        "recently_carted",
-        "vip_level",
-    }
+    assert set(context["visitor"]) == set(VISITOR.fields) | {"vip_level"}
     assert context["visitor"]["sessions"] == 1
     assert context["session"]["id"] == "s-1" and context["session"]["started_at"] is not None
     assert {"sku", "name", "price", "quantity"} <= set(context["cart"]["items"][0])

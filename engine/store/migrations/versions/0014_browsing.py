@@ -2,7 +2,7 @@
 browse pseudo-carts (carts.kind)
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from alembic import op
 from cartflow.engine.store.models import UTCDateTime
 
 revision = "0014"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
