@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from cartflow.engine.clock import SimulatedClock
 from cartflow.engine.configs import ConfigHolder
@@ -29,6 +30,17 @@ from cartflow.providers.recording import RecordingProvider
 from cartflow.providers.registry import validators
 
 from .factories import T0, ClockedRecorder, build_engine, fresh_database
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """Each test starts from the logging set-up the one before found: a command a test
+    runs (``cartflow demo``, ``simulate``…) configures structlog for its console, and a
+    level filter left behind would hide the info events later tests capture."""
+    before = structlog.get_config()
+    yield
+    structlog.configure(**before)
+
 
 #: The repository root: the shipped ``scenarios.yaml`` and ``templates/`` live here.
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cartflow.engine.scenario.loader import load_config
+from cartflow.engine.segments import BUILTIN_SEGMENTS
 from cartflow.providers.registry import validators
 from cartflow.workers.cli import main
 from cartflow.workers.profile_cmd import mask
@@ -99,13 +100,16 @@ def test_segments_are_evaluated_against_the_loaded_configuration(
     assert main(["profile", "cust_anna", "--json", "--config", config]) == 0
     segments = json.loads(capsys.readouterr().out)["segments"]
     # Then they are evaluated on her latest cart, the broken one said so (and counted out)
-    assert segments["cart"] and segments["in"] == ["everyone"]
+    # (the built-in segments are evaluated too)
+    assert segments["cart"] and "everyone" in segments["in"] and "nobody" not in segments["in"]
+    assert set(segments["in"]) - {"everyone"} <= set(BUILTIN_SEGMENTS)
+    assert "vip" not in segments["in"]
     assert [f["segment"] for f in segments["failed"]] == ["broken"]
     assert "ZeroDivisionError" in segments["failed"][0]["reason"]
     # and the text output names the cart they were evaluated on
     assert main(["profile", "cust_anna", "--config", config]) == 0
     out = capsys.readouterr().out
-    assert f"segments: everyone (on cart {segments['cart']})" in out
+    assert f"segments: {', '.join(segments['in'])} (on cart {segments['cart']})" in out
     assert "segment broken not evaluated" in out
 
 
