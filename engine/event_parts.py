@@ -13,8 +13,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from cartflow.engine.clock import as_utc
-from cartflow.engine.event_values import Money, ShortText, WebUrl
+from cartflow.engine.event_values import Money, ShortText, WebUrl, aware_utc
 
 #: Devices a visit may report (anything else is refused with this list).
 DEVICES = ("desktop", "mobile", "tablet", "app", "other")
@@ -80,8 +79,4 @@ class CustomerFigures(_Open):
     @field_validator("first_order_at", "last_order_at")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("timestamp needs a time zone offset, e.g. 2026-11-22T10:00:00Z")
-        return as_utc(value)
+        return aware_utc(value)

@@ -10,11 +10,14 @@ host: never ``javascript:``, ``data:`` or a relative path; ``""`` means "no link
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field
+
+from cartflow.engine.clock import as_utc
 
 #: How deeply unknown fields may nest.
 MAX_DEPTH = 32
@@ -89,3 +92,16 @@ def find_bad_text(value: Any, path: str, depth: int) -> tuple[str, str] | None:
             if found is not None:
                 return found
     return None
+
+
+def aware_utc(value: datetime | None) -> datetime | None:
+    """A timestamp field's rule: it must carry an offset, and is kept in UTC (one that
+    leaves the calendar once converted is refused, not a crash)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("timestamp needs a time zone offset, e.g. 2026-11-22T10:00:00Z")
+    try:
+        return as_utc(value)
+    except OverflowError:
+        raise ValueError("timestamp out of range once converted to UTC") from None

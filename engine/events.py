@@ -31,7 +31,6 @@ from pydantic import (
 # An ``X as X`` import re-exports a name defined here before (still imported from here).
 from cartflow.engine.channels import CHANNELS as CHANNELS
 from cartflow.engine.channels import Channel
-from cartflow.engine.clock import as_utc
 from cartflow.engine.contact_points import check_email, check_phone
 from cartflow.engine.errors import EventError as EventError
 from cartflow.engine.event_parts import Checkout, CustomerFigures, Product, Visit
@@ -42,7 +41,7 @@ from cartflow.engine.event_values import WEB_URL_PATTERN as WEB_URL_PATTERN
 from cartflow.engine.event_values import Money as Money
 from cartflow.engine.event_values import ShortText as ShortText
 from cartflow.engine.event_values import WebUrl as WebUrl
-from cartflow.engine.event_values import find_bad_text
+from cartflow.engine.event_values import aware_utc, find_bad_text
 
 EventType = Literal[
     "session.started",
@@ -204,14 +203,7 @@ class Event(_Open):
     @field_validator("at")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("timestamp needs a time zone offset, e.g. 2026-11-22T10:00:00Z")
-        try:
-            return as_utc(value)
-        except OverflowError:
-            raise ValueError("timestamp out of range once converted to UTC") from None
+        return aware_utc(value)
 
     @model_validator(mode="after")
     def _shape(self) -> Event:

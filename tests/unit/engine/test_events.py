@@ -354,3 +354,18 @@ def test_unapplied_events_are_found_for_redriving(engine: Engine, clock: Simulat
     assert engine.unapplied_event_ids(older_than=timedelta(minutes=5)) == ["evt_lost"]
     engine.apply_events(["evt_lost"])
     assert engine.unapplied_event_ids(older_than=timedelta(minutes=5)) == []
+
+
+def test_a_lifetime_timestamp_out_of_range_is_a_field_error_not_a_crash() -> None:
+    # The same rule as the event's own `at`: an error naming the field, never an exception
+    body = {
+        "id": "e1",
+        "type": "customer.updated",
+        "customer_id": "c1",
+        "customer": {"orders_count": 1, "first_order_at": "0001-01-01T00:00:00+01:00"},
+    }
+    with pytest.raises(EventError) as refused:
+        parse_events(body)
+    assert refused.value.errors == [
+        {"loc": "customer.first_order_at", "msg": "timestamp out of range once converted to UTC"}
+    ]
