@@ -93,7 +93,8 @@ def build_context(
     latest = session.scalar(
         select(VisitSession)
         .where(VisitSession.profile_id == profile.id)
-        .order_by(VisitSession.last_seen_at.desc(), VisitSession.id)
+        # the visit started last (as late: the larger id), as visitor.*_session counts it
+        .order_by(VisitSession.started_at.desc(), VisitSession.id.desc())
         .limit(1)
     )
     in_cart = [str(item.get("sku")) for item in cart.items or []]

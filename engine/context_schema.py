@@ -77,8 +77,15 @@ VISITOR = record(
     sessions=number("visits so far"),
     sessions_7d=number("visits that started in the last 7 days (UTC days, today included)"),
     sessions_30d=number("visits that started in the last 30 days (UTC days, today included)"),
+    page_views_session=number("pages viewed in the latest visit"),
+    product_views_session=number("products viewed in the latest visit"),
     page_views_7d=number("pages viewed in the last 7 days"),
     product_views_7d=number("products viewed in the last 7 days"),
+    top_category=text("the category viewed most in the last 30 days", nullable=True),
+    top_category_share=number("its share of the product views with a category (0 to 1)"),
+    cart_adds_7d=number("cart lines added (or more of one) in the last 7 days"),
+    cart_removals_7d=number("cart lines removed (or fewer of one) in the last 7 days"),
+    cart_returns_7d=number("visits back to a cart left in an earlier visit, last 7 days"),
     checkout_reached=flag("whether the shopper ever started a checkout"),
     checkout_step=text("the last checkout step reached (checkout.step)", nullable=True),
     device=text("the latest visit's device (session.started)", nullable=True),
@@ -86,6 +93,10 @@ VISITOR = record(
     source=text("the latest visit's traffic source", nullable=True),
     first_source=text("the first visit's traffic source", nullable=True),
     hours_since_last_visit=number("hours from the last activity to now", nullable=True),
+    returned_via=text(
+        "the channel of the latest message that brought them back (clicked; push opened)",
+        nullable=True,
+    ),
     last_seen_at=time("the last activity", nullable=True),
     is_known=flag("whether the shop knows who this is (a customer id)"),
     recently_viewed=Type(
@@ -112,11 +123,13 @@ CUSTOMER = record(
     average_order_value=number("lifetime value / orders (0 without orders)"),
     discount_orders=number("orders placed with a discount code"),
     discount_share=number("discount_orders / orders_total (0 without orders)"),
+    first_order_at=time("the first order (the shop's history included)", nullable=True),
+    last_order_at=time("the latest order (the shop's history included)", nullable=True),
 )
 #: The customer.* fields read from the kept features.
 CUSTOMER_FEATURES = tuple(n for n in CUSTOMER.fields if n not in ("id", "first_name", "locale"))
 SESSION = record(
-    "the shopper's latest visit",
+    "the shopper's latest visit (the one started last)",
     id=text("the shop's session id", nullable=True),
     started_at=time("when it started", nullable=True),
     last_seen_at=time("its last activity", nullable=True),

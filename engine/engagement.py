@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from cartflow.engine.deliveries import DeliveryEvent, add_event
 from cartflow.engine.events import Event
 from cartflow.engine.failover import nudge
+from cartflow.engine.features import note_return
 from cartflow.engine.inbound import consent_event, event_ids
 from cartflow.engine.store.database import Database
 from cartflow.engine.store.models import Delivery, DeliveryEventRow
@@ -81,6 +82,10 @@ def _engaged(
         return False
     add_event(session, delivery, status, at, raw=raw, received_at=now)
     nudge(session, delivery, status, now)
+    if status is DeliveryEvent.CLICKED or (
+        status is DeliveryEvent.OPENED and delivery.channel == "push"
+    ):  # the message brought them back (an email opened is read, not a visit)
+        note_return(session, delivery.profile_id, delivery.channel, at, now)
     return True
 
 

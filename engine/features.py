@@ -3,10 +3,11 @@
 One ``profile_features`` row per profile holds a JSON document rather than typed columns:
 the features are many and will grow, they are always read together (one primary-key
 lookup per evaluation, no COUNT query), and the rolling windows need per-day buckets,
-which a document holds naturally. The document stays bounded: lifetime counters, the
-latest/first device and source, and per-UTC-day buckets ``days[YYYY-MM-DD]`` of the last
-:data:`KEEP_DAYS` days, trimmed relative to the newest day seen. A late event (older
-``at``) lands in its own day's bucket, so it counts in every window it belongs to.
+which a document holds naturally. The document stays bounded (its shape and the rules of
+one event: :mod:`cartflow.engine.feature_doc`): lifetime counters, the latest/first device
+and source, the few latest visits and carts, and per-UTC-day buckets of the last
+``KEEP_DAYS`` days, trimmed relative to the newest day seen. A late event (older ``at``)
+lands in its own day's bucket, so it counts in every window it belongs to.
 
 A window "in N days" read at ``now`` covers the UTC days from ``now.date() - (N - 1)``
 to ``now.date()`` inclusive (day granularity). Orders are counted once per order id (the
@@ -23,24 +24,16 @@ covers; an older one is ignored. Without any, the baseline is zero and every ord
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from cartflow.engine import feature_doc, feature_merge
 from cartflow.engine.events import Event
+from cartflow.engine.feature_doc import utc_day
 from cartflow.engine.store.models import ProfileFeatures
-
-#: Days of buckets kept; the longest window read is 30 days.
-KEEP_DAYS = 31
-
-#: Event type → bucket counter it increments.
-_COUNTED = {"page.viewed": "pv", "product.viewed": "prv"}
-
-
-def _utc_day(at: datetime) -> str:
-    return at.astimezone(UTC).date().isoformat()
 
 
 def _row(session: Session, profile_id: str, now: datetime) -> ProfileFeatures:
@@ -51,79 +44,68 @@ def _row(session: Session, profile_id: str, now: datetime) -> ProfileFeatures:
     return row
 
 
-def _bump(doc: dict[str, Any], day: str, key: str) -> None:
-    days = doc.setdefault("days", {})
-    days.setdefault(day, {})
-    days[day][key] = days[day].get(key, 0) + 1
-    newest = max(days)
-    oldest = (date.fromisoformat(newest) - timedelta(days=KEEP_DAYS - 1)).isoformat()
-    for stale in [d for d in days if d < oldest]:
-        del days[stale]
-
-
 def apply_features(
-    session: Session, profile_id: str, event: Event, at: datetime, now: datetime, *, new_visit: bool
+    session: Session,
+    profile_id: str,
+    event: Event,
+    at: datetime,
+    now: datetime,
+    *,
+    new_visit: bool,
+    visit_started_at: datetime | None = None,
 ) -> None:
     """Update the profile's features for one event, inside the event's transaction."""
     row = _row(session, profile_id, now)
-    doc = dict(row.doc or {})
-    doc["days"] = {d: dict(v) for d, v in (doc.get("days") or {}).items()}
-    day = _utc_day(at)
-    if new_visit:
-        doc["sessions"] = doc.get("sessions", 0) + 1
-        _bump(doc, day, "s")
-    if event.type in _COUNTED:
-        _bump(doc, day, _COUNTED[event.type])
-    if event.type == "session.started" and event.session is not None:
-        for key in ("device", "source"):
-            value = getattr(event.session, key)
-            if value is None:
-                continue
-            if f"{key}_first" not in doc or at < datetime.fromisoformat(doc[f"{key}_first_at"]):
-                doc[f"{key}_first"], doc[f"{key}_first_at"] = value, at.isoformat()
-            if f"{key}_latest" not in doc or at >= datetime.fromisoformat(doc[f"{key}_latest_at"]):
-                doc[f"{key}_latest"], doc[f"{key}_latest_at"] = value, at.isoformat()
-    if event.type == "checkout.started":
-        doc["checkout_reached"] = True
-        if event.checkout is not None and (
-            "checkout_step_at" not in doc or at >= datetime.fromisoformat(doc["checkout_step_at"])
-        ):
-            doc["checkout_step"], doc["checkout_step_at"] = event.checkout.step, at.isoformat()
-    if event.type == "order.completed" and event.order is not None:
-        ids = list(doc.get("order_ids", []))
-        if event.order.id not in ids:
-            ids.append(event.order.id)
-            doc["order_ids"] = ids[-200:]
-            _bump(doc, day, "o")
-            base = doc.get("base")
-            if base is None or at > datetime.fromisoformat(base["at"]):
-                total = str(event.order.total or Decimal(0))
-                seen = [
-                    *doc.get("seen", []),
-                    [at.isoformat(), total, bool(event.order.discount_code)],
-                ]
-                doc["seen"] = seen
-    if event.type == "customer.updated" and event.customer is not None:
-        base = doc.get("base")
-        if base is None or at >= datetime.fromisoformat(base["at"]):
-            figures = event.customer
-            doc["base"] = {
-                "at": at.isoformat(),
-                "orders": figures.orders_count or 0,
-                "spent": str(figures.total_spent or Decimal(0)),
-                "discounted": figures.discount_orders_count or 0,
-            }
-            # orders up to `at` are inside the shop's figures: keep only the later ones
-            doc["seen"] = [o for o in doc.get("seen", []) if datetime.fromisoformat(o[0]) > at]
-    row.doc = doc
+    row.doc = feature_doc.update(
+        row.doc or {}, event, at, new_visit=new_visit, visit_started_at=visit_started_at
+    )
     row.updated_at = now
 
 
+def note_return(
+    session: Session, profile_id: str, channel: str, at: datetime, now: datetime
+) -> None:
+    """A message on ``channel`` brought the shopper back (a click; a push opened)."""
+    row = _row(session, profile_id, now)
+    row.doc = feature_doc.came_back(row.doc or {}, channel, at)
+    row.updated_at = now
+
+
+def merge_features(session: Session, source_id: str, target_id: str, now: datetime) -> None:
+    """The source profile's features join the target's (a merge of two profiles)."""
+    source = session.get(ProfileFeatures, source_id)
+    if source is None:
+        return
+    target = _row(session, target_id, now)
+    target.doc = feature_merge.merged(target.doc or {}, source.doc or {})
+    target.updated_at = now
+    session.delete(source)
+
+
 def _window(doc: dict[str, Any], key: str, now: datetime, days: int) -> int:
-    today = date.fromisoformat(_utc_day(now))
-    first = (today - timedelta(days=days - 1)).isoformat()
-    last = today.isoformat()
-    return sum(v.get(key, 0) for d, v in (doc.get("days") or {}).items() if first <= d <= last)
+    return sum(v.get(key, 0) for v in _buckets(doc, now, days))
+
+
+def _within(day: str, now: datetime, days: int) -> bool:
+    """Whether the UTC ``day`` is in the ``days`` up to ``now``'s, today included."""
+    today = date.fromisoformat(utc_day(now))
+    return (today - timedelta(days=days - 1)).isoformat() <= day <= today.isoformat()
+
+
+def _buckets(doc: dict[str, Any], now: datetime, days: int) -> list[dict[str, Any]]:
+    return [v for d, v in (doc.get("days") or {}).items() if _within(d, now, days)]
+
+
+def _focus(doc: dict[str, Any], now: datetime) -> tuple[str | None, float]:
+    """The category viewed most in 30 days (ties: the first by name) and its share."""
+    counts: dict[str, int] = {}
+    for bucket in _buckets(doc, now, 30):
+        for category, n in bucket.get("c", {}).items():
+            counts[category] = counts.get(category, 0) + n
+    if not counts:
+        return None, 0.0
+    top = min(counts, key=lambda c: (-counts[c], c))
+    return top, counts[top] / sum(counts.values())
 
 
 def read_features(
@@ -132,6 +114,15 @@ def read_features(
     """The feature values at ``now`` (the engine's clock)."""
     row = session.get(ProfileFeatures, profile_id)
     return features_of(row.doc if row is not None else {}, now, last_seen_at)
+
+
+def _t(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def _later(*values: str | None) -> datetime | None:
+    present = [_t(v) for v in values if v]
+    return max(present) if present else None
 
 
 def features_of(
@@ -144,12 +135,22 @@ def features_of(
     # never more than the orders (a shop may send inconsistent figures)
     discounted = min(orders, base.get("discounted", 0) + sum(1 for o in seen if o[2]))
     spent = float(Decimal(base.get("spent", "0")) + sum(Decimal(o[1]) for o in seen))
+    visit = feature_doc.latest_visit(doc) or {}
+    category, share = _focus(doc, now)
+    first_order = [_t(v) for v in (base.get("first_order_at"), doc.get("order_first_at")) if v]
     return {
         "sessions": doc.get("sessions", 0),
         "sessions_7d": _window(doc, "s", now, 7),
         "sessions_30d": _window(doc, "s", now, 30),
+        "page_views_session": visit.get("pv", 0),
+        "product_views_session": visit.get("prv", 0),
         "page_views_7d": _window(doc, "pv", now, 7),
         "product_views_7d": _window(doc, "prv", now, 7),
+        "top_category": category,
+        "top_category_share": share,
+        "cart_adds_7d": _window(doc, "add", now, 7),
+        "cart_removals_7d": _window(doc, "rm", now, 7),
+        "cart_returns_7d": _window(doc, "r", now, 7),
         "checkout_reached": bool(doc.get("checkout_reached", False)),
         "checkout_step": doc.get("checkout_step"),
         "device": doc.get("device_latest"),
@@ -159,10 +160,15 @@ def features_of(
         "hours_since_last_visit": (
             (now - last_seen_at).total_seconds() / 3600 if last_seen_at is not None else None
         ),
-        "orders_30d": _window(doc, "o", now, 30),
+        "returned_via": (doc.get("back") or {}).get("channel"),
+        "orders_30d": sum(
+            1 for at in (doc.get("orders") or {}).values() if _within(utc_day(_t(at)), now, 30)
+        ),
         "orders_total": orders,
         "lifetime_value": spent,
         "average_order_value": spent / orders if orders else 0.0,
         "discount_orders": discounted,
         "discount_share": discounted / orders if orders else 0.0,
+        "first_order_at": min(first_order) if first_order else None,
+        "last_order_at": _later(base.get("last_order_at"), doc.get("order_last_at")),
     }

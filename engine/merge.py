@@ -2,7 +2,8 @@
 anonymous id and a customer id together).
 
 Everything the source profile holds moves to the target: carts, visits, journeys,
-deliveries, replies and decisions; contacts (one row per address); consent (the answer
+deliveries, replies and decisions; the kept features (counts add up:
+:func:`cartflow.engine.feature_doc.merged`); contacts (one row per address); consent (the answer
 with the later ``at`` wins) and its proof log; attributes (:func:`merge_attributes`).
 The source stays as a tombstone (``merged_into``). Journeys that now run twice for the
 same intent are joined afterwards (:func:`cartflow.engine.intent.join_same_intent`).
@@ -17,6 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cartflow.engine import browsing
+from cartflow.engine.features import merge_features
 from cartflow.engine.store.models import (
     Cart,
     Consent,
@@ -36,6 +38,7 @@ _MOVED = (Cart, VisitSession, Journey, Delivery, ShopperReply, Decision, Consent
 
 def merge_profiles(session: Session, *, source: Profile, target: Profile, now: datetime) -> None:
     browsing.move(session, source.id, target.id)  # recently viewed and carted join
+    merge_features(session, source.id, target.id, now)
     for model in _MOVED:
         session.execute(
             update(model)

@@ -71,10 +71,14 @@ def apply_event(session: Session, event: Event, *, now: datetime, idle: timedelt
                 applied.exits.append((cart.id, "unsubscribed"))
     if merged:  # two journeys may now run for one intent: the later joins the earlier
         join_same_intent(session, profile.id, now)
-    new_visit = bool(event.session_id) and _touch_session(
-        session, profile.id, event.session_id or "", at
+    new_visit, started_at = (
+        _touch_session(session, profile.id, event.session_id, at)
+        if event.session_id
+        else (False, None)
     )
-    apply_features(session, profile.id, event, at, now, new_visit=new_visit)
+    apply_features(
+        session, profile.id, event, at, now, new_visit=new_visit, visit_started_at=started_at
+    )
 
     apply_browsing(session, profile.id, event, at)
     apply_browse(session, profile.id, event, at, idle, applied.exits)
@@ -93,17 +97,19 @@ def apply_event(session: Session, event: Event, *, now: datetime, idle: timedelt
     return applied
 
 
-def _touch_session(session: Session, profile_id: str, session_id: str, at: datetime) -> bool:
-    """Keep the visit; True when it is a new one."""
+def _touch_session(
+    session: Session, profile_id: str, session_id: str, at: datetime
+) -> tuple[bool, datetime]:
+    """Keep the visit; whether it is a new one, and when it started."""
     row = session.get(VisitSession, session_id)
     if row is None:
         session.add(
             VisitSession(id=session_id, profile_id=profile_id, started_at=at, last_seen_at=at)
         )
-        return True
+        return True, at
     if at > row.last_seen_at:
         row.last_seen_at = at
-    return False
+    return False, row.started_at
 
 
 def _evidence(event: Event) -> str:

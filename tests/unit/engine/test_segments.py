@@ -16,25 +16,47 @@ from cartflow.engine.segments import BUILTIN_SEGMENTS
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "scenarios.md"
 
-BASE_VISITOR = {"sessions": 1, "sessions_7d": 1, "product_views_7d": 0, "checkout_reached": False}
+BASE_VISITOR = {
+    "sessions": 1,
+    "sessions_7d": 1,
+    "product_views_7d": 0,
+    "product_views_session": 0,
+    "checkout_reached": False,
+    "cart_adds_7d": 0,
+    "cart_removals_7d": 0,
+    "cart_returns_7d": 0,
+    "top_category_share": 0.0,
+}
 BASE_CUSTOMER = {"orders_total": 0, "lifetime_value": 0.0, "discount_share": 0.0}
 
 # (segment, visitor/customer changes just in, just out)
 CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
-    ("purposeful", {"product_views_7d": 3}, {"product_views_7d": 4}),
-    ("purposeful", {"sessions_7d": 1}, {"sessions_7d": 2}),
+    (
+        "purposeful",
+        {"cart_adds_7d": 1, "product_views_session": 3},
+        {"cart_adds_7d": 1, "product_views_session": 4},
+    ),
+    ("purposeful", {"cart_adds_7d": 1}, {"cart_adds_7d": 0}),
+    ("purposeful", {"cart_adds_7d": 2}, {"cart_adds_7d": 2, "cart_removals_7d": 1}),
+    ("purposeful", {"cart_adds_7d": 1, "sessions_7d": 1}, {"cart_adds_7d": 1, "sessions_7d": 2}),
     ("explorer", {"product_views_7d": 10}, {"product_views_7d": 9}),
     (
         "explorer",
         {"product_views_7d": 12},
         {"product_views_7d": 12, "checkout_reached": True},
     ),
+    ("hesitant", {"cart_returns_7d": 2}, {"cart_returns_7d": 1}),
+    ("hesitant", {"cart_removals_7d": 2}, {"cart_removals_7d": 1}),
     (
         "hesitant",
-        {"sessions_7d": 2, "product_views_7d": 3},
-        {"sessions_7d": 2, "product_views_7d": 2},
+        {"sessions_7d": 2, "product_views_7d": 3, "top_category_share": 0.6},
+        {"sessions_7d": 2, "product_views_7d": 3, "top_category_share": 0.59},
     ),
-    ("hesitant", {"sessions_7d": 2, "product_views_7d": 3}, {"product_views_7d": 3}),
+    (
+        "hesitant",
+        {"sessions_7d": 2, "product_views_7d": 3, "top_category_share": 1.0},
+        {"sessions_7d": 1, "product_views_7d": 3, "top_category_share": 1.0},
+    ),
     ("first_time", {"sessions": 1}, {"sessions": 2}),
     ("first_time", {}, {"orders_total": 1}),
     ("returning", {"orders_total": 1}, {"orders_total": 0}),
