@@ -28,6 +28,7 @@ merged later hold what one profile would have.
 from __future__ import annotations
 
 from collections.abc import Callable
+from copy import deepcopy
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -83,16 +84,12 @@ def latest_visit(doc: Doc) -> dict[str, Any] | None:
 
 
 def copy(doc: Doc) -> Doc:
-    """A copy deep enough to change any part of ``doc`` without touching the original."""
-    out = dict(doc)
-    out["days"] = {
-        d: {k: dict(n) if k == "c" else n for k, n in v.items()}
-        for d, v in (doc.get("days") or {}).items()
-    }
-    out["visits"] = {k: dict(v) for k, v in (doc.get("visits") or {}).items()}
-    out["carts"] = {
-        k: {**v, "items": dict(v.get("items", {}))} for k, v in (doc.get("carts") or {}).items()
-    }
+    """A whole copy: changing it never touches ``doc``. (The row's JSON column is written
+    only when the new value differs from the old one: a part changed in place in both
+    would be lost.)"""
+    out = deepcopy(doc)
+    for part in ("days", "visits", "carts", "orders"):
+        out.setdefault(part, {})
     return out
 
 

@@ -59,7 +59,8 @@ def running_same_intent(session: Session, cart: Cart) -> Journey | None:
     ).all()
     for journey, items in rows:
         if same_intent(mine, skus(items)):
-            return journey
+            found: Journey = journey
+            return found
     return None
 
 

@@ -41,9 +41,7 @@ def merge_profiles(session: Session, *, source: Profile, target: Profile, now: d
     merge_features(session, source.id, target.id, now)
     for model in _MOVED:
         session.execute(
-            update(model)
-            .where(model.profile_id == source.id)  # type: ignore[attr-defined]
-            .values(profile_id=target.id)
+            update(model).where(model.profile_id == source.id).values(profile_id=target.id)
         )
     _merge_contacts(session, source, target)
     _merge_consent(session, source, target)

@@ -59,10 +59,20 @@ def apply_event(session: Session, event: Event, *, now: datetime, idle: timedelt
         apply_contact(session, profile, event, now)
     if event.consent:
         known = consents_of(session, profile.id)
-        proof = {"recorded_at": now, "evidence": _evidence(event)}
+        evidence = _evidence(event)
         for channel, granted in event.consent.items():
             source = f"event:{event.id}"
-            set_consent(session, profile.id, channel, granted, source, at, known, **proof)
+            set_consent(
+                session,
+                profile.id,
+                channel,
+                granted,
+                source,
+                at,
+                known,
+                recorded_at=now,
+                evidence=evidence,
+            )
         if event.type == "consent.updated" and not any(
             c.granted
             for c in session.scalars(select(Consent).where(Consent.profile_id == profile.id))

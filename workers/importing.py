@@ -63,9 +63,9 @@ def _event_id(kind: str, body: dict[str, Any]) -> str:
     return f"imp_{kind}_{hashlib.sha256(canonical.encode()).hexdigest()[:32]}"
 
 
-def _customer(row: dict[str, str], as_of: str) -> tuple[dict[str, Any], dict[tuple, str]]:
+def _customer(row: dict[str, str], as_of: str) -> tuple[dict[str, Any], dict[tuple[Any, ...], str]]:
     body: dict[str, Any] = {"type": "customer.updated", "at": as_of}
-    columns: dict[tuple, str] = {("customer_id",): "customer_id"}
+    columns: dict[tuple[Any, ...], str] = {("customer_id",): "customer_id"}
     body["customer_id"] = row.get("customer_id", "")
     contact = {k: row[k] for k in CONTACT if row.get(k)}
     if contact:
@@ -76,19 +76,19 @@ def _customer(row: dict[str, str], as_of: str) -> tuple[dict[str, Any], dict[tup
     return body, columns
 
 
-def _order(row: dict[str, str]) -> tuple[dict[str, Any], dict[tuple, str]]:
+def _order(row: dict[str, str]) -> tuple[dict[str, Any], dict[tuple[Any, ...], str]]:
     body: dict[str, Any] = {
         "type": "order.completed",
         "at": row.get("created_at", ""),
         "customer_id": row.get("customer_id", ""),
         "order": {field: row[col] for col, field in ORDER.items() if row.get(col)},
     }
-    columns: dict[tuple, str] = {("at",): "created_at", ("customer_id",): "customer_id"}
+    columns: dict[tuple[Any, ...], str] = {("at",): "created_at", ("customer_id",): "customer_id"}
     columns.update({("order", field): col for col, field in ORDER.items()})
     return body, columns
 
 
-def _column(loc: tuple, columns: dict[tuple, str]) -> str:
+def _column(loc: tuple[Any, ...], columns: dict[tuple[Any, ...], str]) -> str:
     for size in range(len(loc), 0, -1):
         if tuple(loc[:size]) in columns:
             return columns[tuple(loc[:size])]
@@ -102,6 +102,7 @@ def read_rows(path: Path, as_of: str) -> tuple[list[Event], list[str], int]:
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
+        required: tuple[str, ...]
         if "order_id" in header:
             kind, required = "order", ("order_id", "customer_id", "created_at")
         elif "customer_id" in header:

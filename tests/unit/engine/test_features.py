@@ -3,6 +3,7 @@ and build_context reads them without COUNT queries."""
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
 
+from cartflow.engine import feature_doc
 from cartflow.engine.context import build_context
 from cartflow.engine.features import read_features
 from cartflow.engine.scenario.loader import Config
@@ -286,3 +288,45 @@ def test_build_context_issues_no_count_and_a_constant_number_of_queries(
         assert not [s for s in statements if "count(" in s.lower()]
     # and the number of statements does not grow with the history
     assert counts[0] == counts[1] == counts[2] and counts[0] <= 8
+
+
+@settings(max_examples=80, deadline=None)
+@given(rows=streams())
+def test_an_update_never_changes_the_document_it_was_given(rows: list[dict[str, Any]]) -> None:
+    # The row's JSON column is written only when the new document differs from the old
+    # one: a part changed in place in both would be silently lost.
+    doc: dict[str, Any] = {}
+    sessions: dict[str, datetime] = {}
+    for row in rows:
+        native = _native(row)
+        new_visit = native.session_id is not None and native.session_id not in sessions
+        started = sessions.setdefault(native.session_id, row["at"]) if native.session_id else None
+        before = copy.deepcopy(doc)
+        after = feature_doc.update(
+            doc, native, row["at"], new_visit=new_visit, visit_started_at=started
+        )
+        assert doc == before
+        doc = after
+
+
+def test_an_order_inside_the_shops_figures_and_between_others_still_counts_in_30_days(
+    db: Database,
+) -> None:
+    # Given orders on three days, the middle one arriving last, and figures dated after all
+    orders = [(2, "o1"), (0, "o2"), (1, "o3")]
+    events = [
+        event("customer.updated", T0 + timedelta(days=1), customer={"orders_count": 3}),
+        *[
+            event("order.completed", T0 - timedelta(days=d), order={"id": oid, "total": 100})
+            for d, oid in orders
+        ],
+    ]
+    for one in events:
+        assert one.at is not None
+        with db.sessions() as session, session.begin():
+            apply_event(session, one, now=one.at, idle=timedelta(hours=1))
+    with db.sessions() as session:
+        profile = session.scalars(select(Profile)).one()
+        kept = read_features(session, profile.id, T0 + timedelta(days=2), profile.last_seen_at)
+    # Then each counts once in the window, and the figures are not added to
+    assert kept["orders_30d"] == 3 and kept["orders_total"] == 3
