@@ -23,6 +23,7 @@ from typing import Any
 from cartflow.engine.scenario.loader import ConfigError, load_config
 from cartflow.engine.timing import parse_duration
 from cartflow.workers.errors import CliError as CliError  # re-exported (defined here before)
+from cartflow.workers.shop import PERSONAS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -108,7 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the embedded product with a built-in shop simulator")
     p.add_argument("--speed", type=float, default=2400.0, help="simulated seconds per real second")
     p.add_argument("--duration", default="27h", help="simulated shop time (default 27h)")
-    p.add_argument("--shoppers", type=int, default=8)
+    p.add_argument(
+        "--shoppers",
+        type=int,
+        default=len(PERSONAS),
+        help=f"simulated shoppers (default {len(PERSONAS)}: one of each persona in the list)",
+    )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--config", help="scenarios.yaml to run (default: the shipped example)")
     p.add_argument("--verbose", action="store_true")

@@ -2,8 +2,9 @@
 small shop simulator (:mod:`cartflow.workers.shop`) that talks to the real HTTP API.
 
 Each message is printed as its channel carries it, stamped with the shopper's own local
-time, so one sees a push or SMS wait for its send window; the summary ends with a line
-for every shopper who got nothing, and why, as the decision log recorded it.
+time, so one sees a push or SMS wait for its send window; the summary has a line for every
+shopper who had a browse journey (how it went) and for every shopper who got nothing, and
+why, as the decision log recorded it.
 """
 
 from __future__ import annotations
@@ -20,10 +21,20 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from cartflow.engine.browse_abandonment import BROWSE, browse_cart_id
 from cartflow.engine.channels import CHANNELS
 from cartflow.engine.clock import AcceleratedClock
+from cartflow.engine.outcomes import SUPERSEDED
 from cartflow.engine.sending import Message
-from cartflow.engine.store.models import Cart, Decision, Delivery, Journey, RawEvent
+from cartflow.engine.store.models import (
+    Cart,
+    Decision,
+    Delivery,
+    Identity,
+    Journey,
+    Profile,
+    RawEvent,
+)
 from cartflow.engine.timing import DEFAULT_QUIET_HOURS, format_duration
 from cartflow.providers.console import ConsoleProvider
 from cartflow.providers.registry import ChannelRouter
@@ -74,10 +85,14 @@ def run_demo(
     )
     clock = AcceleratedClock(start, speed)
     cast = make_shoppers(shoppers)
-    zones = {shopper.cart_id: shopper.zone for shopper in cast}
+    zones = {shopper.cart_id: shopper.zone for shopper in cast if shopper.cart_id}
 
     def local_time(message: Message) -> str:
-        return shop_time(clock.now(), zones.get(str(message.metadata.get("cart_id")), "UTC"))
+        cart_id = str(message.metadata.get("cart_id"))
+        if cart_id not in zones:  # a browse cart: its id is the profile's, known only now
+            with runtime.db.reading() as session:
+                zones[cart_id] = cart_zone(session, cart_id) or "UTC"
+        return shop_time(clock.now(), zones[cart_id])
 
     console = ConsoleProvider(stream=out, stamp=local_time)
     sender = ChannelRouter({channel: console for channel in CHANNELS})
@@ -121,8 +136,16 @@ def run_demo(
         _sleep_until(clock, end)
     runtime.stop()
     summary = summarise(runtime, cast)
+    summary["database"] = settings.database_url  # to look further: the run's every row
     print_summary(summary, out)
     return summary
+
+
+def cart_zone(session: Session, cart_id: str) -> str | None:
+    """The time zone of the shopper whose cart (shop or browse) is ``cart_id``."""
+    cart = session.get(Cart, cart_id)
+    profile = session.get(Profile, cart.profile_id) if cart is not None else None
+    return profile.timezone if profile is not None else None
 
 
 def _sleep_until(clock: AcceleratedClock, moment: datetime) -> None:
@@ -134,14 +157,20 @@ def _sleep_until(clock: AcceleratedClock, moment: datetime) -> None:
 
 
 def summarise(runtime: Runtime, shoppers: list[Shopper] | None = None) -> dict[str, Any]:
-    """The run in numbers, plus ``shoppers``: one dict per shopper (``name``, ``cart``,
-    ``persona``, ``sent`` and, for those who got nothing, ``why``)."""
+    """The run in numbers, plus ``shoppers``: one dict per shopper (``name``, ``persona``,
+    ``cart`` (``None`` for one who carted nothing), ``browse`` (their browse cart, if they
+    had one), ``sent`` and the ``scenarios`` it came from, ``browse_story`` (how their
+    browse journey went, if one started) and, for those who got nothing, ``why``)."""
     with runtime.db.reading() as session:
         shop_cart = Cart.kind == "cart"  # browse pseudo-carts are counted apart
         carts = session.scalar(select(func.count()).select_from(Cart).where(shop_cart)) or 0
         journeys = select(func.count()).select_from(Journey).join(Cart, Journey.cart_id == Cart.id)
         abandoned = session.scalar(journeys.where(shop_cart)) or 0
-        browsed = session.scalar(journeys.where(Cart.kind == "browse")) or 0
+        browsed = session.scalar(journeys.where(Cart.kind == BROWSE)) or 0
+        browse_superseded = (
+            session.scalar(journeys.where(Cart.kind == BROWSE, Journey.exit_reason == SUPERSEDED))
+            or 0
+        )
         holdout = (
             session.scalar(
                 select(func.count()).select_from(Journey).where(Journey.group == "holdout")
@@ -195,6 +224,7 @@ def summarise(runtime: Runtime, shoppers: list[Shopper] | None = None) -> dict[s
         "carts": carts,
         "abandoned": abandoned,
         "browse_journeys": browsed,
+        "browse_superseded": browse_superseded,
         "messages": per_channel,
         "ordered": ordered,
         "recovered": recovered,
@@ -206,29 +236,75 @@ def summarise(runtime: Runtime, shoppers: list[Shopper] | None = None) -> dict[s
 
 
 def _shopper_outcome(session: Session, shopper: Shopper) -> dict[str, Any]:
-    sent = (
-        session.scalar(
-            select(func.count())
-            .select_from(Delivery)
-            .where(Delivery.cart_id == shopper.cart_id, Delivery.status.in_(SENT))
+    """What one shopper got, read by their customer id: every message of their profile
+    counts, a shop cart's or a browse cart's (a window shopper has only the latter)."""
+    profile_id = session.scalar(
+        select(Identity.profile_id).where(
+            Identity.kind == "customer_id", Identity.value == shopper.customer_id
         )
-        or 0
     )
+    browse = session.get(Cart, browse_cart_id(profile_id)) if profile_id else None
+    sent = list(
+        session.execute(
+            select(Delivery.cart_id, Delivery.scenario, Delivery.channel).where(
+                Delivery.profile_id == profile_id, Delivery.status.in_(SENT)
+            )
+        ).all()
+        if profile_id
+        else ()
+    )
+    if sent:
+        why = None
+    elif shopper.cart_id is not None:
+        why = why_nothing(session, shopper.cart_id, shopper.zone)
+    elif browse is not None:
+        why = why_nothing(session, browse.id, shopper.zone)
+    else:
+        why = "no product view reached cartflow"
     return {
         "name": shopper.first_name,
         "cart": shopper.cart_id,
+        "browse": browse.id if browse is not None else None,
         "persona": shopper.persona,
-        "sent": sent,
-        "why": None if sent else why_nothing(session, shopper.cart_id, shopper.zone),
+        "sent": len(sent),
+        "scenarios": sorted({scenario for _, scenario, _ in sent}),
+        "browse_story": (
+            browse_story(
+                session,
+                browse.id,
+                [channel for cart, _, channel in sent if cart == browse.id],
+                shopper.zone,
+            )
+            if browse is not None
+            else None
+        ),
+        "why": why,
     }
 
 
+def browse_story(session: Session, browse_id: str, channels: list[str], zone: str) -> str | None:
+    """How the browse journey of the browse cart ``browse_id`` went, ``channels`` being
+    what it sent (times in ``zone``); ``None`` when none started (a look that turned into
+    a cart within the hour)."""
+    journey = session.scalars(
+        select(Journey).where(Journey.cart_id == browse_id).order_by(Journey.started_at.desc())
+    ).first()
+    if journey is None:
+        return None
+    sent = f"{', '.join(channels)} sent ({journey.scenario})" if channels else ""
+    if journey.exit_reason == SUPERSEDED:
+        return f"{sent}, then superseded by a cart" if sent else "superseded by a cart, no message"
+    return sent or why_nothing(session, browse_id, zone)
+
+
 def why_nothing(session: Session, cart_id: str, zone: str) -> str:
-    """Why the shopper with ``cart_id`` got no message, read from the cart, its journeys
-    and the decision log (never from what the demo meant them to do); times in ``zone``."""
+    """Why the shopper with ``cart_id`` (a shop cart or a browse cart) got no message, read
+    from the cart, its journeys and the decision log (never from what the demo meant them
+    to do); times in ``zone``."""
     cart = session.get(Cart, cart_id)
     if cart is None:
         return "no cart reached cartflow"
+    browse = cart.kind == BROWSE
     journeys = list(
         session.scalars(
             select(Journey).where(Journey.cart_id == cart_id).order_by(Journey.started_at)
@@ -245,6 +321,12 @@ def why_nothing(session: Session, cart_id: str, zone: str) -> str:
         ).first()
         if refused:
             return refused
+        if browse:
+            return {
+                "active": "still looking: browsing has not counted as abandoned yet",
+                SUPERSEDED: "carted something before browsing counted as abandoned",
+                "closed": "bought before browsing counted as abandoned",
+            }.get(cart.status, f"browsing {cart.status}, no journey started")
         return {
             "ordered": "bought before the cart counted as abandoned",
             "emptied": "emptied the cart before it counted as abandoned",
@@ -260,6 +342,7 @@ def why_nothing(session: Session, cart_id: str, zone: str) -> str:
         ended = {
             "order.completed": "bought before the first reminder",
             "cart.emptied": "emptied the cart before the first reminder",
+            SUPERSEDED: "carted something before the first reminder: the cart speaks now",
         }.get(journey.exit_reason or "", f"journey ended: {journey.exit_reason}")
         if last is not None and last.decision == "skipped":
             return f"{ended} (last skip: {last.reason})"
@@ -276,6 +359,10 @@ def why_nothing(session: Session, cart_id: str, zone: str) -> str:
 
 def print_summary(summary: dict[str, Any], out: Any) -> None:
     messages = summary["messages"]
+    people = list(summary.get("shoppers", ()))
+    browsed = [s for s in people if s.get("browse_story")]
+    nothing = [s for s in people if not s["sent"]]
+    width = max((len(shopper_label(s)) for s in browsed + nothing), default=0)
     lines = [
         "",
         "── summary " + "─" * 40,
@@ -286,7 +373,14 @@ def print_summary(summary: dict[str, Any], out: Any) -> None:
             if summary["holdout"]
             else ""
         ),
-        f"browse journeys     {summary['browse_journeys']}",
+        f"browse journeys     {summary['browse_journeys']}"
+        + (
+            f" ({summary['browse_superseded']} superseded by a cart)"
+            if summary.get("browse_superseded")
+            else ""
+        ),
+        # whose browse journeys they were, and how each went
+        *(f"  {shopper_label(s):{width}}  {s['browse_story']}" for s in browsed),
         "messages            "
         + ", ".join(f"{ch} {messages.get(ch, 0)}" for ch in ("push", "sms", "email")),
         f"orders              {summary['ordered']}",
@@ -298,9 +392,12 @@ def print_summary(summary: dict[str, Any], out: Any) -> None:
             f"  (+{summary['sent_before_order_arrived']} sent while the order event was still on "
             "its way: the clock runs fast; lower --speed)"
         )
-    nothing = [s for s in summary.get("shoppers", ()) if not s["sent"]]
     if nothing:
         lines.append("got nothing")
-        width = max(len(f"{s['name']} ({s['cart']})") for s in nothing)
-        lines.extend(f"  {s['name'] + ' (' + s['cart'] + ')':{width}}  {s['why']}" for s in nothing)
+        lines.extend(f"  {shopper_label(s):{width}}  {s['why']}" for s in nothing)
     print("\n".join(lines), file=out, flush=True)
+
+
+def shopper_label(shopper: dict[str, Any]) -> str:
+    """``Анна (cart_0)``; ``Ольга (browsing only)`` for a shopper who carted nothing."""
+    return f"{shopper['name']} ({shopper['cart'] or 'browsing only'})"

@@ -7,10 +7,14 @@ Shoppers (each with a persona):
 * ``push_back`` — comes back after the push and buys: recovered, no SMS or email after;
 * ``email_back``— comes back the next day after the email and buys;
 * ``emptier``   — empties the cart after the push: the journey stops;
-* ``browser``   — keeps browsing past the idle time before leaving: abandonment waits.
+* ``browser``   — keeps browsing past the idle time before leaving: abandonment waits;
+* ``window_shopper`` — views three or four products, the last nearly sold out, and carts
+  nothing: browsing counts as abandoned an hour later and the browse journey sends one
+  "still thinking about…" push (with "only 2 left").
 
-Every shopper in one demo has a first name of their own, so a message on screen is easy
-to tie to the shopper it went to.
+Every shopper views a product and signs in (contact and consent for push, SMS and email)
+before anything else, so every persona can be messaged. Every shopper in one demo has a
+first name of their own, so a message on screen is easy to tie to the shopper it went to.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-#: Who the shoppers are, in order of arrival (repeated for more shoppers).
+#: Who the shoppers are, in order of arrival (repeated for more shoppers). The default
+#: demo has one shopper per entry.
 PERSONAS = (
     "leaver",
     "push_back",
@@ -31,7 +36,10 @@ PERSONAS = (
     "browser",
     "leaver",
     "push_back",
+    "window_shopper",
 )
+#: Personas who never put anything in a cart: they have no shop cart, only browsing.
+NO_CART = frozenset({"window_shopper"})
 #: Shoppers' locales in turn, and each locale's time zone.
 LOCALES = ("ru", "ru", "uk", "en")
 ZONES = {"ru": "Europe/Moscow", "uk": "Europe/Kyiv", "en": "Europe/London"}
@@ -49,6 +57,9 @@ CATALOG = [
     ("SKU-CAP", "Кепка", 1290, "accessories"),
     ("SKU-SOCKS", "Носки", 390, "accessories"),
 ]
+#: How many are left, for the products the shop tells about (``product.viewed`` sends it):
+#: the browse push's honest "only 2 left" reads it.
+STOCK = {"SKU-JACKET": 2}
 
 
 @dataclass(frozen=True)
@@ -62,8 +73,13 @@ class Shopper:
     zone: str
 
     @property
-    def cart_id(self) -> str:
-        return f"cart_{self.index}"
+    def customer_id(self) -> str:
+        return f"cust_{self.index}"
+
+    @property
+    def cart_id(self) -> str | None:
+        """Their shop cart's id; ``None`` for a persona who never carts anything."""
+        return None if self.persona in NO_CART else f"cart_{self.index}"
 
 
 @dataclass
@@ -104,27 +120,100 @@ def _name(locale: str, nth: int) -> str:
     return f"{name} {initial}." + (f" {more + 1}" if more else "")
 
 
+def _product(sku: str, name: str, price: int, category: str) -> dict[str, Any]:
+    """A catalog product as the shop describes it, in a cart line or a ``product.viewed``."""
+    return {
+        "sku": sku,
+        "name": name,
+        "price": price,
+        "category": category,
+        "url": f"https://shop.example/p/{sku}",
+        "image": f"https://shop.example/i/{sku}.jpg",
+    }
+
+
 def _viewed(item: dict[str, Any]) -> dict[str, Any]:
-    """The ``product`` of a ``product.viewed`` event for a cart line."""
+    """The ``product`` of a ``product.viewed`` event for a product (or a cart line)."""
     keep = ("sku", "name", "price", "category", "url", "image")
-    return {**{k: item[k] for k in keep}, "currency": "RUB"}
+    product = {**{k: item[k] for k in keep}, "currency": "RUB"}
+    if item["sku"] in STOCK:
+        product["stock"] = STOCK[item["sku"]]
+    return product
+
+
+class _Visit:
+    """One shopper's events: numbered ids, the visit's anonymous and session ids, and
+    the opening every persona shares (arrive, look at a product, sign in)."""
+
+    def __init__(self, shopper: Shopper, arrive: datetime) -> None:
+        self.shopper, self.arrive = shopper, arrive
+        self.base = {"anonymous_id": f"anon_{shopper.index}", "session_id": f"sess_{shopper.index}"}
+        self.count = 0
+
+    def event(self, at: datetime, kind: str, **extra: Any) -> Action:
+        self.count += 1
+        number = f"evt_{self.shopper.index}_{self.count}"
+        return Action(at, {"id": number, "type": kind, "at": at.isoformat(), **self.base, **extra})
+
+    def opening(self, first_look: dict[str, Any]) -> list[Action]:
+        """Arrive, view ``first_look``, sign in with contact and consent: two minutes."""
+        shopper, index = self.shopper, self.shopper.index
+        contact = {
+            "email": f"shopper{index}@example.com",
+            "phone": f"+7999{index:07d}",
+            "push_token": f"push-token-{index}",
+            "locale": shopper.locale,
+            "timezone": shopper.zone,
+            "first_name": shopper.first_name,
+        }
+        return [
+            self.event(self.arrive, "session.started"),
+            self.event(
+                self.arrive + timedelta(minutes=1), "product.viewed", product=_viewed(first_look)
+            ),
+            self.event(
+                self.arrive + timedelta(minutes=2),
+                "customer.identified",
+                customer_id=shopper.customer_id,
+                contact=contact,
+                consent={"push": True, "sms": True, "email": True},
+            ),
+        ]
 
 
 def shopper_script(shopper: Shopper, start: datetime, rng: random.Random) -> list[Action]:
     """The events ``shopper``'s visit sends, from ``start`` plus 20 minutes per shopper."""
-    index, persona = shopper.index, shopper.persona
-    anon, cust, cart_id = f"anon_{index}", f"cust_{index}", shopper.cart_id
-    arrive = start + timedelta(minutes=20 * index + rng.randint(0, 10))
+    visit = _Visit(shopper, start + timedelta(minutes=20 * shopper.index + rng.randint(0, 10)))
+    if shopper.cart_id is None:
+        return _window_shopping(visit, rng)
+    return _cart_visit(visit, shopper.cart_id, rng)
+
+
+def _window_shopping(visit: _Visit, rng: random.Random) -> list[Action]:
+    """Three or four products viewed a couple of minutes apart, the last one nearly sold
+    out (the one the browse push names: it names the newest viewed); never a cart."""
+    scarce = [p for p in CATALOG if p[0] in STOCK][:1]
+    others = rng.sample([p for p in CATALOG if p[0] not in STOCK], rng.randint(2, 3))
+    looks = [_product(*p) for p in others + scarce]
+    script = visit.opening(looks[0])
+    signed_in = visit.arrive + timedelta(minutes=2)
+    for nth, product in enumerate(looks[1:], start=1):
+        script.append(
+            visit.event(
+                signed_in + timedelta(minutes=2 * nth),
+                "product.viewed",
+                customer_id=visit.shopper.customer_id,
+                product=_viewed(product),
+            )
+        )
+    return script
+
+
+def _cart_visit(visit: _Visit, cart_id: str, rng: random.Random) -> list[Action]:
+    """A cart of one to three products, then what the persona does with it."""
+    persona, index, cust = visit.shopper.persona, visit.shopper.index, visit.shopper.customer_id
     items: list[dict[str, Any]] = [
-        {
-            "sku": sku,
-            "name": name,
-            "price": price,
-            "quantity": rng.randint(1, 2),
-            "category": cat,
-            "url": f"https://shop.example/p/{sku}",
-            "image": f"https://shop.example/i/{sku}.jpg",
-        }
+        {**_product(sku, name, price, cat), "quantity": rng.randint(1, 2)}
         for sku, name, price, cat in rng.sample(CATALOG, rng.randint(1, 3))
     ]
     cart = {
@@ -133,43 +222,16 @@ def shopper_script(shopper: Shopper, start: datetime, rng: random.Random) -> lis
         "url": f"https://shop.example/cart/{cart_id}",
         "items": items,
     }
-    contact = {
-        "email": f"shopper{index}@example.com",
-        "phone": f"+7999{index:07d}",
-        "push_token": f"push-token-{index}",
-        "locale": shopper.locale,
-        "timezone": shopper.zone,
-        "first_name": shopper.first_name,
-    }
-    base = {"anonymous_id": anon, "session_id": f"sess_{index}"}
-    n = 0
-
-    def ev(at: datetime, kind: str, **extra: Any) -> Action:
-        nonlocal n
-        n += 1
-        return Action(
-            at, {"id": f"evt_{index}_{n}", "type": kind, "at": at.isoformat(), **base, **extra}
-        )
-
-    script = [
-        ev(arrive, "session.started"),
-        ev(arrive + timedelta(minutes=1), "product.viewed", product=_viewed(items[0])),
-        ev(
-            arrive + timedelta(minutes=2),
-            "customer.identified",
-            customer_id=cust,
-            contact=contact,
-            consent={"push": True, "sms": True, "email": True},
-        ),
-        ev(arrive + timedelta(minutes=3), "cart.updated", customer_id=cust, cart=cart),
-    ]
+    ev = visit.event
+    script = visit.opening(items[0])
+    t = visit.arrive + timedelta(minutes=3)
+    script.append(ev(t, "cart.updated", customer_id=cust, cart=cart))
     order = {
         "id": f"order_{index}",
         "cart_id": cart_id,
         "currency": "RUB",
         "total": sum(i["price"] * i["quantity"] for i in items),
     }
-    t = arrive + timedelta(minutes=3)
     if persona == "buyer":
         script.append(
             ev(t + timedelta(minutes=8), "checkout.started", customer_id=cust, cart={"id": cart_id})
