@@ -39,6 +39,7 @@ from pydantic import (
     model_validator,
 )
 
+from cartflow.engine.channels import Channel
 from cartflow.engine.events import EventType
 from cartflow.engine.scenario.value_types import Strict
 
@@ -211,3 +212,19 @@ class DoorSettings(Strict):
     @classmethod
     def _secret(cls, value: Any) -> tuple[str, ...]:
         return _secrets(value)
+
+
+#: An identify trait's name, as the shop's analytics sends it (a top-level trait).
+TraitName = Annotated[str, Field(pattern=r"^[A-Za-z_$][A-Za-z0-9_$.-]{0,99}$")]
+
+
+class SegmentDoor(Strict):
+    """The Segment-compatible door (``/v1/segment/…``; its write keys come from
+    ``CARTFLOW_SEGMENT_WRITE_KEYS``, never from this file)."""
+
+    consent_traits: dict[Channel, TraitName] = Field(
+        default_factory=dict,
+        description="Which identify traits carry consent, by channel (none: identify never "
+        "gives consent). Replaces CARTFLOW_SEGMENT_CONSENT_TRAITS when set.",
+        examples=[{"email": "email_opt_in", "sms": "sms_opt_in"}],
+    )

@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator
 
 from cartflow.engine.channels import CHANNELS, Channel
-from cartflow.engine.scenario.door_model import DoorName, DoorSettings
+from cartflow.engine.scenario.door_model import DoorName, DoorSettings, SegmentDoor
 from cartflow.engine.scenario.shared_settings import CapRule, Defaults, ProviderSettings, Replies
 from cartflow.engine.scenario.step_model import (
     ENGAGEMENTS,
@@ -222,6 +222,11 @@ class Settings(Strict):
         description="Generic JSON doors by name (POST /v1/doors/<name>): how a platform's "
         "webhooks become native events (docs/doors.md).",
         examples=[{"insales": {"secret": "${CARTFLOW_DOOR_INSALES_SECRET}", "type_from": "topic"}}],
+    )
+    segment: SegmentDoor = Field(
+        default_factory=SegmentDoor,
+        description="The Segment-compatible door: which identify traits carry consent.",
+        examples=[{"consent_traits": {"email": "email_opt_in"}}],
     )
 
 

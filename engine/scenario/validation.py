@@ -99,7 +99,7 @@ def _in_marketer_words(err: Any) -> str | None:
         return (
             f"{err.get('input')!r} does not fit: use lowercase letters, digits and '_' "
             f"(pattern {ctx.get('pattern')})"
-            if "a-z0-9_" in str(ctx.get("pattern"))
+            if "a-z0-9_" in str(ctx.get("pattern")) and "A-Z" not in str(ctx.get("pattern"))
             else f"{err.get('input')!r} does not match the expected form {ctx.get('pattern')}"
         )
     return None

@@ -207,7 +207,7 @@ def add_segment_routes(
 ) -> None:
     """Serve the Segment door on ``app``; ``secrets`` default to the environment's keys."""
     keys = tuple(secrets) if secrets is not None else env_secrets(SECRETS_VARIABLE)
-    traits = consent_traits()
+    from_env = consent_traits()
     lock = asyncio.Lock()
 
     async def segment(kind: str, request: Request) -> JSONResponse:
@@ -251,6 +251,10 @@ def add_segment_routes(
             known = set(session.scalars(select(RawEvent.id).where(RawEvent.id.in_(ids))))
             book = Book(session)
             try:
+                # scenarios.yaml's segment.consent_traits (live: reloads included), else
+                # the environment's
+                configured = engine.configs.current.settings.segment.consent_traits
+                traits = {str(k): v for k, v in configured.items()} or from_env
                 drafts, skipped = map_messages(messages, book, traits, known)
                 return finish(drafts), skipped, list(book.carts.values())
             except Unmappable as exc:

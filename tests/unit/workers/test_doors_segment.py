@@ -13,19 +13,25 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from segment.analytics.client import Client as SegmentClient
 from sqlalchemy import func, select
 
+from cartflow.engine.clock import SimulatedClock
+from cartflow.engine.configs import ConfigHolder
+from cartflow.engine.errors import ConfigError
 from cartflow.engine.service import Engine
 from cartflow.engine.simulation import Simulation
 from cartflow.engine.store import Database
 from cartflow.engine.store.models import Cart, Consent, Contact, RawEvent, SegmentCart
 
-from ..factories import T0, ClockedRecorder, cart
+from ..factories import SETTINGS_YAML, T0, ClockedRecorder, build_engine, cart, write_config
 from .conftest import FIXTURES, Api
+
+ROOT = Path(__file__).resolve().parents[3]
 
 KEY, OLD_KEY = "wk_live_new", "wk_live_old"
 SPEC: dict[str, Any] = json.loads((FIXTURES / "segment_ecommerce_v2.json").read_text())
@@ -272,3 +278,51 @@ def test_the_real_segment_library_delivers_a_cart_that_cartflow_reminds(
     assert min(at for _, at in sent) >= T0 + timedelta(minutes=30)
     with db.reading() as session:
         assert session.get(Cart, "segment-skdjsidjsdkdj29j") is not None
+
+
+SEGMENT_YAML = "segment:\n  consent_traits:\n    email: newsletter\n"
+
+
+def test_consent_traits_in_scenarios_yaml_replace_the_environments(
+    serve: Callable[..., Api],
+    db: Database,
+    clock: SimulatedClock,
+    recorder: ClockedRecorder,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given scenarios.yaml names `newsletter` for email, and the environment other traits
+    monkeypatch.setenv("CARTFLOW_SEGMENT_CONSENT_TRAITS", "email=email_opt_in,sms=sms_opt_in")
+    scenario = (ROOT / "scenarios" / "abandoned_cart.yaml").read_text(encoding="utf-8")
+    settings = SETTINGS_YAML.format(templates=tmp_path / "templates") + SEGMENT_YAML
+    config = write_config(tmp_path, scenario, settings)
+    api = serve(build_engine(db, clock, ConfigHolder(config), recorder), {"segment": [KEY]})
+    # When an identify carries all three
+    answer = send(api, identify(T0, newsletter="subscribed", email_opt_in=False, sms_opt_in=True))
+    assert answer.status_code == 202, answer.text
+    assert api.apply() == 1
+    # Then only the configured trait gave consent: the environment's are not read
+    with db.reading() as session:
+        consent = dict(session.execute(select(Consent.channel, Consent.granted)).all())
+    assert consent == {"email": True}
+
+
+@pytest.mark.parametrize(
+    ("yaml", "where", "message"),
+    [
+        ("segment:\n  consent_traits:\n    fax: opt_in\n", (3, 10), "unknown channel 'fax'"),
+        ("segment:\n  consent_traits:\n    email: 'has space'\n", (3, 13), "expected form"),
+        ("segment:\n  traits: {}\n", (2, 3), "unknown key 'traits'"),
+    ],
+)
+def test_a_bad_segment_setting_is_refused_at_its_line_and_column(
+    tmp_path: Path, yaml: str, where: tuple[int, int], message: str
+) -> None:
+    scenario = (ROOT / "scenarios" / "abandoned_cart.yaml").read_text(encoding="utf-8")
+    settings = SETTINGS_YAML.format(templates=tmp_path / "templates") + yaml
+    with pytest.raises(ConfigError) as caught:
+        write_config(tmp_path, scenario, settings)
+    problems = [str(p) for p in caught.value.problems]
+    first = SETTINGS_YAML.count("\n")
+    line, column = where
+    assert any(f":{first + line}:{column}:" in p and message in p for p in problems), problems
