@@ -93,6 +93,9 @@ def copy(doc: Doc) -> Doc:
     out["carts"] = {
         k: {**v, "items": dict(v.get("items", {}))} for k, v in (doc.get("carts") or {}).items()
     }
+    # shared with the stored document, an order added in place would leave it "unchanged"
+    # to the ORM: an order changing nothing else was never written
+    out["orders"] = dict(doc.get("orders") or {})
     return out
 
 

@@ -286,3 +286,24 @@ def test_build_context_issues_no_count_and_a_constant_number_of_queries(
         assert not [s for s in statements if "count(" in s.lower()]
     # and the number of statements does not grow with the history
     assert counts[0] == counts[1] == counts[2] and counts[0] <= 8
+
+
+def test_an_order_that_changes_nothing_else_is_still_kept(db: Database) -> None:
+    # Given two orders and a later baseline from the shop (it covers both)
+    figures = {"orders_count": 2, "total_spent": 3000, "currency": "RUB"}
+    history = [
+        event("order.completed", T0, order={"id": "o1", "total": 1000}),
+        event("order.completed", T0 + timedelta(hours=5), order={"id": "o3", "total": 2000}),
+        event("customer.updated", T0 + timedelta(hours=10), customer=figures),
+        # When an order between them arrives late: inside the baseline, neither the first
+        # nor the last — only the document's order ids change
+        event("order.completed", T0 + timedelta(hours=2), order={"id": "o2", "total": 500}),
+    ]
+    for ev in history:
+        with db.sessions() as session, session.begin():
+            apply_event(session, ev, now=T0 + timedelta(hours=11), idle=timedelta(hours=1))
+    # Then it is kept (it counts in the 30-day window)
+    with db.sessions() as session:
+        profile = session.scalars(select(Profile)).one()
+        kept = read_features(session, profile.id, T0 + timedelta(days=1), None)
+    assert kept["orders_30d"] == 3
