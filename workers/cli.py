@@ -143,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--config", default="scenarios.yaml", help="whose segments to evaluate")
     p.set_defaults(func=lambda a: _lazy("cartflow.workers.profile_cmd", "cmd_profile")(a))
+    p = sub.add_parser("features", help="the shoppers' kept features (sessions, orders, ...)")
+    action = p.add_subparsers(dest="action", required=True)
+    p = action.add_parser("rebuild", help="rebuild them from the events, visits and paid carts")
+    p.add_argument("--all", action="store_true", help="every profile (default: those without)")
+    p.set_defaults(func=lambda a: _lazy("cartflow.workers.features_cmd", "cmd_rebuild")(a))
     p = sub.add_parser("report", help="messages and recovered carts per scenario, step, channel")
     p.set_defaults(func=lambda a: _lazy("cartflow.workers.tools", "cmd_report")(a))
     return parser

@@ -163,15 +163,15 @@ def describe(
 
 
 @contextmanager
-def _logs_to_stderr() -> Iterator[None]:
-    """Warnings (a segment that cannot be evaluated) go to stderr: stdout is the answer.
-    The logging set up before is back afterwards."""
+def logs_to_stderr(level: int = logging.WARNING) -> Iterator[None]:
+    """Logs from ``level`` up (warnings: a segment that cannot be evaluated) go to stderr:
+    stdout is the answer. The logging set up before is back afterwards."""
     import structlog
 
     from cartflow.workers.logs import configure
 
     before = structlog.get_config()
-    configure("console", logging.WARNING)
+    configure("console", level)
     try:
         yield
     finally:
@@ -192,7 +192,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         config = None  # the rest is still worth seeing; segments say why they are missing
     db = _db()
     try:
-        with db.sessions() as session, _logs_to_stderr():
+        with db.sessions() as session, logs_to_stderr():
             profile = find_profile(session, args.id)
             if profile is None:
                 raise UnknownProfile(f"no profile, customer id or anonymous id {args.id!r}")

@@ -15,8 +15,18 @@ from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError, InternalError, OperationalError, StatementError
 
 from cartflow.engine.deliveries import delivery_key
+from cartflow.engine.features import read_features
 from cartflow.engine.store.database import Database
-from cartflow.engine.store.models import Cart, Delivery, Journey, Profile, RawEvent
+from cartflow.engine.store.models import (
+    Cart,
+    Delivery,
+    Identity,
+    Journey,
+    Profile,
+    ProfileFeatures,
+    RawEvent,
+)
+from cartflow.engine.store.models import Session as VisitSession
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
@@ -289,3 +299,56 @@ def test_after_a_failed_delivery_the_step_may_fall_over(db: Database, first: str
     # and the new one is the step's only live delivery
     with pytest.raises(IntegrityError), db.transaction() as session:
         session.add(_delivery("d3", "pending", attempt=3))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_migration_0015_fills_the_features_an_upgrade_has_none_of(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path / 'old.db'}"
+        if backend == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
+    db = Database(url)
+    try:
+        # Given an install at 0014: two visits (the first one's events purged), a paid
+        # cart whose order event was purged, one retained page view
+        db.migrate("0014")
+        with db.transaction() as session:
+            session.add(_profile())
+            session.flush()
+            session.add(Identity(kind="customer_id", value="cust_1", profile_id="p1", created_at=T))
+            for sid, at in (("s1", T), ("s2", T + timedelta(days=1))):
+                session.add(VisitSession(id=sid, profile_id="p1", started_at=at, last_seen_at=at))
+            paid = _cart()
+            paid.status, paid.order_id, paid.ordered_at = "ordered", "o1", T + timedelta(hours=1)
+            session.add(paid)
+            viewed = T + timedelta(days=1)
+            session.add(
+                RawEvent(
+                    id="e1",
+                    type="page.viewed",
+                    at=viewed,
+                    received_at=viewed,
+                    applied_at=viewed,
+                    payload={
+                        "id": "e1",
+                        "type": "page.viewed",
+                        "at": viewed.isoformat(),
+                        "customer_id": "cust_1",
+                        "session_id": "s2",
+                    },
+                )
+            )
+        # When it is upgraded
+        db.migrate()
+        # Then the kept features hold those visits and that order
+        with db.sessions() as session:
+            assert session.get(ProfileFeatures, "p1") is not None
+            features = read_features(session, "p1", T + timedelta(days=2), None)
+        assert (features["sessions"], features["sessions_7d"]) == (2, 2)
+        assert (features["page_views_session"], features["page_views_7d"]) == (1, 1)
+        assert (features["orders_total"], features["lifetime_value"]) == (1, 9981.0)
+    finally:
+        db.dispose()
