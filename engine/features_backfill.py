@@ -85,7 +85,8 @@ def backfill(
         written, skipped, after = written + len(batch), skipped + replay.skipped, batch[-1]
         if commit:
             session.commit()
-    log.info("features_backfilled", profiles=written, events_skipped=skipped)
+    if written or skipped:  # a new database has nothing to say
+        log.info("features_backfilled", profiles=written, events_skipped=skipped)
     return written
 
 
