@@ -45,12 +45,14 @@ check: $(STAMP)
 	$(BIN)/ruff check cartflow/__init__.py engine providers workers tests bench
 	$(BIN)/mypy
 
-## bench: the hot path on one thread, timer dispatch on PostgreSQL, then reminders end to end against Celery, Dramatiq
-## and APScheduler (about 1.5 h on 2 cores; each starts its own servers; results go to
-## BENCHMARKS.md). Smaller: .venv/bin/python bench/reminders.py --reminders 2000 --events 10000
+## bench: the hot path on one thread, timer dispatch on PostgreSQL, the features rebuild of an
+## upgrade, then reminders end to end against Celery, Dramatiq and APScheduler (about 1.5 h on
+## 2 cores; each starts its own servers; results go to BENCHMARKS.md).
+## Smaller: .venv/bin/python bench/reminders.py --reminders 2000 --events 10000
 bench: $(BENCH_STAMP) servers
 	$(BIN)/python bench/hotpath.py --write
 	$(BIN)/python bench/timers.py --write
+	$(BIN)/python bench/backfill.py --shoppers 2000 --write
 	$(BIN)/python bench/reminders.py --write
 
 ## bench-quick: reminders end to end, every part and system at small sizes (under 5 min on

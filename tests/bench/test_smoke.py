@@ -47,6 +47,13 @@ def table_rows(text: str, first_cell: str, after: str = "") -> list[list[str]]:
     return rows
 
 
+def test_backfill_rebuilds_what_the_live_path_kept() -> None:
+    out = run("backfill.py", "--shoppers", "12", "--views", "2", "--batches", "5,50")
+    rows = table_rows(out, "rebuild")
+    assert [row[1] for row in rows] == ["5 profiles", "50 profiles"], out
+    assert "rebuilt equal to live: True" in out
+
+
 def test_hotpath_reports_every_phase_per_unit() -> None:
     out = run("hotpath.py", "--shoppers", "12")
     rows = {row[0]: row for row in table_rows(out, "") if row[0] in ("apply", "idle", "send")}

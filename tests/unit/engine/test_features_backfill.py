@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,6 +17,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 from structlog.testing import capture_logs
 
+from cartflow.engine import features_backfill
 from cartflow.engine.events import Event
 from cartflow.engine.features import read_features
 from cartflow.engine.features_backfill import backfill
@@ -99,8 +101,10 @@ def test_a_rebuild_from_the_retained_history_equals_what_the_live_path_kept(
     # and the same rows in an install that never kept features
     upgraded = _upgraded_copy(live, tmp_path)
     try:
-        # When the features are rebuilt there
-        live_profiles = _rebuild(upgraded, now)
+        # When the features are rebuilt there, one profile per batch (every event is read
+        # by each batch and must land in its own shopper's only)
+        with patch.object(features_backfill, "BATCH", 1):
+            live_profiles = _rebuild(upgraded, now)
         # Then every profile reads the same at the same `now`
         assert _features(upgraded, now) == _features(live, now)
         with upgraded.sessions() as session:
