@@ -20,17 +20,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import re
-import shlex
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy
 from sqlalchemy import delete, select
 
 HERE = Path(__file__).resolve().parent
@@ -38,7 +34,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 from hotpath import SCENARIO, SETTINGS, T0  # noqa: E402
-from report import write_section  # noqa: E402
+from report import provenance, write_section  # noqa: E402
 from servers import throwaway_postgres  # noqa: E402
 
 from cartflow.engine import features_backfill  # noqa: E402
@@ -134,17 +130,11 @@ def run(shoppers: int, views: int, batches: list[int]) -> tuple[str, dict[str, A
 
 
 def section(body: str, argv: list[str], facts: dict[str, Any]) -> str:
-    cpu = re.search(r"model name\s*: (.*)", Path("/proc/cpuinfo").read_text())
     return "\n".join(
         [
             SECTION,
             "",
-            f"Measured {datetime.now(UTC):%Y-%m-%d} with `.venv/bin/python bench/backfill.py "
-            f"{shlex.join(argv)}`.",
-            f"Machine: {os.cpu_count()} cores ({cpu[1] if cpu else platform.machine()}), Linux "
-            f"`{platform.release()}`; Python {platform.python_version()}, PostgreSQL "
-            f"{facts['postgres']} (throwaway, fsync=off), SQLAlchemy {sqlalchemy.__version__}; "
-            f"1-minute load average before the run {facts['load']:.2f}.",
+            *provenance("backfill.py", argv, facts["postgres"], facts["load"]),
             "",
             f"{facts['events']:,} retained events. *live* applies them through the engine (every "
             "rule: profiles, carts, timers, features); *rebuild* is the upgrade's migration 0015 "

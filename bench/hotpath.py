@@ -27,10 +27,7 @@ import contextlib
 import cProfile
 import io
 import os
-import platform
 import pstats
-import re
-import shlex
 import sys
 import tempfile
 import time
@@ -41,14 +38,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy
 from sqlalchemy import event as sa_event
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from report import BENCHMARKS, write_section  # noqa: E402
+from report import BENCHMARKS, provenance, write_section  # noqa: E402
 from servers import throwaway_postgres  # noqa: E402
 
 from cartflow.engine.clock import SimulatedClock  # noqa: E402
@@ -356,17 +352,11 @@ def table(rows: list[Row]) -> str:
 
 
 def section(body: str, argv: list[str], facts: dict[str, Any]) -> str:
-    cpu = re.search(r"model name\s*: (.*)", Path("/proc/cpuinfo").read_text())
     return "\n".join(
         [
             SECTION,
             "",
-            f"Measured {datetime.now(UTC):%Y-%m-%d} with `.venv/bin/python bench/hotpath.py "
-            f"{shlex.join(argv)}`.",
-            f"Machine: {os.cpu_count()} cores ({cpu[1] if cpu else platform.machine()}), Linux "
-            f"`{platform.release()}`; Python {platform.python_version()}, PostgreSQL "
-            f"{facts['postgres']} (throwaway, fsync=off), SQLAlchemy {sqlalchemy.__version__}; "
-            f"1-minute load average before the run {facts['load']:.2f}.",
+            *provenance("hotpath.py", argv, facts["postgres"], facts["load"]),
             "",
             "One process, one thread, no broker and no HTTP: the methods the actors call "
             "(`Engine.apply_events` 1,000 ids per call, `Engine.fire_many` 20 claims per "

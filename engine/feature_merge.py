@@ -62,8 +62,10 @@ def merged(target: Doc, source: Doc) -> Doc:
     for key, pick in (("order_first_at", min), ("order_last_at", max)):
         if src.get(key):
             extreme(out, key, parse_time(src[key]), pick)
-    ids = {o[3] for o in out.get("seen", [])}
-    out["seen"] = [*out.get("seen", []), *(o for o in src.get("seen", []) if o[3] not in ids)]
+    # an order on both profiles counts once (entries kept before they had an id: never equal)
+    ids = {o[3] for o in out.get("seen", []) if len(o) > 3}
+    more = [o for o in src.get("seen", []) if len(o) <= 3 or o[3] not in ids]
+    out["seen"] = [*out.get("seen", []), *more]
     if src.get("base"):
         set_base(out, src["base"])
     elif out.get("base"):

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
 
-from cartflow.engine import feature_doc
+from cartflow.engine import feature_doc, feature_merge
 from cartflow.engine.context import build_context
 from cartflow.engine.features import read_features
 from cartflow.engine.scenario.loader import Config
@@ -330,3 +330,14 @@ def test_an_order_inside_the_shops_figures_and_between_others_still_counts_in_30
         kept = read_features(session, profile.id, T0 + timedelta(days=2), profile.last_seen_at)
     # Then each counts once in the window, and the figures are not added to
     assert kept["orders_30d"] == 3 and kept["orders_total"] == 3
+
+
+def test_a_merge_reads_a_document_kept_before_orders_had_ids() -> None:
+    # Given a profile's document from before seen orders carried their id (3 items)
+    old = {"seen": [["2026-11-20T10:00:00+00:00", "100", False]], "order_ids": ["o1"]}
+    new = {"seen": [["2026-11-21T10:00:00+00:00", "50", True, "o2"]], "orders": {}}
+    # When it merges with a current one, either way round
+    for target, source in ((old, new), (new, old)):
+        merged = feature_merge.merged(target, source)
+        # Then both orders stay counted
+        assert sorted(o[1] for o in merged["seen"]) == ["100", "50"]
