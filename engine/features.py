@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from cartflow.engine import feature_doc, feature_merge
 from cartflow.engine.events import Event
-from cartflow.engine.feature_doc import utc_day
+from cartflow.engine.feature_doc import parse_time, utc_day
 from cartflow.engine.store.models import ProfileFeatures
 
 
@@ -116,12 +116,8 @@ def read_features(
     return features_of(row.doc if row is not None else {}, now, last_seen_at)
 
 
-def _t(value: str) -> datetime:
-    return datetime.fromisoformat(value)
-
-
 def _later(*values: str | None) -> datetime | None:
-    present = [_t(v) for v in values if v]
+    present = [parse_time(v) for v in values if v]
     return max(present) if present else None
 
 
@@ -137,7 +133,9 @@ def features_of(
     spent = float(Decimal(base.get("spent", "0")) + sum(Decimal(o[1]) for o in seen))
     visit = feature_doc.latest_visit(doc) or {}
     category, share = _focus(doc, now)
-    first_order = [_t(v) for v in (base.get("first_order_at"), doc.get("order_first_at")) if v]
+    first_order = [
+        parse_time(v) for v in (base.get("first_order_at"), doc.get("order_first_at")) if v
+    ]
     return {
         "sessions": doc.get("sessions", 0),
         "sessions_7d": _window(doc, "s", now, 7),
@@ -162,7 +160,9 @@ def features_of(
         ),
         "returned_via": (doc.get("back") or {}).get("channel"),
         "orders_30d": sum(
-            1 for at in (doc.get("orders") or {}).values() if _within(utc_day(_t(at)), now, 30)
+            1
+            for at in (doc.get("orders") or {}).values()
+            if _within(utc_day(parse_time(at)), now, 30)
         ),
         "orders_total": orders,
         "lifetime_value": spent,

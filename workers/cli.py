@@ -23,7 +23,6 @@ from typing import Any
 from cartflow.engine.scenario.loader import ConfigError, load_config
 from cartflow.engine.timing import parse_duration
 from cartflow.workers.errors import CliError as CliError  # re-exported (defined here before)
-from cartflow.workers.shop import PERSONAS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -112,8 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--shoppers",
         type=int,
-        default=len(PERSONAS),
-        help=f"simulated shoppers (default {len(PERSONAS)}: one of each persona in the list)",
+        help="simulated shoppers (default: one of each persona, workers/shop.py)",
     )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--config", help="scenarios.yaml to run (default: the shipped example)")
@@ -201,6 +199,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from cartflow.workers.demo import DEFAULT_CONFIG, run_demo
+    from cartflow.workers.shop import PERSONAS
 
     _logging("console", logging.INFO if args.verbose else logging.WARNING)
     try:
@@ -213,7 +212,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         config_path=args.config or str(DEFAULT_CONFIG),
         speed=args.speed,
         duration=duration,
-        shoppers=args.shoppers,
+        shoppers=len(PERSONAS) if args.shoppers is None else args.shoppers,
         seed=args.seed,
         out=sys.stdout,
     )

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from cartflow.engine.clock import Clock, SimulatedClock
 from cartflow.engine.configs import ConfigHolder
+from cartflow.engine.errors import ConfigError
 from cartflow.engine.events import Event
 from cartflow.engine.scenario.loader import Config, load_config
 from cartflow.engine.sending import Message, SendResult
@@ -24,6 +25,8 @@ from cartflow.engine.simulation import Simulation
 from cartflow.engine.store import Cart, Database, Decision, Delivery, Journey, Timer
 from cartflow.providers.recording import RecordingProvider
 from cartflow.providers.registry import ChannelRouter, validators
+
+REPO = Path(__file__).resolve().parents[2]
 
 #: 10:00 in Moscow on a Sunday: inside every send window and outside quiet hours.
 T0 = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
@@ -202,6 +205,23 @@ def write_config(
     )
     (directory / "scenarios" / "test.yaml").write_text(scenario_yaml, encoding="utf-8")
     return load_config(directory / "scenarios.yaml", provider_types=validators())
+
+
+def shipped_with(directory: Path, settings_extra: str) -> Config:
+    """The shipped abandoned-cart scenario under the test settings plus ``settings_extra``
+    (more top-level keys of scenarios.yaml, written after SETTINGS_YAML's lines)."""
+    scenario = (REPO / "scenarios" / "abandoned_cart.yaml").read_text(encoding="utf-8")
+    settings = SETTINGS_YAML.format(templates=directory / "templates") + settings_extra
+    return write_config(directory, scenario, settings)
+
+
+def config_problems(directory: Path, settings_extra: str) -> list[str]:
+    """The problems loading :func:`shipped_with` reports (it must refuse)."""
+    try:
+        shipped_with(directory, settings_extra)
+    except ConfigError as refused:
+        return [str(problem) for problem in refused.problems]
+    raise AssertionError("the configuration loaded")
 
 
 # -- providers ------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ from standardwebhooks.webhooks import Webhook
 
 from cartflow.engine.clock import SimulatedClock
 from cartflow.engine.configs import ConfigHolder
-from cartflow.engine.errors import ConfigError
 from cartflow.engine.scenario.loader import Config, load_config
 from cartflow.engine.simulation import Simulation
 from cartflow.engine.store import Database
@@ -28,7 +27,15 @@ from cartflow.engine.store.models import RawEvent
 from cartflow.providers.registry import validators
 from cartflow.workers.doors.intake import ignored_counts
 
-from ..factories import SETTINGS_YAML, T0, ClockedRecorder, build_engine, cart, write_config
+from ..factories import (
+    SETTINGS_YAML,
+    T0,
+    ClockedRecorder,
+    build_engine,
+    cart,
+    config_problems,
+    write_config,
+)
 from .conftest import Api
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -276,12 +283,7 @@ def test_a_door_whose_secret_is_left_empty_is_off(
 
 
 # -- the YAML --------------------------------------------------------------------------------
-def problems_of(tmp_path: Path, doors_yaml: str) -> list[str]:
-    scenario = (ROOT / "scenarios" / "abandoned_cart.yaml").read_text(encoding="utf-8")
-    settings = SETTINGS_YAML.format(templates=tmp_path / "templates") + doors_yaml
-    with pytest.raises(ConfigError) as caught:
-        write_config(tmp_path, scenario, settings)
-    return [str(problem) for problem in caught.value.problems]
+problems_of = config_problems
 
 
 #: The line of ``doors:`` in the written scenarios.yaml.

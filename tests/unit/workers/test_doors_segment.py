@@ -22,16 +22,21 @@ from sqlalchemy import func, select
 
 from cartflow.engine.clock import SimulatedClock
 from cartflow.engine.configs import ConfigHolder
-from cartflow.engine.errors import ConfigError
 from cartflow.engine.service import Engine
 from cartflow.engine.simulation import Simulation
 from cartflow.engine.store import Database
 from cartflow.engine.store.models import Cart, Consent, Contact, RawEvent, SegmentCart
 
-from ..factories import SETTINGS_YAML, T0, ClockedRecorder, build_engine, cart, write_config
+from ..factories import (
+    SETTINGS_YAML,
+    T0,
+    ClockedRecorder,
+    build_engine,
+    cart,
+    config_problems,
+    shipped_with,
+)
 from .conftest import FIXTURES, Api
-
-ROOT = Path(__file__).resolve().parents[3]
 
 KEY, OLD_KEY = "wk_live_new", "wk_live_old"
 SPEC: dict[str, Any] = json.loads((FIXTURES / "segment_ecommerce_v2.json").read_text())
@@ -293,9 +298,7 @@ def test_consent_traits_in_scenarios_yaml_replace_the_environments(
 ) -> None:
     # Given scenarios.yaml names `newsletter` for email, and the environment other traits
     monkeypatch.setenv("CARTFLOW_SEGMENT_CONSENT_TRAITS", "email=email_opt_in,sms=sms_opt_in")
-    scenario = (ROOT / "scenarios" / "abandoned_cart.yaml").read_text(encoding="utf-8")
-    settings = SETTINGS_YAML.format(templates=tmp_path / "templates") + SEGMENT_YAML
-    config = write_config(tmp_path, scenario, settings)
+    config = shipped_with(tmp_path, SEGMENT_YAML)
     api = serve(build_engine(db, clock, ConfigHolder(config), recorder), {"segment": [KEY]})
     # When an identify carries all three
     answer = send(api, identify(T0, newsletter="subscribed", email_opt_in=False, sms_opt_in=True))
@@ -318,11 +321,7 @@ def test_consent_traits_in_scenarios_yaml_replace_the_environments(
 def test_a_bad_segment_setting_is_refused_at_its_line_and_column(
     tmp_path: Path, yaml: str, where: tuple[int, int], message: str
 ) -> None:
-    scenario = (ROOT / "scenarios" / "abandoned_cart.yaml").read_text(encoding="utf-8")
-    settings = SETTINGS_YAML.format(templates=tmp_path / "templates") + yaml
-    with pytest.raises(ConfigError) as caught:
-        write_config(tmp_path, scenario, settings)
-    problems = [str(p) for p in caught.value.problems]
+    problems = config_problems(tmp_path, yaml)
     first = SETTINGS_YAML.count("\n")
     line, column = where
     assert any(f":{first + line}:{column}:" in p and message in p for p in problems), problems
